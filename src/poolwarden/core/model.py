@@ -1,0 +1,118 @@
+"""The domain nouns: tenants, egress IPs, pools, mailbox providers, plans and tiers.
+
+Immutable value objects only; no behaviour that needs I/O. Built by the config
+layer, read by the snapshot and the decision function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Plan(StrEnum):
+    """How a tenant's mail is placed (seeds 000 and 004)."""
+
+    SHARED = "shared"  # S1: always a shared pool chosen by tier
+    DEDICATED = "dedicated"  # S1: always the tenant's own IPs
+    MAJOR_VIA_SHARED = "major-via-shared"  # S4: major providers via shared, the rest dedicated
+    PROVE_THEN_SHARE = "prove-then-share"  # S5: dedicated until proven, then the good shared pool
+    PRIVATE_ROUTING = "private-routing"  # S7: only listed sending domains use the own IP
+    AUTO = "auto"  # poolwarden chooses from the volume advice
+
+
+class Tier(StrEnum):
+    """Where a tenant stands; ordered from best to worst by ``TIER_ORDER``."""
+
+    GOOD = "good"
+    NEW = "new"
+    RISKY = "risky"
+    SUSPENDED = "suspended"
+    OFF_PLATFORM = "off-platform"
+
+
+# Lower rank = better standing. ``new`` sits below ``good``: a tenant without
+# evidence is not trusted ("starts off bad until you prove yourself").
+TIER_RANK: dict[Tier, int] = {
+    Tier.GOOD: 0,
+    Tier.NEW: 1,
+    Tier.RISKY: 2,
+    Tier.SUSPENDED: 3,
+    Tier.OFF_PLATFORM: 4,
+}
+
+
+class IpState(StrEnum):
+    WARMING = "warming"
+    ACTIVE = "active"
+    DRAINING = "draining"  # takes no new mail
+    RETIRED = "retired"  # takes no mail at all
+
+
+class PoolKind(StrEnum):
+    SHARED = "shared"
+    DEDICATED = "dedicated"
+
+
+@dataclass(frozen=True, slots=True)
+class EgressIp:
+    address: str
+    helo: str
+    state: IpState = IpState.ACTIVE
+    blocklisted: bool = False
+
+    @property
+    def usable(self) -> bool:
+        """Whether new mail may leave from this address."""
+        return self.state in (IpState.ACTIVE, IpState.WARMING) and not self.blocklisted
+
+    def unusable_reason(self) -> str:
+        if self.blocklisted:
+            return f"{self.address} is blocklisted"
+        return f"{self.address} is {self.state.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    name: str
+    kind: PoolKind
+    tiers: frozenset[Tier]
+    ips: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """A mailbox provider, recognised by recipient domain or by MX host suffix."""
+
+    name: str
+    domains: tuple[str, ...] = ()
+    mx_suffixes: tuple[str, ...] = ()
+    major: bool = False
+
+
+OTHER_PROVIDER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    name: str
+    plan: Plan
+    domains: tuple[str, ...] = ()
+    dedicated_ips: tuple[str, ...] = ()
+    # private-routing (S7): the sending domains that leave from the tenant's own IPs
+    private_domains: tuple[str, ...] = ()
+    sasl_usernames: tuple[str, ...] = ()
+    client_addresses: tuple[str, ...] = ()
+    initial_tier: Tier = Tier.NEW
+    labels: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class TenantStanding:
+    """A tenant's current tier as stored, and any operator pin on it."""
+
+    tier: Tier
+    since: float  # epoch seconds of the last move
+    pinned: bool = False
+    pinned_by: str | None = None
+    pinned_why: str | None = None

@@ -1,0 +1,98 @@
+"""Mailbox-provider grouping by recipient domain and by MX host suffix.
+
+A company domain hosted on Google Workspace is "Google": the MX suffix match
+covers it, either from MX hosts the caller passes in or from a learned
+domain → provider table (filled off the hot path from DNS). Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from poolwarden.core.model import OTHER_PROVIDER, Provider
+
+DEFAULT_PROVIDERS: tuple[Provider, ...] = (
+    Provider(
+        name="google",
+        domains=("gmail.com", "googlemail.com"),
+        mx_suffixes=("google.com", "googlemail.com"),
+        major=True,
+    ),
+    Provider(
+        name="microsoft",
+        domains=("outlook.com", "hotmail.com", "live.com", "msn.com", "hotmail.co.uk",
+                 "hotmail.fr", "outlook.de", "live.co.uk"),
+        mx_suffixes=("mail.protection.outlook.com", "olc.protection.outlook.com"),
+        major=True,
+    ),
+    Provider(
+        name="yahoo",
+        domains=("yahoo.com", "ymail.com", "rocketmail.com", "aol.com", "yahoo.co.uk",
+                 "yahoo.fr", "aim.com"),
+        mx_suffixes=("yahoodns.net",),
+        major=True,
+    ),
+    Provider(
+        name="apple",
+        domains=("icloud.com", "me.com", "mac.com"),
+        mx_suffixes=("mail.icloud.com",),
+        major=True,
+    ),
+)
+
+
+class ProviderIndex:
+    """Answers "which provider receives mail for this domain?" in a few dict lookups."""
+
+    __slots__ = ("_by_domain", "_learned", "_mx_suffixes", "providers")
+
+    def __init__(self, providers: Iterable[Provider],
+                 learned: Mapping[str, str] | None = None) -> None:
+        self.providers: dict[str, Provider] = {}
+        self._by_domain: dict[str, Provider] = {}
+        self._mx_suffixes: list[tuple[str, Provider]] = []
+        for provider in providers:
+            self.providers[provider.name] = provider
+            for domain in provider.domains:
+                self._by_domain[domain.lower()] = provider
+            for suffix in provider.mx_suffixes:
+                self._mx_suffixes.append((suffix.lower().strip("."), provider))
+        # longest suffix first so a more specific MX pattern wins
+        self._mx_suffixes.sort(key=lambda item: -len(item[0]))
+        self._learned = {k.lower(): v for k, v in (learned or {}).items()}
+        if OTHER_PROVIDER not in self.providers:
+            self.providers[OTHER_PROVIDER] = Provider(name=OTHER_PROVIDER)
+
+    def is_major(self, name: str) -> bool:
+        provider = self.providers.get(name)
+        return provider is not None and provider.major
+
+    def for_domain(self, domain: str, mx_hosts: Iterable[str] = ()) -> str:
+        """The provider name for a recipient domain (and its MX hosts, when known)."""
+        domain = domain.lower().rstrip(".")
+        by_domain = self._by_domain
+        hit = by_domain.get(domain)
+        if hit is not None:
+            return hit.name
+        learned = self._learned.get(domain)
+        if learned is not None:
+            return learned
+        # subdomains of a provider domain (mail.yahoo.com, eu.icloud.com)
+        dot = domain.find(".")
+        while dot != -1:
+            hit = by_domain.get(domain[dot + 1:])
+            if hit is not None:
+                return hit.name
+            dot = domain.find(".", dot + 1)
+        for host in mx_hosts:
+            name = self.for_mx_host(host)
+            if name != OTHER_PROVIDER:
+                return name
+        return OTHER_PROVIDER
+
+    def for_mx_host(self, host: str) -> str:
+        host = host.lower().rstrip(".")
+        for suffix, provider in self._mx_suffixes:
+            if host == suffix or host.endswith("." + suffix):
+                return provider.name
+        return OTHER_PROVIDER

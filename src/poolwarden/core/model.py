@@ -116,3 +116,13 @@ class TenantStanding:
     pinned: bool = False
     pinned_by: str | None = None
     pinned_why: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """Everything the operator declares: tenants, egress IPs, pools and providers."""
+
+    tenants: tuple[Tenant, ...]
+    ips: tuple[EgressIp, ...]
+    pools: tuple[Pool, ...]
+    providers: tuple[Provider, ...]

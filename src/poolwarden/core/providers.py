@@ -59,9 +59,11 @@ class ProviderIndex:
                 self._mx_suffixes.append((suffix.lower().strip("."), provider))
         # longest suffix first so a more specific MX pattern wins
         self._mx_suffixes.sort(key=lambda item: -len(item[0]))
-        self._learned = {k.lower(): v for k, v in (learned or {}).items()}
         if OTHER_PROVIDER not in self.providers:
             self.providers[OTHER_PROVIDER] = Provider(name=OTHER_PROVIDER)
+        # a learned entry naming a provider we no longer know falls back to "other"
+        self._learned = {k.lower(): v for k, v in (learned or {}).items()
+                         if v in self.providers}
 
     def is_major(self, name: str) -> bool:
         provider = self.providers.get(name)

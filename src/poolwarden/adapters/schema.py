@@ -1,0 +1,101 @@
+"""The store's tables, declared once as SQLAlchemy Core metadata.
+
+The one description of the schema that the SQL store queries and that the
+Alembic migrations must build exactly (a test compares them). Declares
+tables only: no engine, no connection, no queries.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+
+from poolwarden.core.reputation import COUNT_FIELDS
+
+# Constraint and index names are spelled out so that SQLite and PostgreSQL
+# agree, and so a migration can name what it alters.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# One outcome event, stored once by its idempotency key.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String, nullable=False),
+    Column("time", Float, nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("tenant", String, nullable=False),
+    Column("provider", String, nullable=False),
+    Column("ip", String, nullable=True),
+    Column("sending_domain", String, nullable=True),
+    Column("recipient_domain", String, nullable=True),
+    Column("reason", String(1024), nullable=False),
+    UniqueConstraint("key", name="uq_events_key"),
+    Index("ix_events_tenant_day", "tenant", "day"),
+)
+
+# Day counters per (scope, scope id, provider or "*", day): the Ledger's buckets.
+counters = Table(
+    "counters",
+    metadata,
+    Column("scope", String, nullable=False),
+    Column("scope_id", String, nullable=False),
+    Column("provider", String, nullable=False),
+    Column("day", Integer, nullable=False),
+    *(Column(name, Integer, nullable=False, server_default=text("0"))
+      for name in COUNT_FIELDS),
+    PrimaryKeyConstraint("scope", "scope_id", "provider", "day", name="pk_counters"),
+    Index("ix_counters_day", "day"),
+)
+
+# The current tier of each tenant and any operator pin on it.
+tenant_state = Table(
+    "tenant_state",
+    metadata,
+    Column("tenant", String, primary_key=True),
+    Column("tier", String, nullable=False),
+    Column("since", Float, nullable=False),
+    Column("pinned", Boolean, nullable=False, server_default=false()),
+    Column("pinned_by", String, nullable=True),
+    Column("pinned_why", Text, nullable=True),
+)
+
+# Every tier move ever made, with the numbers and thresholds behind it.
+tier_moves = Table(
+    "tier_moves",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("before", String, nullable=False),
+    Column("after", String, nullable=False),
+    Column("rule", String, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String, nullable=False),
+    Column("source", String, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("thresholds", JSON, nullable=False),
+    Column("pinned", Boolean, nullable=False, server_default=false()),
+    Index("ix_tier_moves_tenant_id", "tenant", "id"),
+)

@@ -1,0 +1,324 @@
+"""The SQL store: ``ports.Store`` on SQLite (embedded default) or PostgreSQL.
+
+SQLAlchemy Core only (no ORM), the same statements on both backends; the
+schema comes from ``adapters.schema`` and is built by the Alembic migrations
+that ``open_store`` applies. Every write is one transaction, and every driver
+error leaves as ``StoreError`` with nothing partial written. Knows nothing of
+services, configuration or the clock: times arrive inside the values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.util.exc import CommandError
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from poolwarden.adapters.memory import fold, json_dumps, unique_by_key
+from poolwarden.adapters.schema import counters, events, tenant_state, tier_moves
+from poolwarden.core.errors import StoreError
+from poolwarden.core.events import Event
+from poolwarden.core.model import TenantStanding, Tier
+from poolwarden.core.reputation import COUNT_FIELDS, Counts, Ledger, Scope
+from poolwarden.core.tiers import TierMove
+from poolwarden.ports import AddResult, CounterRow
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+CHUNK = 500  # rows per statement on SQLite: well under its bound-variable limit
+PG_CHUNK = 5_000  # events per statement on PostgreSQL (ten array parameters each)
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_PG_MIGRATION_LOCK = 0x706F6F6C  # pg_advisory_xact_lock key: one migrator at a time
+_BEGIN_OPTION = "poolwarden_sqlite_begin"  # execution option: the BEGIN statement to send
+
+EVENT_COLUMNS = ("key", "time", "day", "kind", "tenant", "provider", "ip", "sending_domain",
+                 "recipient_domain", "reason")
+
+
+def _pg_insert_events() -> Any:
+    """INSERT … SELECT FROM unnest(one array per column) ON CONFLICT DO NOTHING RETURNING key.
+
+    A short statement psycopg can cache, instead of thousands of bound values.
+    Array elements are cast to unbounded types: a cast to varchar(1024) would
+    silently truncate, while the assignment to the column raises on overflow.
+    """
+    arrays = [bindparam(name, type_=ARRAY(String if isinstance(events.c[name].type, String)
+                                          else events.c[name].type))
+              for name in EVENT_COLUMNS]
+    source = func.unnest(*arrays).table_valued(*EVENT_COLUMNS).render_derived(name="src")
+    return (postgresql.insert(events)
+            .from_select(list(EVENT_COLUMNS), select(*source.c))
+            .on_conflict_do_nothing(index_elements=[events.c.key])
+            .returning(events.c.key))
+
+
+_PG_INSERT_EVENTS = _pg_insert_events()
+
+
+def _chunks(rows: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+def _event_row(ev: Event) -> dict[str, Any]:
+    return {"key": ev.key, "time": ev.time, "day": ev.day, "kind": ev.kind.value,
+            "tenant": ev.tenant, "provider": ev.provider, "ip": ev.ip,
+            "sending_domain": ev.sending_domain, "recipient_domain": ev.recipient_domain,
+            "reason": ev.reason}
+
+
+def _describe(exc: SQLAlchemyError) -> str:
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"{type(exc.orig).__name__}: {str(exc.orig).strip()}"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    """Re-raise SQLAlchemy and driver errors as ``StoreError`` naming the action."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StoreError(f"store: {action} failed: {_describe(exc)}") from exc
+
+
+def _on_sqlite_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    # Hand transaction control to SQLAlchemy (the "begin" listener below), so
+    # DDL is transactional too and writers can take the lock up front.
+    dbapi_conn.isolation_level = None  # type: ignore[attr-defined]
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+
+
+class SqlStore:
+    """``ports.Store`` over a SQLAlchemy engine; build it with ``open_store``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        dialect = engine.dialect.name
+        if dialect == "sqlite":
+            self._insert: Any = sqlite.insert
+        elif dialect == "postgresql":
+            self._insert = postgresql.insert
+        else:
+            raise StoreError(f"store: unsupported database '{dialect}' "
+                             "(use sqlite:/// or postgresql+psycopg://)")
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[Connection]:
+        """One write transaction; on SQLite it takes the write lock at BEGIN."""
+        with _translated(action), self._engine.connect() as conn:
+            if self._engine.dialect.name == "sqlite":
+                conn = conn.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self, action: str) -> Iterator[Connection]:
+        with _translated(action), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (a no-op when it is there)."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        try:
+            with self._write("migrate the schema") as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(select(func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+        except CommandError as exc:  # e.g. the database is newer than this code
+            raise StoreError(f"store: migrate the schema failed: {exc}") from exc
+
+    # -- events and counters -------------------------------------------------
+
+    def add_events(self, batch: Iterable[Event]) -> AddResult:
+        received = list(batch)
+        unique = unique_by_key(received)
+        with self._write("add events") as conn:
+            new_keys = self._insert_events(conn, unique)
+            added = [ev for ev in unique if ev.key in new_keys]
+            self._upsert_counters(conn, fold(added))
+        return AddResult(added=len(added), duplicates=len(received) - len(added),
+                         added_events=tuple(added))
+
+    def _insert_events(self, conn: Connection, unique: Sequence[Event]) -> set[str]:
+        """Insert what is new; the keys that really were (others exist already)."""
+        new_keys: set[str] = set()
+        if not unique:
+            return new_keys
+        if conn.dialect.name == "postgresql":
+            for chunk in _chunks(unique, PG_CHUNK):
+                rows = [_event_row(ev) for ev in chunk]
+                arrays = {name: [row[name] for row in rows] for name in EVENT_COLUMNS}
+                new_keys.update(conn.execute(_PG_INSERT_EVENTS, arrays).scalars())
+            return new_keys
+        stmt = (sqlite.insert(events)
+                .on_conflict_do_nothing(index_elements=[events.c.key])
+                .returning(events.c.key))
+        for chunk in _chunks(unique):
+            new_keys.update(conn.execute(stmt, [_event_row(ev) for ev in chunk]).scalars())
+        return new_keys
+
+    def _upsert_counters(self, conn: Connection, delta: Ledger) -> None:
+        rows = sorted(  # one lock order for every writer: no deadlocks on PostgreSQL
+            ((scope.value, scope_id, provider, day, counts)
+             for scope, scope_id, provider, day, counts in delta.buckets()),
+            key=lambda row: row[:4])
+        if not rows:
+            return
+        ins = self._insert(counters)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[counters.c.scope, counters.c.scope_id, counters.c.provider,
+                            counters.c.day],
+            set_={name: counters.c[name] + ins.excluded[name] for name in COUNT_FIELDS})
+        params = [
+            {"scope": scope, "scope_id": scope_id, "provider": provider, "day": day,
+             **dict(zip(COUNT_FIELDS, counts.as_tuple(), strict=True))}
+            for scope, scope_id, provider, day, counts in rows]
+        for chunk in _chunks(params):
+            conn.execute(stmt, list(chunk))
+
+    def counters(self, *, since_day: int) -> list[CounterRow]:
+        query = select(counters).where(counters.c.day >= since_day)
+        with self._read("read counters") as conn:
+            result = conn.execute(query).mappings().all()
+        return [CounterRow(scope=Scope(row["scope"]), scope_id=row["scope_id"],
+                           provider=row["provider"], day=row["day"],
+                           counts=Counts(*(row[name] for name in COUNT_FIELDS)))
+                for row in result]
+
+    def load_ledger(self, since_day: int) -> Ledger:
+        """A Ledger holding every stored counter from ``since_day`` on."""
+        ledger = Ledger()
+        for row in self.counters(since_day=since_day):
+            ledger.add_counts(row.scope, row.scope_id, row.provider, row.day, row.counts)
+        return ledger
+
+    def event_count(self) -> int:
+        with self._read("count events") as conn:
+            return int(conn.execute(select(func.count()).select_from(events)).scalar_one())
+
+    # -- standings and moves -------------------------------------------------
+
+    def standings(self) -> dict[str, TenantStanding]:
+        with self._read("read standings") as conn:
+            rows = conn.execute(select(tenant_state)).mappings().all()
+        return {row["tenant"]: TenantStanding(tier=Tier(row["tier"]), since=row["since"],
+                                              pinned=bool(row["pinned"]),
+                                              pinned_by=row["pinned_by"],
+                                              pinned_why=row["pinned_why"])
+                for row in rows}
+
+    def record_moves(self, moves: Sequence[TierMove]) -> None:
+        if not moves:
+            return
+        latest = {move.tenant: move for move in moves}  # the last move of a tenant wins
+        ins = self._insert(tenant_state)
+        upsert = ins.on_conflict_do_update(
+            index_elements=[tenant_state.c.tenant],
+            set_={name: ins.excluded[name]
+                  for name in ("tier", "since", "pinned", "pinned_by", "pinned_why")})
+        with self._write("record tier moves") as conn:
+            for chunk in _chunks(moves):
+                conn.execute(tier_moves.insert(), [_move_row(m) for m in chunk])
+            states = [_state_row(latest[tenant]) for tenant in sorted(latest)]
+            for chunk in _chunks(states):
+                conn.execute(upsert, list(chunk))
+
+    def clear_pin(self, tenant: str, *, actor: str, why: str, at: float, source: str) -> None:
+        """Unpin ``tenant``; a no-op (nothing recorded) when it has no pin."""
+        unpin = (tenant_state.update()
+                 .where(tenant_state.c.tenant == tenant, tenant_state.c.pinned.is_(True))
+                 .values(pinned=False, pinned_by=None, pinned_why=None)
+                 .returning(tenant_state.c.tier))
+        with self._write("clear pin") as conn:
+            tier = conn.execute(unpin).scalar_one_or_none()
+            if tier is None:
+                return
+            move = TierMove(tenant=tenant, before=Tier(tier), after=Tier(tier), at=at,
+                            rule="override_cleared", reason=why, actor=actor, source=source)
+            conn.execute(tier_moves.insert(), [_move_row(move)])
+
+    def moves(self, tenant: str | None = None, *, limit: int = 100) -> list[TierMove]:
+        query = select(tier_moves).order_by(tier_moves.c.id.desc()).limit(limit)
+        if tenant is not None:
+            query = query.where(tier_moves.c.tenant == tenant)
+        with self._read("read tier moves") as conn:
+            rows = conn.execute(query).mappings().all()
+        return [TierMove(tenant=row["tenant"], before=Tier(row["before"]),
+                         after=Tier(row["after"]), at=row["at"], rule=row["rule"],
+                         reason=row["reason"], actor=row["actor"], source=row["source"],
+                         metrics=row["metrics"], thresholds=row["thresholds"],
+                         pinned=bool(row["pinned"]))
+                for row in rows]
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def _move_row(move: TierMove) -> dict[str, Any]:
+    return {"tenant": move.tenant, "at": move.at, "before": move.before.value,
+            "after": move.after.value, "rule": move.rule, "reason": move.reason,
+            "actor": move.actor, "source": move.source, "metrics": move.metrics,
+            "thresholds": move.thresholds, "pinned": move.pinned}
+
+
+def _state_row(move: TierMove) -> dict[str, Any]:
+    return {"tenant": move.tenant, "tier": move.after.value, "since": move.at,
+            "pinned": move.pinned, "pinned_by": move.actor if move.pinned else None,
+            "pinned_why": move.reason if move.pinned else None}
+
+
+def open_store(url: str) -> SqlStore:
+    """Connect to ``url`` (``sqlite:///path`` or ``postgresql+psycopg://…``) and migrate.
+
+    Raises ``StoreError`` when the database cannot be reached or migrated.
+    """
+    try:
+        engine = create_engine(url, json_serializer=json_dumps, pool_pre_ping=True)
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise StoreError(f"store: bad database URL {url!r}: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "begin", _on_sqlite_begin)
+    try:
+        store = SqlStore(engine)
+        store.migrate()
+    except BaseException:
+        engine.dispose()
+        raise
+    return store

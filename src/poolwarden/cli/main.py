@@ -1,0 +1,264 @@
+"""The ``poolwarden`` command line: validate, route, inspect, import and override.
+
+A thin surface: parses arguments, opens the configuration and the store,
+calls the engine and renders (Rich tables, or ``--json`` for scripts).
+Errors print one clear line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from poolwarden.cli import render
+from poolwarden.config.load import LoadedConfig, load_config
+from poolwarden.core.errors import PoolwardenError
+from poolwarden.core.model import Tier
+from poolwarden.core.policy import RouteRequest
+from poolwarden.services import reports
+from poolwarden.services.engine import Engine
+from poolwarden.services.importer import import_event_file
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="poolwarden: shared pool or dedicated IP, per tenant and per message.")
+config_app = typer.Typer(no_args_is_help=True, help="Inspect settings.")
+events_app = typer.Typer(no_args_is_help=True, help="Import outcome events.")
+tenant_app = typer.Typer(no_args_is_help=True, help="One tenant.")
+ip_app = typer.Typer(no_args_is_help=True, help="One egress IP.")
+app.add_typer(config_app, name="config")
+app.add_typer(events_app, name="events")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(ip_app, name="ip")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="Configuration file [default: $POOLWARDEN_CONFIG, else "
+    "./poolwarden.toml].", show_default=False)]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+T = TypeVar("T")
+
+
+def config_path(option: Path | None) -> Path:
+    if option is not None:
+        return option
+    return Path(os.environ.get("POOLWARDEN_CONFIG") or "poolwarden.toml")
+
+
+def fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {render.escape(message)}", highlight=False)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def engine_for(option: Path | None) -> Iterator[tuple[LoadedConfig, Engine]]:
+    from poolwarden.adapters.sqlstore import open_store
+
+    config = load_config(config_path(option))
+    store = open_store(config.store_url)
+    try:
+        yield config, Engine(config, store, now=time.time())
+    finally:
+        store.close()
+
+
+def guarded(fn: Callable[..., T]) -> Callable[..., T]:
+    """Turn our own errors into one clear line and exit status 2."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except PoolwardenError as exc:
+            fail(str(exc))
+            raise  # unreachable: fail() exits
+
+    return wrapper
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+
+
+@app.command()
+@guarded
+def validate(file: Annotated[Path, typer.Argument(help="Configuration file to check.")]) -> None:
+    """Check a configuration file; print each problem with its line and field."""
+    config = load_config(file)
+    inv = config.inventory
+    out.print(f"[green]ok[/] {render.escape(str(file))}: {len(inv.tenants)} tenants, "
+              f"{len(inv.ips)} IPs, {len(inv.pools)} pools, {len(inv.providers)} providers")
+
+
+@config_app.command("defaults")
+def config_defaults(json_out: JsonOption = False) -> None:
+    """Print every setting with its type, default and help."""
+    from poolwarden.config.schema import iter_settings
+
+    rows = [{"name": n, "type": t, "default": d, "help": h} for n, t, d, h in iter_settings()]
+    if json_out:
+        emit_json(rows)
+    else:
+        render.settings_table(out, rows)
+
+
+@app.command()
+@guarded
+def route(
+    recipient: Annotated[str, typer.Option("--recipient", "-r", help="Recipient address.")],
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant name.")] = None,
+    sender: Annotated[str | None, typer.Option("--sender", "-s", help="Envelope sender.")] = None,
+    sasl: Annotated[str | None, typer.Option("--sasl", help="SASL username.")] = None,
+    client: Annotated[str | None, typer.Option("--client", help="Client IP address.")] = None,
+    mx: Annotated[list[str] | None, typer.Option("--mx", help="MX host of the recipient "
+                                                 "domain (repeatable).")] = None,
+    config: ConfigOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Decide the egress IP for one recipient, exactly as the routing agent would."""
+    with engine_for(config) as (_, engine):
+        request = RouteRequest(recipient=recipient, tenant=tenant, sender=sender,
+                               sasl_username=sasl, client_address=client,
+                               mx_hosts=tuple(mx or ()))
+        decision = engine.route(request, time.time())
+    if json_out:
+        emit_json(decision.as_dict())
+    else:
+        render.decision(out, decision)
+
+
+@app.command()
+@guarded
+def tenants(config: ConfigOption = None, json_out: JsonOption = False) -> None:
+    """Every tenant: tier, pool, volume, rates with sample sizes, advice."""
+    with engine_for(config) as (_, engine):
+        now = time.time()
+        rows = reports.tenant_rows(engine, engine.snapshot(now), now)
+    if json_out:
+        emit_json(rows)
+    else:
+        render.tenants_table(out, rows)
+
+
+@tenant_app.command("show")
+@guarded
+def tenant_show(name: str, config: ConfigOption = None, json_out: JsonOption = False) -> None:
+    """One tenant: routes, metrics per provider, advice and the history of its moves."""
+    with engine_for(config) as (_, engine):
+        now = time.time()
+        detail = reports.tenant_detail(engine, engine.snapshot(now), name, now)
+    if json_out:
+        emit_json(detail)
+    else:
+        render.tenant_detail(out, detail)
+
+
+@app.command()
+@guarded
+def ips(config: ConfigOption = None, json_out: JsonOption = False) -> None:
+    """Every egress IP: state, pools, volume and rates."""
+    with engine_for(config) as (_, engine):
+        now = time.time()
+        rows = reports.ip_rows(engine, engine.snapshot(now), now)
+    if json_out:
+        emit_json(rows)
+    else:
+        render.ips_table(out, rows)
+
+
+@ip_app.command("show")
+@guarded
+def ip_show(address: str, config: ConfigOption = None, json_out: JsonOption = False) -> None:
+    """One egress IP, with the bad-neighbour ranking of the tenants that send from it."""
+    with engine_for(config) as (_, engine):
+        now = time.time()
+        detail = reports.ip_detail(engine, engine.snapshot(now), address, now)
+    if json_out:
+        emit_json(detail)
+    else:
+        render.ip_detail(out, detail)
+
+
+@events_app.command("import")
+@guarded
+def events_import(
+    file: Annotated[Path, typer.Argument(help="JSON lines of events.")],
+    config: ConfigOption = None,
+    evaluate: Annotated[bool, typer.Option(help="Evaluate tiers after importing.")] = True,
+) -> None:
+    """Import delivery, complaint and trap events (JSON lines); all or nothing."""
+    with engine_for(config) as (_, engine):
+        result = import_event_file(engine, file, progress=not os.environ.get("CI"),
+                                   now=time.time(), evaluate=evaluate)
+    out.print(f"{result.lines} lines: {result.added} events added, "
+              f"{result.duplicates} already stored")
+    for move in result.moves:
+        render.move_line(out, reports.move_dict(move))
+
+
+@app.command("evaluate")
+@guarded
+def evaluate_cmd(config: ConfigOption = None,
+                 at: Annotated[float | None, typer.Option(
+                     help="Evaluate as of this epoch time [default: now].")] = None) -> None:
+    """Evaluate every tenant's tier now and record the moves."""
+    with engine_for(config) as (_, engine):
+        moves = engine.evaluate(at if at is not None else time.time())
+    if not moves:
+        out.print("no tier changes")
+    for move in moves:
+        render.move_line(out, reports.move_dict(move))
+
+
+@app.command()
+@guarded
+def override(
+    tenant: str,
+    why: Annotated[str, typer.Option("--why", help="Why (recorded with the override).")],
+    tier: Annotated[Tier | None, typer.Option("--tier", help="Pin the tenant to this tier.")]
+    = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the pin.")] = False,
+    actor: Annotated[str | None, typer.Option(help="Who [default: $USER].")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Pin a tenant to a tier (or clear the pin); recorded with who and why."""
+    who = actor or os.environ.get("USER") or "operator"
+    if (tier is None) == (not clear):
+        fail("give exactly one of --tier or --clear")
+    with engine_for(config) as (_, engine):
+        if clear:
+            engine.clear_override(tenant, actor=who, why=why, now=time.time(), source="cli")
+            out.print(f"{render.escape(tenant)}: pin cleared by {render.escape(who)}")
+        else:
+            assert tier is not None
+            move = engine.override(tenant, tier, actor=who, why=why, now=time.time(),
+                                   source="cli")
+            render.move_line(out, reports.move_dict(move))
+
+
+@app.command()
+@guarded
+def demo(config: ConfigOption = None,
+         days: Annotated[int, typer.Option(help="Days of simulated traffic.")] = 21,
+         seed: Annotated[int, typer.Option(help="Random seed of the traffic.")] = 7) -> None:
+    """Simulate traffic for the configured tenants, evaluate day by day, and show the result."""
+    from poolwarden.sim.demo import run_demo
+
+    with engine_for(config) as (_, engine):
+        run_demo(engine, out, days=days, seed=seed, now=time.time())
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,138 @@
+"""Rich renderings of decisions, tenants, IPs, moves and settings for the terminal.
+
+Presentation only. Every tenant-controlled string goes through ``escape`` so
+Rich markup, control characters and ANSI escapes in names print as text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape as rich_escape
+from rich.table import Table
+
+from poolwarden.core.snapshot import Decision
+
+_CONTROL = {i: f"\\x{i:02x}" for i in range(32) if i not in (9,)} | {127: "\\x7f"}
+
+
+def escape(text: object) -> str:
+    return rich_escape(str(text).translate(_CONTROL))
+
+
+def when(epoch: float) -> str:
+    if not epoch:
+        return "-"
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def rate_cell(rate: dict[str, Any]) -> str:
+    if not rate["sufficient"]:
+        return f"[dim]n/a ({rate['count']}/{rate['sample']})[/]"
+    return f"{rate['value']:.2%} ({rate['count']}/{rate['sample']})"
+
+
+def decision(out: Console, d: Decision) -> None:
+    target = d.ip or "-"
+    out.print(f"[bold]{d.action.value.upper()}[/] {escape(target)}  pool={escape(d.pool or '-')}"
+              f"  provider={escape(d.provider or '-')}")
+    out.print(f"  rule:   {escape(d.rule)}")
+    out.print(f"  reason: {escape(d.reason)}")
+
+
+def tenants_table(out: Console, rows: list[dict[str, Any]]) -> None:
+    table = Table(title="tenants", show_lines=False)
+    for column in ("tenant", "plan", "tier", "pool", "volume", "hard bounce", "complaints",
+                   "traps", "deferred", "advice"):
+        table.add_column(column)
+    for r in rows:
+        tier = r["tier"] + (" (pinned)" if r["pinned"] else "")
+        table.add_row(escape(r["name"]), r["plan"], tier, escape(r["pool"]), f"{r['volume']:,}",
+                      rate_cell(r["hard_bounce_rate"]), rate_cell(r["complaint_rate"]),
+                      str(r["trap_hits"]), rate_cell(r["deferral_rate"]),
+                      "dedicated" if r["advice"]["advised"] else "shared")
+    out.print(table)
+    if rows:
+        out.print(f"[dim]rates over the last {rows[0]['window_days']} days; n/a = below the "
+                  "evidence floor (insufficient data)[/]")
+
+
+def move_line(out: Console, m: dict[str, Any]) -> None:
+    pin = " [pinned]" if m["pinned"] else ""
+    out.print(f"{when(m['at'])}  {escape(m['tenant'])}: {m['before']} → {m['after']}{pin}  "
+              f"rule={escape(m['rule'])} by {escape(m['actor'])} ({escape(m['source'])})")
+    out.print(f"    {escape(m['reason'])}")
+
+
+def _metrics_lines(out: Console, label: str, metrics: dict[str, Any]) -> None:
+    out.print(f"  {label}: volume {metrics['volume']:,}, delivered {metrics['delivered']:,}, "
+              f"trap hits {metrics['trap_hits']}")
+    for key in ("hard_bounce_rate", "complaint_rate", "deferral_rate"):
+        r = metrics[key]
+        state = ("" if r["sufficient"]
+                 else f"  [yellow]insufficient data (floor {r['floor']})[/]")
+        out.print(f"    {key.replace('_', ' ')}: {r['value']:.3%} ({r['count']}/{r['sample']}, "
+                  f"95% CI {r['low']:.3%}–{r['high']:.3%}){state}")
+
+
+def tenant_detail(out: Console, d: dict[str, Any]) -> None:
+    pin = f" (pinned by {escape(d['pinned_by'])}: {escape(d['pinned_why'])})" if d["pinned"] \
+        else ""
+    out.print(f"[bold]{escape(d['name'])}[/]  plan {d['plan']}  tier [bold]{d['tier']}[/]{pin}"
+              f"  since {when(d['since'])}")
+    for label, text in d["routes"].items():
+        out.print(f"  route ({label}): {escape(text)}")
+    _metrics_lines(out, f"last {d['window']['window_days']} days", d["window"])
+    _metrics_lines(out, f"last {d['proof_window']['window_days']} days", d["proof_window"])
+    for provider, metrics in d["per_provider"].items():
+        _metrics_lines(out, f"{escape(provider)}, last {metrics['window_days']} days", metrics)
+    advice = d["advice"]
+    out.print(f"  advice: [bold]{advice['label']}[/]")
+    for reason in advice["reasons"]:
+        out.print(f"    - {escape(reason)}")
+    out.print("  moves (newest first):" if d["moves"] else "  moves: none")
+    for move in d["moves"]:
+        move_line(out, move)
+
+
+def ips_table(out: Console, rows: list[dict[str, Any]]) -> None:
+    table = Table(title="egress IPs")
+    for column in ("address", "helo", "state", "pools", "dedicated to", "volume",
+                   "hard bounce", "complaints", "traps"):
+        table.add_column(column)
+    for r in rows:
+        state = r["state"] + (" BLOCKLISTED" if r["blocklisted"] else "")
+        table.add_row(r["address"], escape(r["helo"]), state, escape(", ".join(r["pools"])),
+                      escape(r["dedicated_to"] or "-"), f"{r['volume']:,}",
+                      rate_cell(r["hard_bounce_rate"]), rate_cell(r["complaint_rate"]),
+                      str(r["trap_hits"]))
+    out.print(table)
+
+
+def ip_detail(out: Console, d: dict[str, Any]) -> None:
+    out.print(f"[bold]{d['address']}[/]  helo {escape(d['helo'])}  state {d['state']}"
+              f"{'  BLOCKLISTED' if d['blocklisted'] else ''}  pools "
+              f"{escape(', '.join(d['pools']) or '-')}")
+    _metrics_lines(out, f"last {d['window']['window_days']} days", d["window"])
+    for provider, metrics in d["per_provider"].items():
+        _metrics_lines(out, escape(provider), metrics)
+    table = Table(title="bad-neighbour ranking (share of this IP's bad signals)")
+    for column in ("tenant", "volume", "hard bounces", "complaints", "trap hits", "harm"):
+        table.add_column(column)
+    for n in d["neighbours"]:
+        table.add_row(escape(n["tenant"]), f"{n['volume']:,}",
+                      f"{n['hard_bounces']} ({n['bounce_share']:.0%})",
+                      f"{n['complaints']} ({n['complaint_share']:.0%})",
+                      f"{n['trap_hits']} ({n['trap_share']:.0%})", f"{n['harm']:.2f}")
+    out.print(table)
+
+
+def settings_table(out: Console, rows: list[dict[str, Any]]) -> None:
+    table = Table(title="settings")
+    for column in ("setting", "type", "default", "help"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r["name"], escape(r["type"]), escape(r["default"]), escape(r["help"]))
+    out.print(table)

@@ -1,0 +1,257 @@
+"""The configuration file's schema: every setting declared once, with type, default and help.
+
+Pydantic models only; unknown keys are errors and every model is frozen. The
+``[thresholds]`` section is generated from ``core.thresholds.Thresholds`` so a
+threshold is never declared twice. ``iter_settings`` lists every setting for
+``poolwarden config defaults`` and the docs. Never reads files (load.py does).
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Iterator
+from dataclasses import fields
+from enum import Enum
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Literal,
+    NamedTuple,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+
+from poolwarden.core.model import IpState, Plan, PoolKind, Tier
+from poolwarden.core.thresholds import Thresholds
+
+TenantLookup = Literal["sasl", "sender_domain", "client_address"]
+DEFAULT_TENANT_LOOKUP: tuple[TenantLookup, ...] = ("sasl", "sender_domain", "client_address")
+
+
+class Section(BaseModel):
+    """Base of every model in the file: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(Section):
+    """Where poolwarden keeps events, reputation and tier history."""
+
+    url: str | None = Field(
+        None, description="SQLAlchemy URL of the store, e.g. sqlite:///state/poolwarden.db or "
+        "postgresql+psycopg://user@host/db. Unset: the SQLite file poolwarden.db beside the "
+        "configuration file. A relative SQLite path is resolved against the configuration "
+        "file's directory.")
+
+
+class RoutingSettings(Section):
+    """How the routing agent finds a message's tenant, and what it answers when it cannot."""
+
+    tenant_lookup: tuple[TenantLookup, ...] = Field(
+        DEFAULT_TENANT_LOOKUP, min_length=1, description="How a message is matched to its "
+        "tenant, tried in this order: sasl (the SASL login name), sender_domain (the envelope "
+        "sender's domain), client_address (the submitting client's IP address).")
+    unknown_tenant: Literal["defer", "reject"] = Field(
+        "defer", description="Answer for mail no tenant claims: defer (4xx, the mail stays "
+        "queued at the client) or reject (5xx).")
+    off_platform_action: Literal["reject", "defer"] = Field(
+        "reject", description="Answer for mail from a tenant that is off the platform: reject "
+        "(5xx) or defer (4xx).")
+
+    @field_validator("tenant_lookup")
+    @classmethod
+    def _no_repeats(cls, value: tuple[TenantLookup, ...]) -> tuple[TenantLookup, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a lookup method more than once")
+        return value
+
+
+def _threshold_fields() -> dict[str, Any]:
+    hints = get_type_hints(Thresholds)
+    out: dict[str, Any] = {}
+    for f in fields(Thresholds):
+        meta = f.metadata
+        extra = {"source": meta["source"]} if meta.get("source") else None
+        out[f.name] = (hints[f.name], Field(f.default, description=meta["help"], ge=meta.get("ge"),
+                                            le=meta.get("le"), json_schema_extra=extra))
+    return out
+
+
+_THRESHOLDS_DOC = ("Reputation thresholds and evidence floors; each tier move names the "
+                   "threshold that caused it.")
+
+
+class _StrictSection(Section):
+    """Numbers and booleans as TOML wrote them: 7.0 is not an integer, 1 is not a boolean."""
+
+    model_config = ConfigDict(strict=True)
+
+
+if TYPE_CHECKING:
+    class ThresholdSettings(_StrictSection):
+        """Typed as a plain section; the real model is generated below."""
+else:
+    ThresholdSettings = create_model("ThresholdSettings", __base__=_StrictSection,
+                                     __doc__=_THRESHOLDS_DOC, **_threshold_fields())
+
+
+class IpSettings(Section):
+    """One egress IP address the MTA can send from."""
+
+    address: str = Field(description="The IPv4 or IPv6 address mail leaves from.")
+    helo: str = Field(description="HELO/EHLO name announced from this address; its forward and "
+                      "reverse DNS should match.")
+    state: IpState = Field(IpState.ACTIVE, description="warming (new, volume capped by the "
+                           "warm-up schedule), active, draining (no new mail) or retired (no "
+                           "mail at all).")
+
+
+class PoolSettings(Section):
+    """A named group of egress IPs; shared pools serve tenants by tier."""
+
+    name: str = Field(description="Unique pool name, shown in decisions and on the dashboard.")
+    kind: PoolKind = Field(PoolKind.SHARED, description="shared (tenants ride it by tier) or "
+                           "dedicated (a group of tenants' own IPs).")
+    tiers: tuple[Tier, ...] = Field((), description="Tiers a shared pool serves, among good, "
+                                    "new and risky; each tier is served by exactly one pool.")
+    ips: tuple[str, ...] = Field(description="Addresses from [[ips]] in this pool; an address "
+                                 "belongs to at most one pool.")
+
+
+class TenantSettings(Section):
+    """A customer whose mail poolwarden routes."""
+
+    name: str = Field(description="Unique tenant name, used in logs, the API and the dashboard.")
+    plan: Plan = Field(description="Placement: shared (a shared pool by tier), dedicated (own "
+                       "IPs), major-via-shared (major providers via shared, the rest own IPs), "
+                       "prove-then-share (own IPs until proven, then the good pool), "
+                       "private-routing (only private_domains use own IPs) or auto (chosen "
+                       "from the volume advice).")
+    domains: tuple[str, ...] = Field((), description="Sending domains of this tenant "
+                                     "(5321.MAILFROM and 5322.From); a domain belongs to one "
+                                     "tenant.")
+    dedicated_ips: tuple[str, ...] = Field(
+        (), description="Addresses from [[ips]] only this tenant sends from; required by plans "
+        "dedicated, major-via-shared, prove-then-share and private-routing.")
+    private_domains: tuple[str, ...] = Field(
+        (), description="private-routing only: the tenant's domains whose mail leaves from its "
+        "dedicated IPs; the rest rides the shared pool. A subset of domains.")
+    sasl_usernames: tuple[str, ...] = Field(
+        (), description="SASL login names that identify this tenant (tenant_lookup sasl).")
+    client_addresses: tuple[str, ...] = Field(
+        (), description="Client IP addresses that identify this tenant when it submits mail "
+        "(tenant_lookup client_address).")
+    tier: Tier = Field(Tier.NEW, description="Initial tier of a tenant poolwarden has not seen "
+                       "before; afterwards the reputation engine and operators move it.")
+
+
+class ProviderSettings(Section):
+    """A mailbox provider, recognised by recipient domain or MX host suffix."""
+
+    name: str = Field(description="Provider name; a built-in provider (google, microsoft, yahoo, "
+                      "apple) of the same name is replaced, any other name is added.")
+    domains: tuple[str, ...] = Field((), description="Recipient domains hosted by this "
+                                     "provider (subdomains match too).")
+    mx_suffixes: tuple[str, ...] = Field((), description="MX host suffixes of this provider, so "
+                                         "a company domain hosted there is recognised.")
+    major: bool = Field(False, strict=True, description="Whether this is a major provider: "
+                        "plan major-via-shared sends mail to it through the shared pool.")
+
+
+class PoolwardenSettings(Section):
+    """The whole configuration file."""
+
+    store: StoreSettings = Field(default_factory=StoreSettings,
+                                 description=StoreSettings.__doc__ or "")
+    routing: RoutingSettings = Field(default_factory=RoutingSettings,
+                                     description=RoutingSettings.__doc__ or "")
+    thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings,
+                                          description=_THRESHOLDS_DOC)
+    ips: tuple[IpSettings, ...] = Field((), description=IpSettings.__doc__ or "")
+    pools: tuple[PoolSettings, ...] = Field((), description=PoolSettings.__doc__ or "")
+    tenants: tuple[TenantSettings, ...] = Field((), description=TenantSettings.__doc__ or "")
+    providers: tuple[ProviderSettings, ...] = Field(
+        (), description=(ProviderSettings.__doc__ or "") + " Unset: the built-in providers.")
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "(required)"
+
+
+REQUIRED: Any = _Required()
+
+
+class Setting(NamedTuple):
+    """One scalar (or list-of-scalars) setting, as printed by ``poolwarden config defaults``."""
+
+    name: str  # dotted, list items as ``tenants[].plan``
+    type: str
+    default: Any  # REQUIRED when the key must be given
+    help: str
+
+
+def iter_settings(model: type[BaseModel] = PoolwardenSettings, prefix: str = "",
+                  ) -> Iterator[Setting]:
+    """Every leaf setting of ``model``, depth first in declaration order."""
+    for name, info in model.model_fields.items():
+        dotted = prefix + name
+        inner = _section_of(info.annotation)
+        if inner is not None:
+            item = get_origin(info.annotation) is tuple
+            yield from iter_settings(inner, dotted + ("[]." if item else "."))
+            continue
+        default = REQUIRED if info.is_required() else info.get_default(call_default_factory=True)
+        extra = info.json_schema_extra
+        source = extra.get("source") if isinstance(extra, dict) else None
+        text = (info.description or "") + (f" Source: {source}." if source else "")
+        yield Setting(dotted, type_text(info.annotation), default, text)
+
+
+def _section_of(annotation: Any) -> type[BaseModel] | None:
+    if get_origin(annotation) is tuple:
+        annotation = get_args(annotation)[0]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+_SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def type_text(annotation: Any) -> str:
+    """A short human name for a setting's type: ``list of string``, ``"defer" | "reject"``."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return " | ".join(json.dumps(a) for a in args)
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return " | ".join(json.dumps(m.value) for m in annotation)
+    if origin is tuple:
+        item = type_text(args[0])
+        return f"list of ({item})" if " | " in item else f"list of {item}"
+    if origin in (Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        return " | ".join(type_text(a) for a in rest) + " (optional)"
+    return _SCALARS.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def format_default(value: Any) -> str:
+    """A default as TOML text (``"defer"``, ``["a", "b"]``, ``true``); unset and required aside."""
+    if value is REQUIRED:
+        return "(required)"
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Enum):
+        return json.dumps(value.value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(format_default(v) for v in value) + "]"
+    return repr(value)

@@ -1,0 +1,248 @@
+"""The immutable routing snapshot: everything ``decide()`` reads, precomputed once.
+
+Built off the hot path from the inventory, the stored tier of each tenant and
+the volume advice. Per tenant it resolves the plan and tier into routes (a
+pool's usable IPs, or a fixed HOLD / REJECT / DEFER), and per route and
+provider it prepares the ``Decision`` values, so a decision is a handful of
+dict lookups. Routes that only depend on (plan, tier, pool) are shared between
+tenants, which keeps 100,000 tenants cheap. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from poolwarden.core.model import (
+    EgressIp,
+    Inventory,
+    Plan,
+    Pool,
+    PoolKind,
+    Tenant,
+    Tier,
+)
+from poolwarden.core.providers import ProviderIndex
+
+SNAPSHOT_FORMAT = 1
+
+
+class Action(StrEnum):
+    ROUTE = "route"  # send from ``Decision.ip``
+    HOLD = "hold"  # keep in the MTA's hold queue (suspended tenant)
+    REJECT = "reject"  # refuse permanently (off-platform tenant)
+    DEFER = "defer"  # try again later: the safe answer when we cannot decide
+
+
+class TenantLookup(StrEnum):
+    SASL = "sasl"
+    SENDER_DOMAIN = "sender_domain"
+    CLIENT_ADDRESS = "client_address"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    tenant_lookup: tuple[TenantLookup, ...] = (TenantLookup.SASL, TenantLookup.SENDER_DOMAIN,
+                                               TenantLookup.CLIENT_ADDRESS)
+    unknown_tenant: Action = Action.DEFER
+    off_platform: Action = Action.REJECT
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A routing answer and why: the action, the egress IP and pool, the rule and its inputs."""
+
+    action: Action
+    ip: str | None
+    pool: str | None
+    reason: str
+    rule: str
+    tier: Tier | None = None
+    plan: Plan | None = None
+    provider: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"action": self.action.value, "ip": self.ip, "pool": self.pool,
+                "reason": self.reason, "rule": self.rule,
+                "tier": self.tier.value if self.tier else None,
+                "plan": self.plan.value if self.plan else None, "provider": self.provider}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One way out: a pool's usable IPs with a prepared Decision per provider and IP,
+    or a single fixed decision (hold, reject, defer)."""
+
+    pool: str | None
+    ips: tuple[str, ...]
+    by_provider: Mapping[str, tuple[Decision, ...]]
+    fixed: Decision | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TenantEntry:
+    name: str
+    tier: Tier
+    plan: Plan
+    fixed: Decision | None  # hold / reject, independent of the recipient
+    route: Route  # the tenant's main route
+    major_route: Route | None = None  # major-via-shared: the route for major providers
+    private_domains: frozenset[str] = frozenset()
+    private_route: Route | None = None  # private-routing: the route for listed domains
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    version: int
+    built_at: float
+    providers: ProviderIndex
+    tenants: Mapping[str, TenantEntry]
+    by_sasl: Mapping[str, str]
+    by_domain: Mapping[str, str]
+    by_client: Mapping[str, str]
+    settings: RoutingSettings
+    ips: Mapping[str, EgressIp]
+    pools: Mapping[str, Pool]
+    format: int = SNAPSHOT_FORMAT
+    notes: tuple[str, ...] = field(default=())
+
+
+class _RouteFactory:
+    """Builds routes and interns the shared ones."""
+
+    def __init__(self, ips: Mapping[str, EgressIp], providers: ProviderIndex) -> None:
+        self._ips = ips
+        self._provider_names = tuple(providers.providers)
+        self._cache: dict[tuple[object, ...], Route] = {}
+
+    def fixed(self, decision: Decision) -> Route:
+        return Route(pool=decision.pool, ips=(), by_provider={}, fixed=decision)
+
+    def to_ips(self, *, key: tuple[object, ...], pool: str | None, ips: tuple[str, ...],
+               rule: str, reason: str, tier: Tier, plan: Plan) -> Route:
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        usable = tuple(a for a in ips if a in self._ips and self._ips[a].usable)
+        if not usable:
+            why = ", ".join(self._ips[a].unusable_reason() for a in ips if a in self._ips)
+            route = self.fixed(Decision(
+                Action.DEFER, None, pool, f"{reason}, but no usable IP ({why or 'none listed'})"
+                "; deferring so nothing leaves from the wrong IP", "no_usable_ip",
+                tier, plan))
+        else:
+            by_provider = {
+                name: tuple(Decision(Action.ROUTE, ip, pool, f"{reason}; provider {name}",
+                                     rule, tier, plan, name) for ip in usable)
+                for name in self._provider_names
+            }
+            route = Route(pool=pool, ips=usable, by_provider=by_provider)
+        self._cache[key] = route
+        return route
+
+
+def build_snapshot(inventory: Inventory, *, tiers: Mapping[str, Tier],
+                   dedicated_advised: Mapping[str, bool], settings: RoutingSettings,
+                   version: int, built_at: float,
+                   learned_providers: Mapping[str, str] | None = None) -> Snapshot:
+    """Resolve every tenant's plan and tier into routes."""
+    providers = ProviderIndex(inventory.providers, learned_providers)
+    ips = {ip.address: ip for ip in inventory.ips}
+    pools = {pool.name: pool for pool in inventory.pools}
+    shared_for: dict[Tier, Pool] = {}
+    for pool in inventory.pools:
+        if pool.kind is PoolKind.SHARED:
+            for tier in pool.tiers:
+                shared_for.setdefault(tier, pool)
+    factory = _RouteFactory(ips, providers)
+    tenants: dict[str, TenantEntry] = {}
+    by_sasl: dict[str, str] = {}
+    by_domain: dict[str, str] = {}
+    by_client: dict[str, str] = {}
+    for tenant in inventory.tenants:
+        tier = tiers.get(tenant.name, tenant.initial_tier)
+        tenants[tenant.name] = _entry(tenant, tier, shared_for, factory, settings,
+                                      dedicated_advised.get(tenant.name, False))
+        for user in tenant.sasl_usernames:
+            by_sasl[user] = tenant.name
+        for domain in tenant.domains:
+            by_domain[domain.lower()] = tenant.name
+        for address in tenant.client_addresses:
+            by_client[address] = tenant.name
+    return Snapshot(version=version, built_at=built_at, providers=providers, tenants=tenants,
+                    by_sasl=by_sasl, by_domain=by_domain, by_client=by_client,
+                    settings=settings, ips=ips, pools=pools)
+
+
+def _shared(tenant: Tenant, tier: Tier, shared_for: Mapping[Tier, Pool],
+            factory: _RouteFactory, why: str) -> Route:
+    pool = shared_for.get(tier)
+    if pool is None:
+        return factory.fixed(Decision(
+            Action.DEFER, None, None, f"{why}, but no shared pool serves tier {tier.value}; "
+            "deferring", "no_pool_for_tier", tier, tenant.plan))
+    return factory.to_ips(
+        key=("shared", pool.name, tenant.plan, tier, why), pool=pool.name, ips=pool.ips,
+        rule=f"{tenant.plan.value}:shared",
+        reason=f"{why} → shared pool '{pool.name}' (serves tier {tier.value})",
+        tier=tier, plan=tenant.plan)
+
+
+def _dedicated(tenant: Tenant, tier: Tier, factory: _RouteFactory, why: str) -> Route:
+    return factory.to_ips(
+        key=("dedicated", tenant.name, why), pool=f"dedicated:{tenant.name}",
+        ips=tenant.dedicated_ips, rule=f"{tenant.plan.value}:dedicated",
+        reason=f"{why} → dedicated IP of {tenant.name}", tier=tier, plan=tenant.plan)
+
+
+def _entry(tenant: Tenant, tier: Tier, shared_for: Mapping[Tier, Pool],
+           factory: _RouteFactory, settings: RoutingSettings, advised: bool) -> TenantEntry:
+    plan = tenant.plan
+    name = tenant.name
+    fixed: Decision | None = None
+    if tier is Tier.SUSPENDED:
+        fixed = Decision(Action.HOLD, None, None,
+                         f"tenant {name} is suspended: mail is held, never sent from another IP",
+                         "tier:suspended", tier, plan)
+    elif tier is Tier.OFF_PLATFORM:
+        fixed = Decision(settings.off_platform, None, None,
+                         f"tenant {name} is off the platform", "tier:off-platform", tier, plan)
+    if fixed is not None:
+        return TenantEntry(name, tier, plan, fixed, factory.fixed(fixed))
+    plan_text = f"plan {plan.value}, tier {tier.value}"
+    if plan is Plan.SHARED:
+        return TenantEntry(name, tier, plan, None,
+                           _shared(tenant, tier, shared_for, factory, plan_text))
+    if plan is Plan.DEDICATED:
+        return TenantEntry(name, tier, plan, None, _dedicated(tenant, tier, factory, plan_text))
+    if plan is Plan.MAJOR_VIA_SHARED:
+        return TenantEntry(
+            name, tier, plan, None,
+            route=_dedicated(tenant, tier, factory, f"{plan_text}, recipient not at a major "
+                             "provider"),
+            major_route=_shared(tenant, tier, shared_for, factory,
+                                f"{plan_text}, recipient at a major provider"))
+    if plan is Plan.PROVE_THEN_SHARE:
+        if tier is Tier.GOOD:
+            return TenantEntry(name, tier, plan, None, _shared(
+                tenant, tier, shared_for, factory, f"{plan_text}: proven, graduated"))
+        return TenantEntry(name, tier, plan, None, _dedicated(
+            tenant, tier, factory, f"{plan_text}: not proven yet, stays on its own IP"))
+    if plan is Plan.PRIVATE_ROUTING:
+        return TenantEntry(
+            name, tier, plan, None,
+            route=_shared(tenant, tier, shared_for, factory,
+                          f"{plan_text}, sending domain not listed for private routing"),
+            private_domains=frozenset(d.lower() for d in tenant.private_domains),
+            private_route=_dedicated(tenant, tier, factory,
+                                     f"{plan_text}, sending domain listed for private routing"))
+    # auto: a dedicated IP only where the volume can earn it a reputation
+    if advised and tenant.dedicated_ips:
+        return TenantEntry(name, tier, plan, None, _dedicated(
+            tenant, tier, factory, f"{plan_text}: volume advice says a dedicated IP"))
+    why = ("volume advice says shared" if not advised
+           else "dedicated advised but no dedicated IP assigned")
+    return TenantEntry(name, tier, plan, None,
+                       _shared(tenant, tier, shared_for, factory, f"{plan_text}: {why}"))
+

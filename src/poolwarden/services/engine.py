@@ -1,0 +1,200 @@
+"""The reputation engine on one node: events in, tier moves out, snapshots built.
+
+Glue between the store and the pure core: keeps a ``Ledger`` in step with
+the stored day counters, evaluates every tenant's tier and records the moves,
+applies operator overrides, and builds the routing snapshot. Business rules
+stay in ``core``; this module only loads, calls and stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from poolwarden.config.load import LoadedConfig
+from poolwarden.core.advice import ADVICE_WINDOW_DAYS, Advice, advise
+from poolwarden.core.errors import InputError, UnknownTenantError
+from poolwarden.core.events import Event, event_from_record
+from poolwarden.core.model import Tenant, TenantStanding, Tier
+from poolwarden.core.neighbours import NeighbourShare, rank_neighbours
+from poolwarden.core.policy import RandomSource, RouteRequest, decide
+from poolwarden.core.providers import ProviderIndex
+from poolwarden.core.reputation import (
+    ALL_PROVIDERS,
+    Counts,
+    Ledger,
+    Metrics,
+    Scope,
+    metrics_of,
+)
+from poolwarden.core.snapshot import (
+    Action,
+    Decision,
+    RoutingSettings,
+    Snapshot,
+    TenantLookup,
+    build_snapshot,
+)
+from poolwarden.core.tiers import TierMove, evaluate
+from poolwarden.ports import AddResult, Store
+
+DAY = 86400
+
+
+def day_of(now: float) -> int:
+    return int(now // DAY)
+
+
+def routing_settings(config: LoadedConfig) -> RoutingSettings:
+    routing = config.settings.routing
+    return RoutingSettings(
+        tenant_lookup=tuple(TenantLookup(m) for m in routing.tenant_lookup),
+        unknown_tenant=Action(routing.unknown_tenant),
+        off_platform=Action(routing.off_platform_action),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    lines: int
+    added: int
+    duplicates: int
+    moves: tuple[TierMove, ...]
+
+
+class Engine:
+    """One node's reputation state over a store."""
+
+    def __init__(self, config: LoadedConfig, store: Store, *, now: float) -> None:
+        self.config = config
+        self.store = store
+        self.thresholds = config.thresholds
+        self.tenants: dict[str, Tenant] = {t.name: t for t in config.inventory.tenants}
+        self.providers = ProviderIndex(config.inventory.providers)
+        self.retention_days = max(self.thresholds.proof_window_days, ADVICE_WINDOW_DAYS) + 1
+        self.ledger = Ledger()
+        for row in store.counters(since_day=day_of(now) - self.retention_days):
+            self.ledger.add_counts(row.scope, row.scope_id, row.provider, row.day, row.counts)
+        self._snapshot_version = 0
+
+    # -- events ---------------------------------------------------------------
+
+    def parse_record(self, record: Mapping[str, Any], *, source: str | None,
+                     line: int | None) -> Event:
+        """Validate one event record against the configuration."""
+        if not isinstance(record, Mapping):
+            raise InputError("an event must be a JSON object", source=source, line=line)
+        tenant = record.get("tenant")
+        if isinstance(tenant, str) and tenant not in self.tenants:
+            raise UnknownTenantError(f"unknown tenant '{tenant}'", source=source, line=line,
+                                     field="tenant")
+        provider = record.get("provider")
+        if provider is not None:
+            if provider not in self.providers.providers:
+                known = ", ".join(sorted(self.providers.providers))
+                raise InputError(f"unknown provider '{provider}' (known: {known})",
+                                 source=source, line=line, field="provider")
+            return event_from_record(record, provider=str(provider), source=source, line=line)
+        event = event_from_record(record, provider="", source=source, line=line)
+        name = self.providers.for_domain(event.recipient_domain or "")
+        return Event(key=event.key, time=event.time, kind=event.kind, tenant=event.tenant,
+                     provider=name, ip=event.ip, sending_domain=event.sending_domain,
+                     recipient_domain=event.recipient_domain, reason=event.reason)
+
+    def add_events(self, events: Iterable[Event]) -> AddResult:
+        """Store events (idempotently) and fold the new ones into the ledger."""
+        result = self.store.add_events(events)
+        for event in result.added_events:
+            self.ledger.add(event)
+        return result
+
+    # -- tiers ----------------------------------------------------------------
+
+    def standings(self) -> dict[str, TenantStanding]:
+        stored = self.store.standings()
+        return {name: stored.get(name, TenantStanding(tier=t.initial_tier, since=0.0))
+                for name, t in self.tenants.items()}
+
+    def metrics(self, scope: Scope, scope_id: str, *, now: float, days: int,
+                provider: str = ALL_PROVIDERS) -> Metrics:
+        t = self.thresholds
+        counts = self.ledger.window(scope, scope_id, end_day=day_of(now), days=days,
+                                    provider=provider)
+        return metrics_of(counts, days, bounce_floor=t.bounce_min_sample,
+                          complaint_floor=t.complaint_min_sample, z=t.confidence_z)
+
+    def evaluate(self, now: float) -> list[TierMove]:
+        """Evaluate every tenant and record the moves; returns them."""
+        moves = []
+        for name, standing in self.standings().items():
+            move = evaluate(
+                name, standing.tier, since=standing.since, pinned=standing.pinned,
+                window=self.metrics(Scope.TENANT, name, now=now,
+                                    days=self.thresholds.window_days),
+                proof_window=self.metrics(Scope.TENANT, name, now=now,
+                                          days=self.thresholds.proof_window_days),
+                thresholds=self.thresholds, now=now)
+            if move is not None:
+                moves.append(move)
+        if moves:
+            self.store.record_moves(moves)
+        return moves
+
+    def override(self, tenant: str, tier: Tier, *, actor: str, why: str, now: float,
+                 source: str) -> TierMove:
+        """Pin a tenant to a tier; recorded with who and why."""
+        self._require(tenant)
+        if not why.strip():
+            raise InputError("an override needs a reason (--why)", field="why")
+        before = self.standings()[tenant].tier
+        move = TierMove(tenant=tenant, before=before, after=tier, at=now, rule="override",
+                        reason=why.strip(), actor=actor, source=source, pinned=True)
+        self.store.record_moves([move])
+        return move
+
+    def clear_override(self, tenant: str, *, actor: str, why: str, now: float,
+                       source: str) -> None:
+        self._require(tenant)
+        self.store.clear_pin(tenant, actor=actor, why=why, at=now, source=source)
+
+    def _require(self, tenant: str) -> Tenant:
+        found = self.tenants.get(tenant)
+        if found is None:
+            raise UnknownTenantError(f"unknown tenant '{tenant}'", field="tenant")
+        return found
+
+    # -- advice, neighbours, routing ------------------------------------------
+
+    def advice(self, tenant: str, now: float) -> Advice:
+        end = day_of(now)
+        total = self.ledger.window(Scope.TENANT, tenant, end_day=end, days=ADVICE_WINDOW_DAYS)
+        per_provider = {p: self.ledger.window(Scope.TENANT, tenant, end_day=end,
+                                              days=ADVICE_WINDOW_DAYS, provider=p)
+                        for p in self.ledger.providers_of(Scope.TENANT, tenant)}
+        return advise(total, per_provider, self.thresholds)
+
+    def neighbours(self, ip: str, now: float) -> list[NeighbourShare]:
+        end, days = day_of(now), self.thresholds.window_days
+        per_tenant: dict[str, Counts] = {
+            tenant: self.ledger.window(Scope.IP_TENANT, f"{ip}|{tenant}", end_day=end,
+                                       days=days)
+            for tenant in self.ledger.tenants_on_ip(ip)}
+        return rank_neighbours({k: v for k, v in per_tenant.items() if v.as_tuple() != (0,) * 6})
+
+    def snapshot(self, now: float) -> Snapshot:
+        self._snapshot_version += 1
+        standings = self.standings()
+        auto = [name for name, t in self.tenants.items() if t.plan.value == "auto"]
+        return build_snapshot(
+            self.config.inventory,
+            tiers={name: s.tier for name, s in standings.items()},
+            dedicated_advised={name: self.advice(name, now).advised for name in auto},
+            settings=routing_settings(self.config), version=self._snapshot_version,
+            built_at=now)
+
+    def route(self, request: RouteRequest, now: float,
+              rng: RandomSource | None = None) -> Decision:
+        if request.tenant is not None:
+            self._require(request.tenant)
+        return decide(request, self.snapshot(now), now, rng)

@@ -96,7 +96,8 @@ def test_suspended_recovers_to_risky_only_after_minimum_days():
 
 
 def test_thresholds_validation_names_fields():
-    assert validate_thresholds(T) == []
+    assert validate_thresholds(T.as_dict()) == []
+    assert validate_thresholds({"hard_bounce_risky": 0.5})[0][0] == "hard_bounce_keep_under"
     bad = dict(T.as_dict(), hard_bounce_risky=0.2)
     problems = []
     try:

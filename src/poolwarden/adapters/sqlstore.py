@@ -33,8 +33,9 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from poolwarden.adapters.memory import fold, json_dumps, unique_by_key
-from poolwarden.adapters.schema import counters, events, tenant_state, tier_moves
+from poolwarden.adapters.memory import fold, json_copy, json_dumps, unique_by_key
+from poolwarden.adapters.schema import counters, tenant_state, tier_moves
+from poolwarden.adapters.schema import events as events_table
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event
 from poolwarden.core.model import TenantStanding, Tier
@@ -60,14 +61,14 @@ def _pg_insert_events() -> Any:
     Array elements are cast to unbounded types: a cast to varchar(1024) would
     silently truncate, while the assignment to the column raises on overflow.
     """
-    arrays = [bindparam(name, type_=ARRAY(String if isinstance(events.c[name].type, String)
-                                          else events.c[name].type))
+    arrays = [bindparam(name, type_=ARRAY(String if isinstance(events_table.c[name].type, String)
+                                          else events_table.c[name].type))
               for name in EVENT_COLUMNS]
     source = func.unnest(*arrays).table_valued(*EVENT_COLUMNS).render_derived(name="src")
-    return (postgresql.insert(events)
+    return (postgresql.insert(events_table)
             .from_select(list(EVENT_COLUMNS), select(*source.c))
-            .on_conflict_do_nothing(index_elements=[events.c.key])
-            .returning(events.c.key))
+            .on_conflict_do_nothing(index_elements=[events_table.c.key])
+            .returning(events_table.c.key))
 
 
 _PG_INSERT_EVENTS = _pg_insert_events()
@@ -165,8 +166,8 @@ class SqlStore:
 
     # -- events and counters -------------------------------------------------
 
-    def add_events(self, batch: Iterable[Event]) -> AddResult:
-        received = list(batch)
+    def add_events(self, events: Iterable[Event]) -> AddResult:
+        received = list(events)
         unique = unique_by_key(received)
         with self._write("add events") as conn:
             new_keys = self._insert_events(conn, unique)
@@ -178,17 +179,18 @@ class SqlStore:
     def _insert_events(self, conn: Connection, unique: Sequence[Event]) -> set[str]:
         """Insert what is new; the keys that really were (others exist already)."""
         new_keys: set[str] = set()
-        if not unique:
-            return new_keys
+        # Key order is lock order: concurrent writers of overlapping batches
+        # wait for each other instead of deadlocking.
+        unique = sorted(unique, key=lambda ev: ev.key)
         if conn.dialect.name == "postgresql":
             for chunk in _chunks(unique, PG_CHUNK):
                 rows = [_event_row(ev) for ev in chunk]
                 arrays = {name: [row[name] for row in rows] for name in EVENT_COLUMNS}
                 new_keys.update(conn.execute(_PG_INSERT_EVENTS, arrays).scalars())
             return new_keys
-        stmt = (sqlite.insert(events)
-                .on_conflict_do_nothing(index_elements=[events.c.key])
-                .returning(events.c.key))
+        stmt = (sqlite.insert(events_table)
+                .on_conflict_do_nothing(index_elements=[events_table.c.key])
+                .returning(events_table.c.key))
         for chunk in _chunks(unique):
             new_keys.update(conn.execute(stmt, [_event_row(ev) for ev in chunk]).scalars())
         return new_keys
@@ -230,7 +232,7 @@ class SqlStore:
 
     def event_count(self) -> int:
         with self._read("count events") as conn:
-            return int(conn.execute(select(func.count()).select_from(events)).scalar_one())
+            return int(conn.execute(select(func.count()).select_from(events_table)).scalar_one())
 
     # -- standings and moves -------------------------------------------------
 
@@ -252,9 +254,10 @@ class SqlStore:
             index_elements=[tenant_state.c.tenant],
             set_={name: ins.excluded[name]
                   for name in ("tier", "since", "pinned", "pinned_by", "pinned_why")})
+        rows = [_move_row(m) for m in moves]  # refuses evidence that is not JSON, up front
         with self._write("record tier moves") as conn:
-            for chunk in _chunks(moves):
-                conn.execute(tier_moves.insert(), [_move_row(m) for m in chunk])
+            for chunk in _chunks(rows):
+                conn.execute(tier_moves.insert(), list(chunk))
             states = [_state_row(latest[tenant]) for tenant in sorted(latest)]
             for chunk in _chunks(states):
                 conn.execute(upsert, list(chunk))
@@ -274,7 +277,7 @@ class SqlStore:
             conn.execute(tier_moves.insert(), [_move_row(move)])
 
     def moves(self, tenant: str | None = None, *, limit: int = 100) -> list[TierMove]:
-        query = select(tier_moves).order_by(tier_moves.c.id.desc()).limit(limit)
+        query = select(tier_moves).order_by(tier_moves.c.id.desc()).limit(max(limit, 0))
         if tenant is not None:
             query = query.where(tier_moves.c.tenant == tenant)
         with self._read("read tier moves") as conn:
@@ -293,8 +296,10 @@ class SqlStore:
 def _move_row(move: TierMove) -> dict[str, Any]:
     return {"tenant": move.tenant, "at": move.at, "before": move.before.value,
             "after": move.after.value, "rule": move.rule, "reason": move.reason,
-            "actor": move.actor, "source": move.source, "metrics": move.metrics,
-            "thresholds": move.thresholds, "pinned": move.pinned}
+            "actor": move.actor, "source": move.source,
+            "metrics": json_copy(move.metrics, f"metrics of the move of {move.tenant}"),
+            "thresholds": json_copy(move.thresholds, f"thresholds of the move of {move.tenant}"),
+            "pinned": move.pinned}
 
 
 def _state_row(move: TierMove) -> dict[str, Any]:

@@ -69,11 +69,13 @@ def load_config_text(text: str, *, file: str) -> LoadedConfig:
     try:
         settings = PoolwardenSettings.model_validate(data)
     except ValidationError as exc:
-        raise _combined(file, [_schema_problem(index, err) for err in exc.errors()]) from exc
+        # unknown keys first: "plann" explains the missing "plan" that follows it
+        errors = sorted(exc.errors(), key=lambda err: err["type"] != "extra_forbidden")
+        raise _combined(file, [_schema_problem(index, err) for err in errors]) from exc
 
     values = settings.thresholds.model_dump()
     problems = [_threshold_problem(index, name, problem)
-                for name, problem in validate_thresholds(_unchecked_thresholds(values))]
+                for name, problem in validate_thresholds(values)]
     if problems:
         raise _combined(file, problems)
     thresholds = Thresholds(**values)
@@ -136,14 +138,6 @@ def _known_keys(loc: tuple[str | int, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def _unchecked_thresholds(values: dict[str, Any]) -> Thresholds:
-    """A Thresholds holding ``values`` without running its own validation (which raises)."""
-    probe = object.__new__(Thresholds)
-    for name, value in values.items():
-        object.__setattr__(probe, name, value)
-    return probe
-
-
 def _threshold_problem(index: dict[tuple[str | int, ...], int], name: str,
                        problem: str) -> Located:
     # a ladder problem names its first rung; point at whichever rung the file sets
@@ -152,8 +146,13 @@ def _threshold_problem(index: dict[tuple[str | int, ...], int], name: str,
     return line or line_for(index, ("thresholds",)), f"thresholds.{name}", problem
 
 
+def _domains(names: Sequence[str]) -> tuple[str, ...]:
+    return tuple(name.strip().lower().rstrip(".") for name in names)
+
+
 def _provider(p: ProviderSettings) -> Provider:
-    return Provider(name=p.name, domains=p.domains, mx_suffixes=p.mx_suffixes, major=p.major)
+    return Provider(name=p.name, domains=_domains(p.domains),
+                    mx_suffixes=_domains(p.mx_suffixes), major=p.major)
 
 
 def _merge_providers(declared: Sequence[Provider]) -> tuple[Provider, ...]:
@@ -166,9 +165,9 @@ def _merge_providers(declared: Sequence[Provider]) -> tuple[Provider, ...]:
 def _inventory(s: PoolwardenSettings, providers: tuple[Provider, ...]) -> Inventory:
     return Inventory(
         tenants=tuple(
-            Tenant(name=t.name, plan=t.plan, domains=t.domains,
+            Tenant(name=t.name, plan=t.plan, domains=_domains(t.domains),
                    dedicated_ips=tuple(canonical_ip(a) for a in t.dedicated_ips),
-                   private_domains=t.private_domains, sasl_usernames=t.sasl_usernames,
+                   private_domains=_domains(t.private_domains), sasl_usernames=t.sasl_usernames,
                    client_addresses=tuple(canonical_ip(a) for a in t.client_addresses),
                    initial_tier=t.tier)
             for t in s.tenants),

@@ -46,7 +46,8 @@ def index_lines(text: str) -> dict[Path, int]:
                 in_string = None
             continue
         if match := _ARRAY_HEADER.fullmatch(line):
-            array = concrete(_parts(match.group(1)))
+            *parent, name = _parts(match.group(1))
+            array = (*concrete(parent), name)
             counts[array] = counts.get(array, 0) + 1
             index.setdefault(array, number)
             current = (*array, counts[array] - 1)

@@ -24,6 +24,7 @@ from typing import (
     get_type_hints,
 )
 
+import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from poolwarden.core.model import IpState, Plan, PoolKind, Tier
@@ -210,7 +211,18 @@ def iter_settings(model: type[BaseModel] = PoolwardenSettings, prefix: str = "",
         extra = info.json_schema_extra
         source = extra.get("source") if isinstance(extra, dict) else None
         text = (info.description or "") + (f" Source: {source}." if source else "")
-        yield Setting(dotted, type_text(info.annotation), default, text)
+        yield Setting(dotted, type_text(info.annotation) + _range_text(info.metadata), default,
+                      text)
+
+
+def _range_text(metadata: list[Any]) -> str:
+    low = next((m.ge for m in metadata if isinstance(m, annotated_types.Ge)), None)
+    high = next((m.le for m in metadata if isinstance(m, annotated_types.Le)), None)
+    if low is None and high is None:
+        return ""
+    if high is None:
+        return f", at least {low}"
+    return f", at most {high}" if low is None else f", {low} to {high}"
 
 
 def _section_of(annotation: Any) -> type[BaseModel] | None:

@@ -4,7 +4,7 @@
     ├── ConfigError          bad configuration: names the file, line and field
     ├── InputError           a bad record in user input (event line, CLI argument): names where
     │   └── UnknownTenantError
-    ├── StoreError           the store failed (adapters translate driver errors with ``raise … from``)
+    ├── StoreError           the store failed (adapters translate driver errors, ``raise … from``)
     └── RoutingError         the decision function could not decide (callers answer DEFER)
 
 Never touches I/O; only carries messages and locations.

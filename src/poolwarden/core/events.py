@@ -52,7 +52,8 @@ def derive_key(fields: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _text(record: Mapping[str, Any], name: str, *, required: bool, where: dict[str, Any]) -> str | None:
+def _text(record: Mapping[str, Any], name: str, *, required: bool,
+          where: dict[str, Any]) -> str | None:
     value = record.get(name)
     if value is None or value == "":
         if required:
@@ -74,7 +75,7 @@ def event_from_record(record: Mapping[str, Any], *, provider: str, source: str |
     keeps provider grouping in one place, ``core.providers``).
     """
     where: dict[str, Any] = {"source": source, "line": line}
-    kind_text = _text(record, "kind", required=True, where=where)
+    kind_text = _text(record, "kind", required=True, where=where) or ""
     try:
         kind = EventKind(kind_text)
     except ValueError:

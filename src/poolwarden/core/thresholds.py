@@ -7,6 +7,7 @@ names the threshold it used by the field name below. Pure data.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -81,7 +82,7 @@ class Thresholds:
         "the IP.", ge=0, le=100_000_000, source="Microsoft SNDS (third-party quote)")
 
     def __post_init__(self) -> None:
-        problems = validate_thresholds(self)
+        problems = validate_thresholds(self.as_dict())
         if problems:
             raise ValueError("; ".join(f"{name}: {text}" for name, text in problems))
 
@@ -89,11 +90,17 @@ class Thresholds:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def validate_thresholds(t: Thresholds) -> list[tuple[str, str]]:
-    """Range and ordering checks: (field name, problem) pairs, empty when all is well."""
+def validate_thresholds(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Range and ordering checks of threshold values by name: (field name, problem) pairs,
+    empty when all is well. Names missing from ``values`` take their defaults."""
     problems: list[tuple[str, str]] = []
-    for f in fields(t):
-        value = getattr(t, f.name)
+    defaults = {f.name: f.default for f in fields(Thresholds)}
+
+    def get(name: str) -> Any:
+        return values.get(name, defaults[name])
+
+    for f in fields(Thresholds):
+        value = get(f.name)
         ge, le = f.metadata.get("ge"), f.metadata.get("le")
         if isinstance(value, bool):
             continue
@@ -104,10 +111,11 @@ def validate_thresholds(t: Thresholds) -> list[tuple[str, str]]:
     for metric in ("hard_bounce", "complaint"):
         ladder = [f"{metric}_keep_under", f"{metric}_risky", f"{metric}_suspend",
                   f"{metric}_off_platform"]
-        values = [getattr(t, name) for name in ladder]
-        if values != sorted(values):
-            problems.append((ladder[0], f"{', '.join(ladder)} must not decrease (got {values})"))
-    traps = [t.trap_hits_risky, t.trap_hits_suspend, t.trap_hits_off_platform]
+        ladder_values = [get(name) for name in ladder]
+        if ladder_values != sorted(ladder_values):
+            problems.append((ladder[0], f"{', '.join(ladder)} must not decrease "
+                             f"(got {ladder_values})"))
+    traps = [get("trap_hits_risky"), get("trap_hits_suspend"), get("trap_hits_off_platform")]
     if traps != sorted(traps):
         problems.append(("trap_hits_risky", "trap_hits_risky, trap_hits_suspend, "
                          f"trap_hits_off_platform must not decrease (got {traps})"))

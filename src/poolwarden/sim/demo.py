@@ -14,6 +14,7 @@ from collections.abc import Callable
 from rich.console import Console
 
 from poolwarden.cli import render
+from poolwarden.core.events import Event
 from poolwarden.core.policy import RouteRequest, decide_for
 from poolwarden.core.snapshot import Action, Snapshot
 from poolwarden.services import reports
@@ -44,7 +45,7 @@ def run_demo(engine: Engine, out: Console, *, days: int, seed: int, now: float) 
         day = first_day + index
         end_of_day = min(now, (day + 1) * DAY - 1)
         snapshot = engine.snapshot(end_of_day)
-        events = []
+        events: list[Event] = []
         for tenant in tenants:
             sender = f"news@{tenant.domains[0]}" if tenant.domains else "news@unknown.example"
             events.extend(day_events(tenant, profiles[tenant.name], day=day, day_index=index,
@@ -62,10 +63,10 @@ def run_demo(engine: Engine, out: Console, *, days: int, seed: int, now: float) 
         render.ip_detail(out, reports.ip_detail(engine, snapshot, worst, now))
     out.rule("sample routes (poolwarden route --tenant T --recipient ADDR)")
     for tenant in tenants:
+        sample_sender = f"news@{tenant.domains[0]}" if tenant.domains else None
         for recipient in ("someone@gmail.com", "someone@smallbiz.example"):
-            sender = f"news@{tenant.domains[0]}" if tenant.domains else None
             d = decide_for(snapshot.tenants[tenant.name],
-                           RouteRequest(recipient=recipient, sender=sender), snapshot)
+                           RouteRequest(recipient=recipient, sender=sample_sender), snapshot)
             out.print(f"  {render.escape(tenant.name):<14} → {recipient:<26} "
                       f"{d.action.value.upper():<6} {d.ip or '-':<12} {render.escape(d.reason)}")
 

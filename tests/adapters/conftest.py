@@ -44,14 +44,17 @@ def fresh_pg_database() -> Iterator[str]:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT",
                           connect_args={"connect_timeout": 5})
     name = f"pw_test_{secrets.token_hex(6)}"
+    problem = ""
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except SQLAlchemyError as exc:
+        problem = str(getattr(exc, "orig", None) or exc).strip()
+    if problem:
         admin.dispose()
         pytest.fail(f"PostgreSQL is needed for this test and is not usable at "
-                    f"{make_url(PG_ADMIN_URL).render_as_string(hide_password=True)}: "
-                    f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}\n"
+                    f"{make_url(PG_ADMIN_URL).render_as_string(hide_password=True)}:\n"
+                    f"{problem}\n"
                     f"Start PostgreSQL or set POOLWARDEN_TEST_PG_URL to an admin URL.",
                     pytrace=False)
     try:

@@ -29,9 +29,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from poolwarden.adapters.memory import fold, json_copy, json_dumps, unique_by_key
 from poolwarden.adapters.schema import counters, tenant_state, tier_moves
@@ -120,13 +121,19 @@ def _on_sqlite_begin(conn: Connection) -> None:
 
 
 class SqlStore:
-    """``ports.Store`` over a SQLAlchemy engine; build it with ``open_store``."""
+    """``ports.Store`` over a SQLAlchemy engine; ``open_store`` builds and migrates one.
+
+    Given a fresh SQLite engine it installs the connection settings itself
+    (WAL, synchronous=NORMAL, foreign keys, busy timeout, explicit BEGIN).
+    """
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         dialect = engine.dialect.name
         if dialect == "sqlite":
             self._insert: Any = sqlite.insert
+            event.listen(engine, "connect", _on_sqlite_connect)
+            event.listen(engine, "begin", _on_sqlite_begin)
         elif dialect == "postgresql":
             self._insert = postgresql.insert
         else:
@@ -311,15 +318,22 @@ def _state_row(move: TierMove) -> dict[str, Any]:
 def open_store(url: str) -> SqlStore:
     """Connect to ``url`` (``sqlite:///path`` or ``postgresql+psycopg://…``) and migrate.
 
-    Raises ``StoreError`` when the database cannot be reached or migrated.
+    ``sqlite://`` (no path) is a private in-memory database on one shared
+    connection: for single-threaded throwaway use. Raises ``StoreError`` when
+    the database cannot be reached or migrated.
     """
     try:
-        engine = create_engine(url, json_serializer=json_dumps, pool_pre_ping=True)
+        parsed = make_url(url)
+        options: dict[str, Any] = {"json_serializer": json_dumps}
+        if parsed.get_backend_name() == "sqlite":
+            if parsed.database in (None, "", ":memory:"):
+                options.update(poolclass=StaticPool,
+                               connect_args={"check_same_thread": False})
+        else:
+            options["pool_pre_ping"] = True
+        engine = create_engine(parsed, **options)
     except (ArgumentError, ImportError, ValueError) as exc:
-        raise StoreError(f"store: bad database URL {url!r}: {exc}") from exc
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _on_sqlite_connect)
-        event.listen(engine, "begin", _on_sqlite_begin)
+        raise StoreError(f"store: unusable database URL: {exc}") from exc
     try:
         store = SqlStore(engine)
         store.migrate()

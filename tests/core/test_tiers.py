@@ -14,11 +14,12 @@ T = Thresholds()
 NOW = 20000 * 86400.0
 
 
-def m(delivered=0, hard=0, soft=0, complaints=0, traps=0, deferred=0, days=7):
+def m(delivered=0, hard=0, soft=0, complaints=0, traps=0, deferred=0, days=7, active=None):
     c = Counts(delivered=delivered, deferred=deferred, hard_bounces=hard, soft_bounces=soft,
                complaints=complaints, trap_hits=traps)
     return metrics_of(c, days, bounce_floor=T.bounce_min_sample,
-                      complaint_floor=T.complaint_min_sample, z=T.confidence_z)
+                      complaint_floor=T.complaint_min_sample, z=T.confidence_z,
+                      active_days=days if active is None else active)
 
 
 def move(current, window, proof_window=None, *, since=0.0, pinned=False, thresholds=T):
@@ -76,6 +77,13 @@ def test_new_tenant_needs_proof_to_become_good():
     result = move(Tier.NEW, m(delivered=1000), proven)
     assert result.after is Tier.GOOD and result.rule == "proven"
     assert "upper bound" in result.reason
+
+
+def test_one_big_day_is_not_a_history():
+    ok, why = proof(m(delivered=5000, days=30, active=1), T)
+    assert not ok
+    assert any("proof_min_active_days 7" in w for w in why)
+    assert move(Tier.NEW, m(delivered=5000), m(delivered=5000, days=30, active=6)) is None
 
 
 def test_proof_fails_with_reasons():

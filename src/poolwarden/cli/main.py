@@ -39,7 +39,8 @@ app.add_typer(events_app, name="events")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(ip_app, name="ip")
 
-out = Console(soft_wrap=True)
+# wide enough for the tenant table when output goes to a file or a pipe
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[Path | None, typer.Option(

@@ -41,7 +41,7 @@ class Advice:
 
 def advise(total: Counts, per_provider: Mapping[str, Counts], t: Thresholds,
            days: int = ADVICE_WINDOW_DAYS) -> Advice:
-    """Advice from the last ``days`` days of final outcomes."""
+    """Advice from the last ``days`` days of final outcomes (scaled to 30 days)."""
     monthly = round(total.volume * 30 / days)
     daily = total.volume / days
     provider_daily = {name: counts.volume / days for name, counts in sorted(per_provider.items())}
@@ -49,11 +49,11 @@ def advise(total: Counts, per_provider: Mapping[str, Counts], t: Thresholds,
     advised = True
     if monthly < t.dedicated_min_monthly:
         advised = False
-        reasons.append(f"{monthly:,} messages in 30 days < dedicated_min_monthly "
+        reasons.append(f"{monthly:,} messages a month{_basis(days)} < dedicated_min_monthly "
                        f"{t.dedicated_min_monthly:,}: too little volume for an IP of its own "
                        "to earn a reputation")
     else:
-        reasons.append(f"{monthly:,} messages in 30 days ≥ dedicated_min_monthly "
+        reasons.append(f"{monthly:,} messages a month{_basis(days)} ≥ dedicated_min_monthly "
                        f"{t.dedicated_min_monthly:,}")
     if daily < t.dedicated_min_daily:
         advised = False
@@ -69,3 +69,7 @@ def advise(total: Counts, per_provider: Mapping[str, Counts], t: Thresholds,
                   thresholds={"dedicated_min_monthly": t.dedicated_min_monthly,
                               "dedicated_min_daily": t.dedicated_min_daily,
                               "provider_min_daily": t.provider_min_daily})
+
+
+def _basis(days: int) -> str:
+    return "" if days == ADVICE_WINDOW_DAYS else f" (projected from {days} days)"

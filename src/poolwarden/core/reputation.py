@@ -138,6 +138,17 @@ class Ledger:
                 total.add(counts)
         return total
 
+    def active_days(self, scope: Scope, scope_id: str, *, end_day: int, days: int) -> int:
+        """Days of the window on which the scope had at least one final outcome."""
+        by_day = self._buckets.get((scope, scope_id, ALL_PROVIDERS), {})
+        first = end_day - days + 1
+        return sum(1 for day, c in by_day.items() if first <= day <= end_day and c.volume)
+
+    def first_day(self, scope: Scope, scope_id: str) -> int | None:
+        """The earliest day with any counted event for the scope (None if none)."""
+        by_day = self._buckets.get((scope, scope_id, ALL_PROVIDERS))
+        return min(by_day) if by_day else None
+
     def providers_of(self, scope: Scope, scope_id: str) -> list[str]:
         return sorted(p for (s, i, p) in self._buckets if s is scope and i == scope_id
                       and p != ALL_PROVIDERS)
@@ -210,6 +221,9 @@ class Rate:
 
 
 def rate(count: int, sample: int, floor: int, z: float) -> Rate:
+    """A rate of ``count`` in ``sample``. Complaints arrive days after their delivery, so a
+    window can hold more complaints than deliveries: the count is capped at the sample."""
+    count = min(count, sample)
     low, high = wilson_interval(count, sample, z)
     return Rate(count=count, sample=sample, floor=floor, low=low, high=high)
 
@@ -223,6 +237,7 @@ class Metrics:
     hard_bounce_rate: Rate
     complaint_rate: Rate
     deferral_rate: Rate
+    active_days: int = 0
 
     @property
     def volume(self) -> int:
@@ -235,6 +250,7 @@ class Metrics:
     def as_dict(self) -> dict[str, object]:
         return {
             "window_days": self.days,
+            "active_days": self.active_days,
             "volume": self.volume,
             "delivered": self.counts.delivered,
             "trap_hits": self.trap_hits,
@@ -245,7 +261,7 @@ class Metrics:
 
 
 def metrics_of(counts: Counts, days: int, *, bounce_floor: int, complaint_floor: int,
-               z: float) -> Metrics:
+               z: float, active_days: int = 0) -> Metrics:
     """Rates for one window: hard bounces per final outcome, complaints per delivery."""
     return Metrics(
         days=days,
@@ -253,4 +269,5 @@ def metrics_of(counts: Counts, days: int, *, bounce_floor: int, complaint_floor:
         hard_bounce_rate=rate(counts.hard_bounces, counts.volume, bounce_floor, z),
         complaint_rate=rate(counts.complaints, counts.delivered, complaint_floor, z),
         deferral_rate=rate(counts.deferred, counts.attempts, bounce_floor, z),
+        active_days=active_days,
     )

@@ -24,6 +24,9 @@ class Thresholds:
     proof_window_days: int = setting(
         30, "Days of events a tenant must be proven over before it is trusted (graduation, "
         "promotion to good).", ge=1, le=90)
+    proof_min_active_days: int = setting(
+        7, "Days with mail in the proof window before a tenant can be proven: one good day "
+        "is not a history.", ge=1, le=90)
     confidence_z: float = setting(
         1.96, "z-score of the Wilson interval reported with every rate (1.96 = 95 %).",
         ge=0.5, le=4.0)

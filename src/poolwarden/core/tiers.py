@@ -105,6 +105,9 @@ def proof(m: Metrics, t: Thresholds) -> tuple[bool, list[str]]:
     """Whether the proof window shows a trustworthy sender; the reasons when it does not."""
     missing: list[str] = []
     hb, cr = m.hard_bounce_rate, m.complaint_rate
+    if m.active_days < t.proof_min_active_days:
+        missing.append(f"mail on {m.active_days} of the last {m.days} days, needs "
+                       f"proof_min_active_days {t.proof_min_active_days}")
     if m.counts.delivered < t.complaint_min_sample:
         missing.append(f"{m.counts.delivered} deliveries in {m.days} days, needs "
                        f"complaint_min_sample {t.complaint_min_sample}")
@@ -170,8 +173,10 @@ def evaluate(tenant: str, current: Tier, *, since: float, pinned: bool, window: 
             hb, cr = proof_window.hard_bounce_rate, proof_window.complaint_rate
             return TierMove(
                 tenant=tenant, before=current, after=Tier.GOOD, at=now, rule="proven",
-                reason=(f"proven over {proof_window.days} days: {proof_window.counts.delivered} "
-                        f"delivered; hard-bounce {hb.describe()} (upper bound < "
+                reason=(f"proven over the last {proof_window.days} days "
+                        f"({proof_window.active_days} with mail): "
+                        f"{proof_window.counts.delivered} delivered; "
+                        f"hard-bounce {hb.describe()} (upper bound < "
                         f"hard_bounce_risky {thresholds.hard_bounce_risky:.2%}); complaints "
                         f"{cr.describe()} (upper bound < complaint_risky "
                         f"{thresholds.complaint_risky:.2%}); no spam-trap hits"),

@@ -119,10 +119,12 @@ class Engine:
     def metrics(self, scope: Scope, scope_id: str, *, now: float, days: int,
                 provider: str = ALL_PROVIDERS) -> Metrics:
         t = self.thresholds
-        counts = self.ledger.window(scope, scope_id, end_day=day_of(now), days=days,
-                                    provider=provider)
+        end = day_of(now)
+        counts = self.ledger.window(scope, scope_id, end_day=end, days=days, provider=provider)
         return metrics_of(counts, days, bounce_floor=t.bounce_min_sample,
-                          complaint_floor=t.complaint_min_sample, z=t.confidence_z)
+                          complaint_floor=t.complaint_min_sample, z=t.confidence_z,
+                          active_days=self.ledger.active_days(scope, scope_id, end_day=end,
+                                                              days=days))
 
     def evaluate(self, now: float) -> list[TierMove]:
         """Evaluate every tenant and record the moves; returns them."""
@@ -168,11 +170,15 @@ class Engine:
 
     def advice(self, tenant: str, now: float) -> Advice:
         end = day_of(now)
-        total = self.ledger.window(Scope.TENANT, tenant, end_day=end, days=ADVICE_WINDOW_DAYS)
-        per_provider = {p: self.ledger.window(Scope.TENANT, tenant, end_day=end,
-                                              days=ADVICE_WINDOW_DAYS, provider=p)
+        # a tenant seen for fewer than 30 days is judged on the days it has been seen
+        first = self.ledger.first_day(Scope.TENANT, tenant)
+        days = ADVICE_WINDOW_DAYS if first is None else max(1, min(ADVICE_WINDOW_DAYS,
+                                                                  end - first + 1))
+        total = self.ledger.window(Scope.TENANT, tenant, end_day=end, days=days)
+        per_provider = {p: self.ledger.window(Scope.TENANT, tenant, end_day=end, days=days,
+                                              provider=p)
                         for p in self.ledger.providers_of(Scope.TENANT, tenant)}
-        return advise(total, per_provider, self.thresholds)
+        return advise(total, per_provider, self.thresholds, days=days)
 
     def neighbours(self, ip: str, now: float) -> list[NeighbourShare]:
         end, days = day_of(now), self.thresholds.window_days

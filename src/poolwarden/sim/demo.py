@@ -16,6 +16,7 @@ from rich.console import Console
 from poolwarden.cli import render
 from poolwarden.core.events import Event
 from poolwarden.core.policy import RouteRequest, decide_for
+from poolwarden.core.reputation import Scope
 from poolwarden.core.snapshot import Action, Snapshot
 from poolwarden.services import reports
 from poolwarden.services.engine import DAY, Engine, day_of
@@ -75,8 +76,7 @@ def _worst_shared_ip(engine: Engine, snapshot: Snapshot, now: float) -> str | No
     shared = [a for p in snapshot.pools.values() if p.kind.value == "shared" for a in p.ips]
     scored = []
     for address in shared:
-        neighbours = engine.neighbours(address, now)
-        bad = sum(n.hard_bounces + 10 * n.complaints + 100 * n.trap_hits for n in neighbours)
-        scored.append((bad, address))
+        m = engine.metrics(Scope.IP, address, now=now, days=engine.thresholds.window_days)
+        scored.append((m.trap_hits, m.hard_bounce_rate.value, address))
     scored.sort(reverse=True)
-    return scored[0][1] if scored and scored[0][0] > 0 else None
+    return scored[0][2] if scored and (scored[0][0] or scored[0][1]) else None

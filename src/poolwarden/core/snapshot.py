@@ -90,6 +90,9 @@ class TenantEntry:
     major_route: Route | None = None  # major-via-shared: the route for major providers
     private_domains: frozenset[str] = frozenset()
     private_route: Route | None = None  # private-routing: the route for listed domains
+    # suspended tenants: the routes their held mail takes once released (tier risky, the
+    # tier a suspension recovers to), so held mail carries a route and -H keeps it
+    release: TenantEntry | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +212,9 @@ def _entry(tenant: Tenant, tier: Tier, shared_for: Mapping[Tier, Pool],
         fixed = Decision(settings.off_platform, None, None,
                          f"tenant {name} is off the platform", "tier:off-platform", tier, plan)
     if fixed is not None:
-        return TenantEntry(name, tier, plan, fixed, factory.fixed(fixed))
+        release = (_entry(tenant, Tier.RISKY, shared_for, factory, settings, advised)
+                   if tier is Tier.SUSPENDED else None)
+        return TenantEntry(name, tier, plan, fixed, factory.fixed(fixed), release=release)
     plan_text = f"plan {plan.value}, tier {tier.value}"
     if plan is Plan.SHARED:
         return TenantEntry(name, tier, plan, None,

@@ -1,0 +1,226 @@
+"""The routing agent's logic: one Postfix policy request in, one action out.
+
+Turns a request into a ``RouteRequest``, asks ``decide()`` on the current
+snapshot and maps the Decision to a Postfix action: ``FILTER pw-<ip>:``,
+``HOLD``, ``REJECT`` or ``451 4.3.5`` (can't decide). Keeps per-transaction
+state keyed by (connection, ``instance``) so every recipient of one message
+shares the first recipient's route, and the others get ``DEFER_IF_PERMIT``
+(FILTER is message-wide and the last one wins). Records each applied decision
+in a bounded in-memory log, bound to the queue id at END-OF-MESSAGE, for a
+background flusher. Never raises: any internal error answers the safe defer.
+No sockets here; the asyncio server (``policyd``) is a thin loop around it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from poolwarden.core.policy import RouteRequest, decide_for, resolve_tenant
+from poolwarden.core.snapshot import Action, Decision, Snapshot, TenantEntry
+from poolwarden.wire.postfix_policy import PolicyRequest, clean_text
+
+log = logging.getLogger("poolwarden.policyd")
+
+TRANSACTION_TTL = 3600.0  # a transaction older than this is forgotten (client vanished)
+MAX_TRANSACTIONS = 100_000
+MAX_LOG = 200_000
+
+
+def transport_name(ip: str) -> str:
+    """The master.cf transport that binds ``ip``: pw-127-0-0-11, pw-2001-db8--1."""
+    return "pw-" + ip.replace(".", "-").replace(":", "-")
+
+
+@dataclass(slots=True)
+class Transaction:
+    started: float
+    action: str  # the action of the first accepted recipient (message-wide)
+    decision: Decision
+    tenant: str
+    held: bool = False
+    release: Decision | None = None  # where held mail goes once released (END-OF-MESSAGE)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedDecision:
+    at: float
+    instance: str
+    tenant: str | None
+    recipient: str
+    action: str
+    ip: str | None
+    pool: str | None
+    rule: str
+    snapshot_version: int
+    queue_id: str | None = None
+
+
+@dataclass(slots=True)
+class AgentStats:
+    by_action: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    bad_requests: int = 0
+
+
+class PolicyAgent:
+    """Answers policy requests from whatever snapshot ``snapshot()`` returns right now."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot | None],
+                 clock: Callable[[], float] = time.time) -> None:
+        self._snapshot = snapshot
+        self._clock = clock
+        self._transactions: OrderedDict[tuple[int, str], Transaction] = OrderedDict()
+        self.decision_log: deque[LoggedDecision] = deque(maxlen=MAX_LOG)
+        self.bound: deque[tuple[str, str]] = deque(maxlen=MAX_LOG)  # (instance, queue id)
+        self.stats = AgentStats()
+        self._logged_causes: set[str] = set()
+
+    # -- entry point ----------------------------------------------------------
+
+    def answer(self, request: PolicyRequest, connection: int = 0) -> str:
+        """The action text for one request; never raises."""
+        try:
+            action = self._answer(request, connection)
+        except Exception as exc:  # the fail-safe boundary of the hot path: defer, never guess
+            action = self._fail("internal error", exc)
+        kind = action.split(" ", 1)[0]
+        self.stats.by_action[kind] = self.stats.by_action.get(kind, 0) + 1
+        return action
+
+    def _fail(self, cause: str, exc: BaseException | None = None) -> str:
+        self.stats.errors[cause] = self.stats.errors.get(cause, 0) + 1
+        if cause not in self._logged_causes:  # logged once per cause, counted always
+            self._logged_causes.add(cause)
+            log.error("deferring: %s%s", cause, f": {exc!r}" if exc else "")
+        return f"451 4.3.5 poolwarden: {clean_text(cause, 200)}, try again later"
+
+    def _answer(self, request: PolicyRequest, connection: int) -> str:
+        if request.problem is not None:
+            self.stats.bad_requests += 1
+            return self._fail(f"bad policy request ({request.problem})")
+        kind = request.get("request")
+        if kind != "smtpd_access_policy":
+            self.stats.bad_requests += 1
+            return self._fail("bad policy request (request is not smtpd_access_policy)")
+        state = request.get("protocol_state")
+        if state == "RCPT":
+            return self._recipient(request, connection)
+        if state == "END-OF-MESSAGE":
+            return self._end_of_message(request, connection)
+        return "DUNNO"
+
+    # -- RCPT -----------------------------------------------------------------
+
+    def _recipient(self, request: PolicyRequest, connection: int) -> str:
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return self._fail("no routing snapshot loaded yet")
+        now = self._clock()
+        self._expire(now)
+        route_request = RouteRequest(
+            recipient=request.get("recipient"), sender=request.get("sender") or None,
+            sasl_username=request.get("sasl_username") or None,
+            client_address=request.get("client_address") or None)
+        tenant = resolve_tenant(route_request, snapshot)
+        if tenant is None:
+            who = (route_request.sasl_username or route_request.sender
+                   or route_request.client_address or "nobody")
+            decision = Decision(snapshot.settings.unknown_tenant, None, None,
+                                f"no tenant matches {who}", "unknown_tenant")
+            return self._record(request, snapshot, None, decision,
+                                self._unknown_action(decision))
+        entry = snapshot.tenants[tenant]
+        decision = decide_for(entry, route_request, snapshot)
+        key = (connection, request.get("instance"))
+        current = self._transactions.get(key)
+        if decision.action is Action.HOLD:
+            return self._hold(request, snapshot, entry, route_request, key, current, decision)
+        action = self._action(decision)
+        if current is None:
+            if decision.action is Action.ROUTE:
+                self._transactions[key] = Transaction(now, action, decision, tenant)
+            return self._record(request, snapshot, tenant, decision, action)
+        if decision.action is Action.ROUTE and not current.held:
+            if action == current.action:
+                return self._record(request, snapshot, tenant, decision, action)
+            if decision.pool is not None and decision.pool == current.decision.pool:
+                # same pool, other IP by hash: keep the message's IP
+                return self._record(request, snapshot, tenant, current.decision, current.action)
+        if decision.action is not Action.ROUTE:
+            return self._record(request, snapshot, tenant, decision, action)
+        return self._split(request, snapshot, tenant, decision)
+
+    def _hold(self, request: PolicyRequest, snapshot: Snapshot, entry: TenantEntry,
+              route_request: RouteRequest, key: tuple[int, str], current: Transaction | None,
+              decision: Decision) -> str:
+        """Suspended: HOLD, and remember the route the held mail takes once released."""
+        release = (decide_for(entry.release, route_request, snapshot)
+                   if entry.release is not None else None)
+        if release is not None and release.action is not Action.ROUTE:
+            release = None
+        action = "HOLD " + clean_text(decision.reason, 300)
+        if current is None:
+            self._transactions[key] = Transaction(self._clock(), action, decision, entry.name,
+                                                  held=True, release=release)
+        elif (current.held and release is not None and current.release is not None
+              and release.pool != current.release.pool):
+            return self._split(request, snapshot, entry.name, release)
+        return self._record(request, snapshot, entry.name, decision, action)
+
+    def _split(self, request: PolicyRequest, snapshot: Snapshot, tenant: str,
+               decision: Decision) -> str:
+        action = ("DEFER_IF_PERMIT 4.7.1 poolwarden: this recipient leaves from another route; "
+                  "send it in a separate transaction")
+        return self._record(request, snapshot, tenant, decision, action)
+
+    def _action(self, decision: Decision) -> str:
+        if decision.action is Action.ROUTE and decision.ip:
+            return f"FILTER {transport_name(decision.ip)}:"
+        if decision.action is Action.HOLD:
+            return "HOLD " + clean_text(decision.reason, 300)
+        if decision.action is Action.REJECT:
+            return "REJECT 5.7.1 " + clean_text(decision.reason, 300)
+        return "451 4.3.5 poolwarden: " + clean_text(decision.reason, 300)
+
+    def _unknown_action(self, decision: Decision) -> str:
+        self.stats.errors["unknown tenant"] = self.stats.errors.get("unknown tenant", 0) + 1
+        return self._action(decision)
+
+    def _record(self, request: PolicyRequest, snapshot: Snapshot, tenant: str | None,
+                decision: Decision, action: str) -> str:
+        self.decision_log.append(LoggedDecision(
+            at=self._clock(), instance=request.get("instance"), tenant=tenant,
+            recipient=request.get("recipient"), action=action.split(" ", 1)[0],
+            ip=decision.ip if action.startswith("FILTER") else None, pool=decision.pool,
+            rule=decision.rule, snapshot_version=snapshot.version))
+        return action
+
+    # -- END-OF-MESSAGE ---------------------------------------------------------
+
+    def _end_of_message(self, request: PolicyRequest, connection: int) -> str:
+        instance = request.get("instance")
+        current = self._transactions.pop((connection, instance), None)
+        queue_id = request.get("queue_id")
+        if queue_id:
+            self.bound.append((instance, queue_id))
+        if current is not None and current.held and current.release is not None:
+            # HOLD is message-wide; this FILTER gives held mail its route for release (-H)
+            return self._action(current.release)
+        return "DUNNO"
+
+    def forget_connection(self, connection: int) -> None:
+        for key in [k for k in self._transactions if k[0] == connection]:
+            del self._transactions[key]
+
+    def _expire(self, now: float) -> None:
+        transactions = self._transactions
+        while transactions:
+            key, oldest = next(iter(transactions.items()))
+            if now - oldest.started < TRANSACTION_TTL and len(transactions) < MAX_TRANSACTIONS:
+                break
+            del transactions[key]
+

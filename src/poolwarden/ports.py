@@ -34,6 +34,23 @@ class CounterRow:
     counts: Counts
 
 
+@dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """One routing decision the agent applied, for joining delivery outcomes to routes."""
+
+    at: float
+    node: str  # which agent decided (host name or configured node name)
+    instance: str  # Postfix's per-transaction id; bound to the queue id at END-OF-MESSAGE
+    tenant: str | None
+    recipient: str
+    action: str  # FILTER, HOLD, REJECT, DEFER_IF_PERMIT, 451 ...
+    ip: str | None
+    pool: str | None
+    rule: str
+    snapshot_version: int
+    queue_id: str | None = None
+
+
 class Store(Protocol):
     """The system of record: events, day counters, tenant standings and tier moves."""
 
@@ -63,6 +80,24 @@ class Store(Protocol):
         ...
 
     def event_count(self) -> int:
+        ...
+
+    def change_marker(self) -> int:
+        """A number that grows whenever standings change (a move or a pin is recorded);
+        routing agents poll it to rebuild their snapshot."""
+        ...
+
+    def add_decisions(self, rows: Sequence[DecisionRow]) -> None:
+        """Append routing decisions (batched by the agent, off the hot path)."""
+        ...
+
+    def bind_queue_ids(self, node: str, pairs: Sequence[tuple[str, str]]) -> None:
+        """Set the queue id of the decisions of each (instance, queue id) pair of a node."""
+        ...
+
+    def decisions(self, *, tenant: str | None = None, queue_id: str | None = None,
+                  limit: int = 100) -> list[DecisionRow]:
+        """Recorded decisions, newest first, optionally for one tenant or one queue id."""
         ...
 
     def close(self) -> None:

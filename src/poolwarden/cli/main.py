@@ -261,5 +261,31 @@ def demo(config: ConfigOption = None,
         run_demo(engine, out, days=days, seed=seed, now=time.time())
 
 
+@app.command()
+@guarded
+def serve(
+    config: ConfigOption = None,
+    policy: Annotated[list[str] | None, typer.Option(
+        "--policy", help="Listen on tcp:HOST:PORT or unix:PATH (repeatable) [default: the "
+        "policyd.listen setting].")] = None,
+    log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+) -> None:
+    """Run the routing agent (and its background jobs) until SIGTERM; SIGHUP reloads."""
+    import asyncio
+    import logging
+
+    from poolwarden.services.policyd import Listen
+    from poolwarden.services.runtime import Runtime
+
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        listens = [Listen.parse(text) for text in policy or ()]
+    except ValueError as exc:
+        fail(str(exc))
+    runtime = Runtime(config_path(config), listens=listens or None)
+    asyncio.run(runtime.run())
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()

@@ -72,6 +72,42 @@ class RoutingSettings(Section):
         return value
 
 
+class PolicydSettings(Section):
+    """The routing agent (policyd) that Postfix asks, per recipient, for the egress IP."""
+
+    listen: tuple[str, ...] = Field(
+        ("tcp:127.0.0.1:10040",), min_length=1, description="Where policyd listens: "
+        "tcp:HOST:PORT (loopback unless allow_remote) or unix:PATH (mode 0660, group postfix). "
+        "The --policy option of poolwarden serve replaces this list.")
+    node: str | None = Field(
+        None, description="Name of this routing node in the decision log. Unset: the host name.")
+    request_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds a started request may take to arrive whole "
+        "before the connection is closed (slowloris bound). Idle connections between requests "
+        "are never closed by poolwarden.")
+    max_connections: int = Field(
+        1000, ge=1, le=100_000, description="Open policy connections at most; more are refused "
+        "(Postfix's default_process_limit is 100 smtpd processes per node).")
+    allow_remote: bool = Field(
+        False, description="Accept TCP policy clients from non-loopback addresses.")
+    reload_interval: float = Field(
+        0.5, gt=0, le=60, description="Seconds between checks of the store for tier moves and "
+        "overrides; a change is routed within this interval plus the rebuild time.")
+    refresh_interval: float = Field(
+        60.0, gt=0, le=3600, description="Seconds between full snapshot rebuilds (picks up "
+        "new volume advice for auto-plan tenants).")
+    evaluate_interval: float = Field(
+        60.0, gt=0, le=86400, description="Seconds between tier evaluations by the embedded "
+        "reputation engine of poolwarden serve.")
+    flush_interval: float = Field(
+        1.0, gt=0, le=60, description="Seconds between writes of the decision log to the "
+        "store (batched, off the routing path).")
+    postfix_config_dir: str | None = Field(
+        None, description="Configuration directory of the Postfix instance (postfix -c DIR) "
+        "used by poolwarden hold release and poolwarden postfix check. Unset: Postfix's "
+        "default.")
+
+
 def _threshold_fields() -> dict[str, Any]:
     hints = get_type_hints(Thresholds)
     out: dict[str, Any] = {}
@@ -171,6 +207,8 @@ class PoolwardenSettings(Section):
                                  description=StoreSettings.__doc__ or "")
     routing: RoutingSettings = Field(default_factory=RoutingSettings,
                                      description=RoutingSettings.__doc__ or "")
+    policyd: PolicydSettings = Field(default_factory=PolicydSettings,
+                                     description=PolicydSettings.__doc__ or "")
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings,
                                           description=_THRESHOLDS_DOC)
     ips: tuple[IpSettings, ...] = Field((), description=IpSettings.__doc__ or "")

@@ -1,0 +1,193 @@
+"""One node's services in one process: the routing agent plus its background jobs.
+
+Owns the current routing snapshot (swapped atomically, one reference
+assignment), rebuilds it when the store's change marker moves (a tier move or
+override) and on a refresh interval, flushes the decision log in batches,
+runs the embedded reputation engine on an interval, reloads the configuration
+on SIGHUP (keeping the running one when the new file is bad) and stops
+gracefully on SIGTERM. Store work runs on one worker thread, never on the
+event loop, so a slow store costs freshness, never routing latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import TypeVar
+
+from poolwarden.adapters.sqlstore import open_store
+from poolwarden.config.load import LoadedConfig, load_config
+from poolwarden.core.errors import PoolwardenError
+from poolwarden.core.snapshot import Snapshot
+from poolwarden.ports import DecisionRow, Store
+from poolwarden.services.engine import Engine
+from poolwarden.services.policy_agent import PolicyAgent
+from poolwarden.services.policyd import Listen, PolicyServer
+
+log = logging.getLogger("poolwarden.serve")
+
+T = TypeVar("T")
+
+
+class Runtime:
+    def __init__(self, config_path: Path, *, listens: list[Listen] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config_path = config_path
+        self.config: LoadedConfig = load_config(config_path)
+        settings = self.config.settings.policyd
+        self.listens = listens or [Listen.parse(text) for text in settings.listen]
+        self.node = settings.node or socket.gethostname()
+        self.clock = clock
+        self.store: Store = open_store(self.config.store_url)
+        self.snapshot: Snapshot | None = None
+        self.agent = PolicyAgent(lambda: self.snapshot, clock)
+        self.server = PolicyServer(self.agent, request_timeout=settings.request_timeout,
+                                   max_connections=settings.max_connections,
+                                   allow_remote=settings.allow_remote)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._marker = -1
+        self._version = 0
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _in_store_thread(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    # -- snapshot -------------------------------------------------------------
+
+    def _build(self) -> tuple[int, Snapshot]:
+        marker = self.store.change_marker()
+        engine = Engine(self.config, self.store, now=self.clock())
+        self._version += 1
+        snapshot = replace(engine.snapshot(self.clock()), version=self._version)
+        return marker, snapshot
+
+    async def rebuild(self, reason: str) -> None:
+        started = time.perf_counter()
+        marker, snapshot = await self._in_store_thread(self._build)
+        self.snapshot = snapshot  # the atomic swap: requests see the old or the new, whole
+        self._marker = marker
+        log.info("snapshot v%d (%s): %d tenants, built in %.0f ms", snapshot.version, reason,
+                 len(snapshot.tenants), (time.perf_counter() - started) * 1000)
+
+    async def _watch_store(self) -> None:
+        settings = self.config.settings.policyd
+        last_refresh = time.monotonic()
+        while not self._stop.is_set():
+            await self._sleep(settings.reload_interval)
+            try:
+                marker = await self._in_store_thread(self.store.change_marker)
+                stale = time.monotonic() - last_refresh >= settings.refresh_interval
+                if marker != self._marker or stale or self.snapshot is None:
+                    await self.rebuild("store changed" if marker != self._marker
+                                       else "refresh")
+                    last_refresh = time.monotonic()
+            except PoolwardenError as exc:  # keep serving the last snapshot
+                log.error("cannot refresh the snapshot, still serving v%s: %s",
+                          self.snapshot.version if self.snapshot else "-", exc)
+
+    # -- background jobs --------------------------------------------------------
+
+    async def _flush_decisions(self) -> None:
+        while not self._stop.is_set():
+            await self._sleep(self.config.settings.policyd.flush_interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        agent = self.agent
+        rows = []
+        while agent.decision_log:
+            d = agent.decision_log.popleft()
+            rows.append(DecisionRow(at=d.at, node=self.node, instance=d.instance,
+                                    tenant=d.tenant, recipient=d.recipient, action=d.action,
+                                    ip=d.ip, pool=d.pool, rule=d.rule,
+                                    snapshot_version=d.snapshot_version))
+        pairs = []
+        while agent.bound:
+            pairs.append(agent.bound.popleft())
+        if not rows and not pairs:
+            return
+        try:
+            await self._in_store_thread(lambda: self._write_log(rows, pairs))
+        except PoolwardenError as exc:
+            log.error("decision log: %d rows not stored: %s", len(rows), exc)
+
+    def _write_log(self, rows: list[DecisionRow], pairs: list[tuple[str, str]]) -> None:
+        if rows:
+            self.store.add_decisions(rows)
+        if pairs:
+            self.store.bind_queue_ids(self.node, pairs)
+
+    async def _evaluate(self) -> None:
+        while not self._stop.is_set():
+            await self._sleep(self.config.settings.policyd.evaluate_interval)
+            try:
+                moves = await self._in_store_thread(
+                    lambda: Engine(self.config, self.store, now=self.clock())
+                    .evaluate(self.clock()))
+                for move in moves:
+                    log.info("tier move %s: %s -> %s (%s)", move.tenant, move.before.value,
+                             move.after.value, move.reason)
+            except PoolwardenError as exc:
+                log.error("tier evaluation failed: %s", exc)
+
+    async def reload_config(self) -> None:
+        try:
+            config = await self._in_store_thread(lambda: load_config(self.config_path))
+        except PoolwardenError as exc:
+            log.error("configuration not reloaded, the running one stays in force: %s", exc)
+            return
+        self.config = config
+        await self.rebuild("configuration reloaded")
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            await self.rebuild("start")
+        except PoolwardenError as exc:  # serve anyway: every request defers until a snapshot
+            log.error("no snapshot at start, deferring all mail: %s", exc)
+        await self.server.start(self.listens)
+        self._tasks = [asyncio.create_task(job()) for job in
+                       (self._watch_store, self._flush_decisions, self._evaluate)]
+
+    def install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP,
+                                lambda: asyncio.ensure_future(self.reload_config()))
+
+    async def run(self) -> None:
+        await self.start()
+        self.install_signals()
+        await self._stop.wait()
+        await self.shutdown()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def shutdown(self) -> None:
+        self._stop.set()
+        await self.server.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush()
+        self._executor.shutdown(wait=True)
+        self.store.close()
+        log.info("stopped")

@@ -3,8 +3,9 @@
 Same semantics as the SQL store, which shares the pure helpers defined here
 (what a duplicate is, how events fold into day counters, what JSON is
 stored): idempotent by event key, all-or-nothing writes, tier-move evidence
-stored as JSON and handed back as fresh copies. Nothing survives ``close``
-or the process; no files, no network, no clock.
+stored as JSON and handed back as fresh copies, routing decisions cleaned
+the same way on every backend. Nothing survives ``close`` or the process; no
+files, no network, no clock.
 """
 
 from __future__ import annotations
@@ -20,9 +21,16 @@ from poolwarden.core.events import Event
 from poolwarden.core.model import TenantStanding
 from poolwarden.core.reputation import Counts, Ledger
 from poolwarden.core.tiers import TierMove
-from poolwarden.ports import AddResult, CounterRow
+from poolwarden.ports import AddResult, CounterRow, DecisionRow
 
 MAX_REASON_LENGTH = 1024  # the width of events.reason in the SQL schema
+MAX_RECIPIENT_LENGTH = 1024  # the width of decisions.recipient in the SQL schema
+# Decision text is cut to these lengths (see ``clean_decision``). Free text that
+# no index holds may be as long as a recipient; names and ids are kept short so
+# that an indexed row stays far below PostgreSQL's B-tree entry limit (~2700
+# bytes), which a long value of a few kilobytes would otherwise break.
+MAX_DECISION_TEXT_LENGTH = 1024  # action, rule
+MAX_DECISION_NAME_LENGTH = 255  # node, instance, tenant, ip, pool, queue id
 _TEXT_FIELDS = ("key", "tenant", "provider", "ip", "sending_domain", "recipient_domain",
                 "reason")
 
@@ -51,6 +59,57 @@ def _check_storable(ev: Event) -> None:
         value = getattr(ev, name)
         if value is not None and "\x00" in value:
             raise StoreError(f"store: event {ev.key[:80]!r}: {name} contains a NUL character")
+
+
+def clean_text(value: str, limit: int) -> str:
+    """``value`` as every backend can store it: NUL characters removed, characters
+    UTF-8 cannot encode (lone surrogates) replaced by ``?``, then cut to ``limit``."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value[:limit]
+
+
+def _clean_name(value: str | None) -> str | None:
+    return None if value is None else clean_text(value, MAX_DECISION_NAME_LENGTH)
+
+
+def clean_decision(row: DecisionRow) -> DecisionRow:
+    """The decision as stored: text cleaned and cut instead of refused.
+
+    Unlike events (refused whole when a field is unstorable), decisions are a
+    best-effort audit trail fed with text from the network (recipient addresses,
+    Postfix attributes): one hostile or oversized value must not cost the agent
+    the whole batch, so NULs are dropped and overlong text is truncated
+    (recipients to the column width), identically on every backend.
+    """
+    return DecisionRow(
+        at=row.at,
+        node=clean_text(row.node, MAX_DECISION_NAME_LENGTH),
+        instance=clean_text(row.instance, MAX_DECISION_NAME_LENGTH),
+        tenant=_clean_name(row.tenant),
+        recipient=clean_text(row.recipient, MAX_RECIPIENT_LENGTH),
+        action=clean_text(row.action, MAX_DECISION_TEXT_LENGTH),
+        ip=_clean_name(row.ip),
+        pool=_clean_name(row.pool),
+        rule=clean_text(row.rule, MAX_DECISION_TEXT_LENGTH),
+        snapshot_version=row.snapshot_version,
+        queue_id=_clean_name(row.queue_id))
+
+
+def clean_bindings(node: str, pairs: Sequence[tuple[str, str]]
+                   ) -> tuple[str, list[tuple[str, str]]]:
+    """``bind_queue_ids`` arguments cleaned like the stored decisions, so that an
+    instance id matches the rows it was stored with."""
+    return (clean_text(node, MAX_DECISION_NAME_LENGTH),
+            [(clean_text(instance, MAX_DECISION_NAME_LENGTH),
+              clean_text(queue_id, MAX_DECISION_NAME_LENGTH)) for instance, queue_id in pairs])
+
+
+def clean_filter(value: str | None) -> str | None:
+    """A ``decisions`` filter cleaned like the stored values it is compared with."""
+    return _clean_name(value)
 
 
 def fold(new_events: Iterable[Event]) -> Ledger:
@@ -89,6 +148,9 @@ class MemoryStore:
         self._ledger = Ledger()
         self._standings: dict[str, TenantStanding] = {}
         self._moves: list[TierMove] = []  # oldest first, evidence kept as JSON copies
+        self._decisions: list[DecisionRow] = []  # oldest first, cleaned
+        # (node, instance) -> positions in _decisions of its rows without a queue id
+        self._unbound: dict[tuple[str, str], list[int]] = {}
 
     def add_events(self, events: Iterable[Event]) -> AddResult:
         received = list(events)
@@ -154,6 +216,45 @@ class MemoryStore:
         return [replace(m, metrics=json.loads(json_dumps(m.metrics)),
                         thresholds=json.loads(json_dumps(m.thresholds)))
                 for m in chosen[:max(limit, 0)]]
+
+    def change_marker(self) -> int:
+        """The number of recorded moves: moves are only ever appended, one or more
+        by every ``record_moves`` or ``clear_pin`` that changes anything."""
+        with self._lock:
+            return len(self._moves)
+
+    # -- routing decisions ---------------------------------------------------
+
+    def add_decisions(self, rows: Sequence[DecisionRow]) -> None:
+        cleaned = [clean_decision(row) for row in rows]
+        with self._lock:
+            for row in cleaned:
+                if row.queue_id is None:
+                    self._unbound.setdefault((row.node, row.instance), []).append(
+                        len(self._decisions))
+                self._decisions.append(row)
+
+    def bind_queue_ids(self, node: str, pairs: Sequence[tuple[str, str]]) -> None:
+        """Bind only rows without a queue id: a reused instance id keeps its old binding."""
+        node, cleaned = clean_bindings(node, pairs)
+        with self._lock:
+            for instance, queue_id in cleaned:
+                for position in self._unbound.pop((node, instance), []):
+                    self._decisions[position] = replace(self._decisions[position],
+                                                        queue_id=queue_id)
+
+    def decisions(self, *, tenant: str | None = None, queue_id: str | None = None,
+                  limit: int = 100) -> list[DecisionRow]:
+        tenant, queue_id = clean_filter(tenant), clean_filter(queue_id)
+        chosen: list[DecisionRow] = []
+        with self._lock:
+            for row in reversed(self._decisions):
+                if len(chosen) >= limit:
+                    break
+                if ((tenant is None or row.tenant == tenant)
+                        and (queue_id is None or row.queue_id == queue_id)):
+                    chosen.append(row)
+        return chosen
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object is dropped."""

@@ -99,3 +99,25 @@ tier_moves = Table(
     Column("pinned", Boolean, nullable=False, server_default=false()),
     Index("ix_tier_moves_tenant_id", "tenant", "id"),
 )
+
+# Every routing decision an agent applied, bound to the Postfix queue id once
+# the message is queued: joins delivery outcomes to the route that was chosen.
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("node", String, nullable=False),
+    Column("instance", String, nullable=False),
+    Column("tenant", String, nullable=True),
+    Column("recipient", String(1024), nullable=False),
+    Column("action", String, nullable=False),
+    Column("ip", String, nullable=True),
+    Column("pool", String, nullable=True),
+    Column("rule", String, nullable=False),
+    Column("snapshot_version", Integer, nullable=False),
+    Column("queue_id", String, nullable=True),
+    Index("ix_decisions_node_instance", "node", "instance"),
+    Index("ix_decisions_queue_id", "queue_id"),
+    Index("ix_decisions_tenant_id", "tenant", "id"),
+)

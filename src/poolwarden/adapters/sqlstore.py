@@ -34,22 +34,43 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from poolwarden.adapters.memory import fold, json_copy, json_dumps, unique_by_key
-from poolwarden.adapters.schema import counters, tenant_state, tier_moves
+from poolwarden.adapters.memory import (
+    clean_bindings,
+    clean_decision,
+    clean_filter,
+    fold,
+    json_copy,
+    json_dumps,
+    unique_by_key,
+)
+from poolwarden.adapters.schema import counters, decisions, tenant_state, tier_moves
 from poolwarden.adapters.schema import events as events_table
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event
 from poolwarden.core.model import TenantStanding, Tier
 from poolwarden.core.reputation import COUNT_FIELDS, Counts, Ledger, Scope
 from poolwarden.core.tiers import TierMove
-from poolwarden.ports import AddResult, CounterRow
+from poolwarden.ports import AddResult, CounterRow, DecisionRow
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 CHUNK = 500  # rows per statement on SQLite: well under its bound-variable limit
 PG_CHUNK = 5_000  # events per statement on PostgreSQL (ten array parameters each)
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+DECISION_CHUNK = 5_000  # decision rows per executemany call
 _PG_MIGRATION_LOCK = 0x706F6F6C  # pg_advisory_xact_lock key: one migrator at a time
+_PG_MOVES_LOCK = 0x706F6F6D  # pg_advisory_xact_lock key: one writer of tier_moves at a time
 _BEGIN_OPTION = "poolwarden_sqlite_begin"  # execution option: the BEGIN statement to send
+
+DECISION_COLUMNS = ("at", "node", "instance", "tenant", "recipient", "action", "ip", "pool",
+                    "rule", "snapshot_version", "queue_id")
+
+# One (instance, queue id) binding of a node, for executemany; the bind names
+# differ from the column names, which SQLAlchemy reserves for the SET clause.
+_BIND_QUEUE_ID = (decisions.update()
+                  .where(decisions.c.node == bindparam("b_node"),
+                         decisions.c.instance == bindparam("b_instance"),
+                         decisions.c.queue_id.is_(None))
+                  .values(queue_id=bindparam("b_queue_id")))
 
 EVENT_COLUMNS = ("key", "time", "day", "kind", "tenant", "provider", "ip", "sending_domain",
                  "recipient_domain", "reason")
@@ -263,6 +284,7 @@ class SqlStore:
                   for name in ("tier", "since", "pinned", "pinned_by", "pinned_why")})
         rows = [_move_row(m) for m in moves]  # refuses evidence that is not JSON, up front
         with self._write("record tier moves") as conn:
+            _lock_moves(conn)
             for chunk in _chunks(rows):
                 conn.execute(tier_moves.insert(), list(chunk))
             states = [_state_row(latest[tenant]) for tenant in sorted(latest)]
@@ -276,6 +298,7 @@ class SqlStore:
                  .values(pinned=False, pinned_by=None, pinned_why=None)
                  .returning(tenant_state.c.tier))
         with self._write("clear pin") as conn:
+            _lock_moves(conn)
             tier = conn.execute(unpin).scalar_one_or_none()
             if tier is None:
                 return
@@ -296,8 +319,69 @@ class SqlStore:
                          pinned=bool(row["pinned"]))
                 for row in rows]
 
+    def change_marker(self) -> int:
+        """The newest tier move id (0 before any): moves are only ever appended, one
+        or more by every ``record_moves`` or ``clear_pin`` that changes anything, and
+        ``_lock_moves`` makes ids become visible in increasing order."""
+        query = select(func.coalesce(func.max(tier_moves.c.id), 0))
+        with self._read("read the change marker") as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- routing decisions ---------------------------------------------------
+
+    def add_decisions(self, rows: Sequence[DecisionRow]) -> None:
+        """Append the decisions in one transaction; text is cleaned, not refused
+        (see ``memory.clean_decision``)."""
+        if not rows:
+            return
+        params = [_decision_row(clean_decision(row)) for row in rows]
+        with self._write("add decisions") as conn:
+            for chunk in _chunks(params, DECISION_CHUNK):
+                conn.execute(decisions.insert(), list(chunk))
+
+    def bind_queue_ids(self, node: str, pairs: Sequence[tuple[str, str]]) -> None:
+        """Bind only rows without a queue id: a reused instance id keeps its old binding."""
+        if not pairs:
+            return
+        node, cleaned = clean_bindings(node, pairs)
+        params = [{"b_node": node, "b_instance": instance, "b_queue_id": queue_id}
+                  for instance, queue_id in cleaned]
+        with self._write("bind queue ids") as conn:
+            for chunk in _chunks(params, DECISION_CHUNK):
+                conn.execute(_BIND_QUEUE_ID, list(chunk))
+
+    def decisions(self, *, tenant: str | None = None, queue_id: str | None = None,
+                  limit: int = 100) -> list[DecisionRow]:
+        query = select(decisions).order_by(decisions.c.id.desc()).limit(max(limit, 0))
+        tenant, queue_id = clean_filter(tenant), clean_filter(queue_id)
+        if tenant is not None:
+            query = query.where(decisions.c.tenant == tenant)
+        if queue_id is not None:
+            query = query.where(decisions.c.queue_id == queue_id)
+        with self._read("read decisions") as conn:
+            result = conn.execute(query).mappings().all()
+        return [DecisionRow(**{name: row[name] for name in DECISION_COLUMNS})
+                for row in result]
+
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _lock_moves(conn: Connection) -> None:
+    """On PostgreSQL, hold one lock over writers of ``tier_moves`` until commit.
+
+    Ids come from a sequence when inserted, but become visible at commit: two
+    concurrent writers could commit ids 11 then 10, and a poller that saw 11
+    would never learn of 10. Serialized, ids become visible in order, so
+    ``change_marker`` (the largest id) grows with every committed change.
+    SQLite needs nothing: BEGIN IMMEDIATE already serializes writers.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(_PG_MOVES_LOCK)))
+
+
+def _decision_row(row: DecisionRow) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in DECISION_COLUMNS}
 
 
 def _move_row(move: TierMove) -> dict[str, Any]:

@@ -12,8 +12,7 @@ the routing hot path, so it only does dict lookups on the snapshot.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from poolwarden.core.snapshot import (
     Action,
@@ -29,8 +28,9 @@ class RandomSource(Protocol):
     def randrange(self, stop: int, /) -> int: ...
 
 
-@dataclass(frozen=True, slots=True)
-class RouteRequest:
+class RouteRequest(NamedTuple):
+    """One recipient to route (a NamedTuple: built on every request of the hot path)."""
+
     recipient: str
     tenant: str | None = None  # when the caller already knows it (CLI, tests)
     sender: str | None = None

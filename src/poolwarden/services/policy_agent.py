@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from poolwarden.core.policy import RouteRequest, decide_for, resolve_tenant
 from poolwarden.core.snapshot import Action, Decision, Snapshot, TenantEntry
@@ -25,8 +26,9 @@ from poolwarden.wire.postfix_policy import PolicyRequest, clean_text
 
 log = logging.getLogger("poolwarden.policyd")
 
-TRANSACTION_TTL = 3600.0  # a transaction older than this is forgotten (client vanished)
-MAX_TRANSACTIONS = 100_000
+# smtpd runs one transaction at a time per connection; more open instances on one
+# connection only happen without the END-OF-MESSAGE check, so the oldest are dropped
+MAX_TRANSACTIONS_PER_CONNECTION = 64
 MAX_LOG = 200_000
 
 
@@ -41,12 +43,12 @@ class Transaction:
     action: str  # the action of the first accepted recipient (message-wide)
     decision: Decision
     tenant: str
+    version: int  # the snapshot version the first recipient was routed with
     held: bool = False
     release: Decision | None = None  # where held mail goes once released (END-OF-MESSAGE)
 
 
-@dataclass(frozen=True, slots=True)
-class LoggedDecision:
+class LoggedDecision(NamedTuple):
     at: float
     instance: str
     tenant: str | None
@@ -73,11 +75,12 @@ class PolicyAgent:
                  clock: Callable[[], float] = time.time) -> None:
         self._snapshot = snapshot
         self._clock = clock
-        self._transactions: OrderedDict[tuple[int, str], Transaction] = OrderedDict()
+        self._transactions: dict[int, dict[str, Transaction]] = {}
         self.decision_log: deque[LoggedDecision] = deque(maxlen=MAX_LOG)
         self.bound: deque[tuple[str, str]] = deque(maxlen=MAX_LOG)  # (instance, queue id)
         self.stats = AgentStats()
         self._logged_causes: set[str] = set()
+        self._filters: dict[str, str] = {}  # ip -> its FILTER action, built once
 
     # -- entry point ----------------------------------------------------------
 
@@ -102,11 +105,11 @@ class PolicyAgent:
         if request.problem is not None:
             self.stats.bad_requests += 1
             return self._fail(f"bad policy request ({request.problem})")
-        kind = request.get("request")
-        if kind != "smtpd_access_policy":
+        attrs = request.attrs
+        if attrs.get("request") != "smtpd_access_policy":
             self.stats.bad_requests += 1
             return self._fail("bad policy request (request is not smtpd_access_policy)")
-        state = request.get("protocol_state")
+        state = attrs.get("protocol_state")
         if state == "RCPT":
             return self._recipient(request, connection)
         if state == "END-OF-MESSAGE":
@@ -119,12 +122,11 @@ class PolicyAgent:
         snapshot = self._snapshot()
         if snapshot is None:
             return self._fail("no routing snapshot loaded yet")
-        now = self._clock()
-        self._expire(now)
+        get = request.attrs.get
         route_request = RouteRequest(
-            recipient=request.get("recipient"), sender=request.get("sender") or None,
-            sasl_username=request.get("sasl_username") or None,
-            client_address=request.get("client_address") or None)
+            recipient=get("recipient", ""), sender=get("sender") or None,
+            sasl_username=get("sasl_username") or None,
+            client_address=get("client_address") or None)
         tenant = resolve_tenant(route_request, snapshot)
         if tenant is None:
             who = (route_request.sasl_username or route_request.sender
@@ -135,28 +137,34 @@ class PolicyAgent:
                                 self._unknown_action(decision))
         entry = snapshot.tenants[tenant]
         decision = decide_for(entry, route_request, snapshot)
-        key = (connection, request.get("instance"))
-        current = self._transactions.get(key)
+        open_here = self._transactions.get(connection)
+        if open_here is None:
+            open_here = self._transactions[connection] = {}
+        instance = get("instance", "")
+        current = open_here.get(instance)
         if decision.action is Action.HOLD:
-            return self._hold(request, snapshot, entry, route_request, key, current, decision)
+            return self._hold(request, snapshot, entry, route_request, open_here, instance,
+                              current, decision)
         action = self._action(decision)
         if current is None:
             if decision.action is Action.ROUTE:
-                self._transactions[key] = Transaction(now, action, decision, tenant)
+                self._open(open_here, instance, Transaction(
+                    self._clock(), action, decision, tenant, snapshot.version))
             return self._record(request, snapshot, tenant, decision, action)
         if decision.action is Action.ROUTE and not current.held:
             if action == current.action:
                 return self._record(request, snapshot, tenant, decision, action)
-            if decision.pool is not None and decision.pool == current.decision.pool:
-                # same pool, other IP by hash: keep the message's IP
+            if (decision.pool is not None and decision.pool == current.decision.pool
+                    and snapshot.version == current.version):
+                # same pool in the same snapshot, other IP by hash: keep the message's IP
                 return self._record(request, snapshot, tenant, current.decision, current.action)
         if decision.action is not Action.ROUTE:
             return self._record(request, snapshot, tenant, decision, action)
         return self._split(request, snapshot, tenant, decision)
 
     def _hold(self, request: PolicyRequest, snapshot: Snapshot, entry: TenantEntry,
-              route_request: RouteRequest, key: tuple[int, str], current: Transaction | None,
-              decision: Decision) -> str:
+              route_request: RouteRequest, open_here: dict[str, Transaction], instance: str,
+              current: Transaction | None, decision: Decision) -> str:
         """Suspended: HOLD, and remember the route the held mail takes once released."""
         release = (decide_for(entry.release, route_request, snapshot)
                    if entry.release is not None else None)
@@ -164,8 +172,9 @@ class PolicyAgent:
             release = None
         action = "HOLD " + clean_text(decision.reason, 300)
         if current is None:
-            self._transactions[key] = Transaction(self._clock(), action, decision, entry.name,
-                                                  held=True, release=release)
+            self._open(open_here, instance, Transaction(
+                self._clock(), action, decision, entry.name, snapshot.version, held=True,
+                release=release))
         elif (current.held and release is not None and current.release is not None
               and release.pool != current.release.pool):
             return self._split(request, snapshot, entry.name, release)
@@ -179,7 +188,10 @@ class PolicyAgent:
 
     def _action(self, decision: Decision) -> str:
         if decision.action is Action.ROUTE and decision.ip:
-            return f"FILTER {transport_name(decision.ip)}:"
+            action = self._filters.get(decision.ip)
+            if action is None:
+                action = self._filters[decision.ip] = f"FILTER {transport_name(decision.ip)}:"
+            return action
         if decision.action is Action.HOLD:
             return "HOLD " + clean_text(decision.reason, 300)
         if decision.action is Action.REJECT:
@@ -192,18 +204,20 @@ class PolicyAgent:
 
     def _record(self, request: PolicyRequest, snapshot: Snapshot, tenant: str | None,
                 decision: Decision, action: str) -> str:
+        get = request.attrs.get
+        kind = action.partition(" ")[0]
         self.decision_log.append(LoggedDecision(
-            at=self._clock(), instance=request.get("instance"), tenant=tenant,
-            recipient=request.get("recipient"), action=action.split(" ", 1)[0],
-            ip=decision.ip if action.startswith("FILTER") else None, pool=decision.pool,
-            rule=decision.rule, snapshot_version=snapshot.version))
+            self._clock(), get("instance", ""), tenant, get("recipient", ""), kind,
+            decision.ip if kind == "FILTER" else None, decision.pool, decision.rule,
+            snapshot.version))
         return action
 
     # -- END-OF-MESSAGE ---------------------------------------------------------
 
     def _end_of_message(self, request: PolicyRequest, connection: int) -> str:
         instance = request.get("instance")
-        current = self._transactions.pop((connection, instance), None)
+        open_here = self._transactions.get(connection)
+        current = open_here.pop(instance, None) if open_here else None
         queue_id = request.get("queue_id")
         if queue_id:
             self.bound.append((instance, queue_id))
@@ -213,14 +227,11 @@ class PolicyAgent:
         return "DUNNO"
 
     def forget_connection(self, connection: int) -> None:
-        for key in [k for k in self._transactions if k[0] == connection]:
-            del self._transactions[key]
+        self._transactions.pop(connection, None)
 
-    def _expire(self, now: float) -> None:
-        transactions = self._transactions
-        while transactions:
-            key, oldest = next(iter(transactions.items()))
-            if now - oldest.started < TRANSACTION_TTL and len(transactions) < MAX_TRANSACTIONS:
-                break
-            del transactions[key]
-
+    @staticmethod
+    def _open(open_here: dict[str, Transaction], instance: str,
+              transaction: Transaction) -> None:
+        if len(open_here) >= MAX_TRANSACTIONS_PER_CONNECTION:
+            del open_here[next(iter(open_here))]
+        open_here[instance] = transaction

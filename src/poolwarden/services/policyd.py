@@ -1,8 +1,9 @@
 """policyd: the asyncio server that speaks the Postfix policy protocol to Postfix.
 
-A thin loop around ``PolicyAgent``: persistent connections on a unix socket
-(mode 0660) and/or TCP on loopback; bytes go through the sans-io
-``PolicyReader`` and each complete request is answered at once, in order.
+A thin ``asyncio.Protocol`` around ``PolicyAgent``: persistent connections on
+a unix socket (mode 0660) and/or TCP on loopback; bytes go through the sans-io
+``PolicyReader`` and each complete request is answered at once, in order,
+inside ``data_received`` (no task or await per request).
 Bounds: a request must complete within ``request_timeout`` once it has
 started (slowloris), at most ``max_connections`` at a time, non-loopback
 TCP peers are refused unless allowed; protocol violations close the
@@ -21,13 +22,26 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from poolwarden.services.policy_agent import PolicyAgent
-from poolwarden.wire.postfix_policy import PolicyReader, ProtocolViolation, encode_action
+from poolwarden.wire.postfix_policy import (
+    PolicyReader,
+    PolicyRequest,
+    ProtocolViolation,
+    encode_action,
+)
 
 log = logging.getLogger("poolwarden.policyd")
 
-READ_SIZE = 65536
+WRITE_HIGH_WATER = 256 * 1024  # a client that sends without reading gets paused
+
+
+class Answerer(Protocol):
+    """What the server asks: the routing agent, or anything that answers like it."""
+
+    def answer(self, request: PolicyRequest, connection: int = 0) -> str: ...
+
+    def forget_connection(self, connection: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +65,82 @@ class Listen:
         raise ValueError(f"listen address {text!r} is not tcp:HOST:PORT or unix:PATH")
 
 
+class _Connection(asyncio.Protocol):
+    __slots__ = ("id", "parser", "server", "timer", "transport")
+
+    def __init__(self, server: PolicyServer) -> None:
+        self.server = server
+        self.parser = PolicyReader()
+        self.transport: asyncio.Transport | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.id = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if not self.server.admit(self, transport):
+            transport.abort()
+            return
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+
+    def data_received(self, data: bytes) -> None:
+        transport = self.transport
+        assert transport is not None
+        try:
+            requests = self.parser.feed(data)
+        except ProtocolViolation as exc:
+            self.server.violations += 1
+            log.warning("closing connection %d without reply: %s", self.id, exc)
+            transport.abort()
+            return
+        if requests:
+            answer = self.server.agent.answer
+            cid = self.id
+            if len(requests) == 1:
+                transport.write(encode_action(answer(requests[0], cid)))
+            else:
+                transport.write(b"".join(encode_action(answer(r, cid)) for r in requests))
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self.parser.pending:
+            if self.timer is None:  # the deadline runs from the request's first bytes
+                self.timer = asyncio.get_running_loop().call_later(
+                    self.server.request_timeout, self._too_slow)
+        else:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            if self.server.stopping:
+                self.close()
+
+    def _too_slow(self) -> None:
+        self.timer = None
+        log.warning("closing connection %d: request incomplete after %.1f s", self.id,
+                    self.server.request_timeout)
+        self.close()
+
+    def pause_writing(self) -> None:  # the peer is not reading its replies
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()  # flushes replies already written
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.server.forget(self)
+
+
 class PolicyServer:
-    def __init__(self, agent: PolicyAgent, *, request_timeout: float = 10.0,
+    def __init__(self, agent: Answerer, *, request_timeout: float = 10.0,
                  max_connections: int = 1000, allow_remote: bool = False,
                  socket_mode: int = 0o660, socket_group: str | None = "postfix") -> None:
         self.agent = agent
@@ -63,24 +151,27 @@ class PolicyServer:
         self.socket_group = socket_group
         self.servers: list[asyncio.Server] = []
         self.addresses: list[str] = []
-        self._connections: dict[int, tuple[asyncio.Task[None], PolicyReader]] = {}
+        self._connections: dict[int, _Connection] = {}
         self._next_id = 0
-        self._stopping = asyncio.Event()
+        self.stopping = False
+        self._drained = asyncio.Event()
         self.refused = 0
         self.violations = 0
 
     async def start(self, listens: list[Listen]) -> None:
+        loop = asyncio.get_running_loop()
         for where in listens:
             if where.kind == "unix":
                 path = Path(where.path)
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
-                server = await asyncio.start_unix_server(self._serve, path=str(path))
+                server = await loop.create_unix_server(lambda: _Connection(self),
+                                                       path=str(path))
                 self._secure_socket(path)
                 self.addresses.append(f"unix:{path}")
             else:
-                server = await asyncio.start_server(self._serve, host=where.host,
-                                                    port=where.port, reuse_address=True)
+                server = await loop.create_server(lambda: _Connection(self), host=where.host,
+                                                  port=where.port, reuse_address=True)
                 sock = server.sockets[0].getsockname()
                 self.addresses.append(f"tcp:{sock[0]}:{sock[1]}")
             self.servers.append(server)
@@ -97,72 +188,30 @@ class PolicyServer:
                 log.warning("cannot give %s to group %s; mode %o", path, self.socket_group,
                             self.socket_mode)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._stopping.is_set() or not self._admit(writer):
+    def admit(self, connection: _Connection, transport: asyncio.Transport) -> bool:
+        if self.stopping or len(self._connections) >= self.max_connections:
             self.refused += 1
-            writer.close()
-            return
-        self._next_id += 1
-        connection = self._next_id
-        task = asyncio.current_task()
-        assert task is not None
-        parser = PolicyReader()
-        self._connections[connection] = (task, parser)
-        try:
-            await self._loop(connection, parser, reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        except asyncio.CancelledError:
-            pass
-        finally:
-            self._connections.pop(connection, None)
-            self.agent.forget_connection(connection)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    def _admit(self, writer: asyncio.StreamWriter) -> bool:
-        if len(self._connections) >= self.max_connections:
-            log.warning("refusing a connection: %d open", len(self._connections))
+            log.warning("refusing a connection: %s", "stopping" if self.stopping
+                        else f"{len(self._connections)} open")
             return False
-        peer = writer.get_extra_info("peername")
-        sock = writer.get_extra_info("socket")
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
         inet = sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6)
         if (inet and peer and not self.allow_remote
                 and not ipaddress.ip_address(peer[0]).is_loopback):
+            self.refused += 1
             log.warning("refusing policy client %s: not loopback", peer[0])
             return False
+        self._next_id += 1
+        connection.id = self._next_id
+        self._connections[connection.id] = connection
         return True
 
-    async def _loop(self, connection: int, parser: PolicyReader,
-                    reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        agent = self.agent
-        while True:
-            if parser.pending:
-                # a request has started: it must complete in time (slowloris bound)
-                try:
-                    data = await asyncio.wait_for(reader.read(READ_SIZE),
-                                                  self.request_timeout)
-                except TimeoutError:
-                    log.warning("closing connection %d: request incomplete after %.0f s",
-                                connection, self.request_timeout)
-                    return
-            else:
-                if self._stopping.is_set():
-                    return
-                data = await reader.read(READ_SIZE)  # idle: stop() cancels us here
-            if not data:
-                return
-            try:
-                requests = parser.feed(data)
-            except ProtocolViolation as exc:
-                self.violations += 1
-                log.warning("closing connection %d without reply: %s", connection, exc)
-                return
-            if requests:
-                writer.write(b"".join(encode_action(agent.answer(r, connection))
-                                      for r in requests))
-                await writer.drain()
+    def forget(self, connection: _Connection) -> None:
+        if self._connections.pop(connection.id, None) is not None:
+            self.agent.forget_connection(connection.id)
+        if self.stopping and not self._connections:
+            self._drained.set()
 
     @property
     def connection_count(self) -> int:
@@ -170,19 +219,18 @@ class PolicyServer:
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting; answer what was received; close every connection."""
+        self.stopping = True
         for server in self.servers:
             server.close()
-        self._stopping.set()
-        tasks = []
-        for task, parser in list(self._connections.values()):
-            if parser.pending:
-                tasks.append(task)  # mid-request: let it finish and be answered
-            else:
-                task.cancel()  # idle between requests: nothing owed
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace)
-            for task in pending:
-                task.cancel()
+        for connection in list(self._connections.values()):
+            if not connection.parser.pending:
+                connection.close()  # idle between requests: nothing owed
+        if self._connections:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), grace)
+        for connection in list(self._connections.values()):
+            if connection.transport is not None:
+                connection.transport.abort()
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await server.wait_closed()

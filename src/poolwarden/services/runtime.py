@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -75,6 +76,9 @@ class Runtime:
         marker, snapshot = await self._in_store_thread(self._build)
         self.snapshot = snapshot  # the atomic swap: requests see the old or the new, whole
         self._marker = marker
+        # the snapshot is long-lived and acyclic: keep it out of the cyclic GC's full
+        # passes, which otherwise walk 100k tenants and stall routing for ~100 ms
+        gc.freeze()
         log.info("snapshot v%d (%s): %d tenants, built in %.0f ms", snapshot.version, reason,
                  len(snapshot.tenants), (time.perf_counter() - started) * 1000)
 

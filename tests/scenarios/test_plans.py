@@ -147,3 +147,11 @@ def test_choice_within_a_pool_is_deterministic_and_spread():
                      random.Random(3)).ip for _ in range(5)]
     assert seeded == [decide(RouteRequest(recipient=GMAIL, tenant="shop"), s, NOW,
                              random.Random(3)).ip for _ in range(5)]
+
+
+def test_unknown_sasl_user_does_not_borrow_a_tenant_by_sender_domain():
+    s = snap()
+    d = decide(RouteRequest(recipient=GMAIL, sasl_username="mallory",
+                            sender="ceo@bank.example"), s, NOW)
+    assert d.action is Action.DEFER
+    assert "mallory" in d.reason

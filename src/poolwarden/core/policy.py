@@ -55,6 +55,10 @@ def resolve_tenant(request: RouteRequest, snapshot: Snapshot) -> str | None:
     for method in snapshot.settings.tenant_lookup:
         if method is TenantLookup.SASL and request.sasl_username:
             found = snapshot.by_sasl.get(request.sasl_username)
+            if found is None:
+                # an authenticated user we do not know must not borrow another tenant's
+                # identity through the sender domain it puts in MAIL FROM
+                return None
         elif method is TenantLookup.SENDER_DOMAIN and request.sender:
             found = _by_sender_domain(_domain_of(request.sender), snapshot)
         elif method is TenantLookup.CLIENT_ADDRESS and request.client_address:

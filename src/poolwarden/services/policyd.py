@@ -34,6 +34,9 @@ from poolwarden.wire.postfix_policy import (
 log = logging.getLogger("poolwarden.policyd")
 
 WRITE_HIGH_WATER = 256 * 1024  # a client that sends without reading gets paused
+# at stop, an idle connection may already have a request in the socket that the loop has
+# not read yet; closing at once would reset it, so idle connections linger this long
+STOP_LINGER = 0.2
 
 
 class Answerer(Protocol):
@@ -132,6 +135,10 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()  # flushes replies already written
 
+    def close_if_idle(self) -> None:
+        if not self.parser.pending:
+            self.close()
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
             self.timer.cancel()
@@ -222,9 +229,10 @@ class PolicyServer:
         self.stopping = True
         for server in self.servers:
             server.close()
+        loop = asyncio.get_running_loop()
         for connection in list(self._connections.values()):
             if not connection.parser.pending:
-                connection.close()  # idle between requests: nothing owed
+                loop.call_later(STOP_LINGER, connection.close_if_idle)
         if self._connections:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), grace)

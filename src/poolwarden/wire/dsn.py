@@ -1,0 +1,760 @@
+"""Bounce / DSN parsing: one feedback message (bytes) -> ``ParsedFeedback``.
+
+Pure: bytes in, values out; no files, sockets or clock. Reads RFC 3464
+``multipart/report; report-type=delivery-status`` messages, the common
+non-standard bounce texts (Exim, qmail, Sendmail, Postfix without DSN, Gmail,
+Yahoo, Domino, DragonFly, Exchange/Office 365, Amazon SES JSON notifications...)
+and recognises RFC 3834 auto-replies and success DSNs. Complaints (ARF, JMRP,
+SES complaint JSON, Apple unsubscribe) are handed to ``wire.arf``.
+
+Untrusted input (RELIABILITY A5/B4): size, header count, header line length,
+number of MIME parts and MIME depth are capped *before* the email package sees
+the bytes; headers are parsed with ``policy.compat32`` (plain strings, none of
+the modern header parser's quadratic paths). Any exception inside becomes kind
+"other" with a problem noted: ``parse`` never raises. Addresses found here are
+display data only: never authorise or attribute anything on them (B4/B5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from dataclasses import dataclass, field
+from email import policy
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import BytesParser, HeaderParser
+
+from poolwarden.wire import arf
+from poolwarden.wire.bounce_classify import classify, find_command, find_reply_code, find_status
+
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_HEADERS",
+    "MAX_HEADER_LINE",
+    "MAX_PARTS",
+    "FailedRecipient",
+    "ParsedFeedback",
+    "load_message",
+    "parse",
+]
+
+MAX_BYTES = 10 * 1024 * 1024  # RFC 7489 7.2.1.1: "a commonly observed receiver limit"
+MAX_HEADERS = 1000  # header fields in the top-level header block
+MAX_HEADER_LINE = 64 * 1024  # one (folded) header line, in bytes
+MAX_PARTS = 500  # MIME parts (Content-Type fields) in the whole message
+MAX_DEPTH = 20  # multipart / message nesting
+MAX_TEXT = 256 * 1024  # report text kept for matching
+
+KINDS = ("bounce", "complaint", "delivered", "autoreply", "other")
+
+
+@dataclass(frozen=True, slots=True)
+class FailedRecipient:
+    address: str
+    reason: str
+    bounce_class: str
+    dsn_status: str
+    hard: bool
+    reply_code: str
+    diagnostic: str
+    remote_mta: str
+    rule_id: str = ""
+
+
+@dataclass(slots=True)
+class ParsedFeedback:
+    kind: str  # bounce | complaint | delivered | autoreply | other
+    recipients: list[FailedRecipient] = field(default_factory=list)
+    feedback_type: str | None = None
+    original_message_id: str | None = None
+    original_return_path: str | None = None
+    problems: list[str] = field(default_factory=list)
+    complaints: list[arf.Complaint] = field(default_factory=list)
+
+
+class Rejected(Exception):  # noqa: N818 - a verdict, not a bug
+    """The message breaks a cap; ``str(exc)`` names which."""
+
+
+# --------------------------------------------------------------------------------------------
+# Caps and loading
+
+_HEADER_FIELD = re.compile(rb"^[!-9;-~]+[ \t]*:", re.M)
+_CT_FIELD = re.compile(rb"^content-type[ \t]*:", re.M | re.I)
+
+
+def _precheck(raw: bytes) -> None:
+    if len(raw) > MAX_BYTES:
+        raise Rejected(f"too large ({len(raw)} bytes > {MAX_BYTES})")
+    end = raw.find(b"\n\n")
+    end2 = raw.find(b"\r\n\r\n")
+    if end < 0 or (0 <= end2 < end):
+        end = end2
+    head = raw if end < 0 else raw[:end]
+    count = 0
+    start = 0
+    n = len(head)
+    while start < n:
+        nl = head.find(b"\n", start)
+        stop = n if nl < 0 else nl
+        if stop - start > MAX_HEADER_LINE:
+            raise Rejected(f"header line too long (> {MAX_HEADER_LINE} bytes)")
+        if start < stop and head[start] not in b" \t":
+            count += 1
+            if count > MAX_HEADERS:
+                raise Rejected(f"too many header fields (> {MAX_HEADERS})")
+        start = stop + 1
+    if len(_CT_FIELD.findall(raw)) > MAX_PARTS:
+        raise Rejected(f"too many MIME parts (> {MAX_PARTS})")
+
+
+def _check_depth(msg: Message) -> None:
+    stack: list[tuple[Message, int]] = [(msg, 0)]
+    while stack:
+        part, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise Rejected(f"MIME nesting too deep (> {MAX_DEPTH})")
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            stack.extend((p, depth + 1) for p in payload if isinstance(p, Message))
+
+
+def load_message(raw: bytes) -> Message:
+    """Apply the caps, then parse with compat32. Raises ``Rejected`` (or the parser's error)."""
+    _precheck(raw)
+    if raw.startswith(b"From ") and b"\n" in raw[:1000]:
+        raw = raw[raw.index(b"\n") + 1 :]  # mbox separator line
+    msg = BytesParser(policy=policy.compat32).parsebytes(raw)
+    _check_depth(msg)
+    return msg
+
+
+def header(msg: Message, name: str) -> str:
+    """A header as text: RFC 2047 decoded when possible, never raises, one line."""
+    value = msg.get(name)
+    if value is None:
+        return ""
+    text = str(value)
+    with contextlib.suppress(Exception):  # junk encoded-words: keep the raw text
+        text = str(make_header(decode_header(text)))
+    return " ".join(text.split())[:4096]
+
+
+def part_text(part: Message) -> str:
+    """Decoded text of a leaf part; unknown charsets fall back to UTF-8 with replacement."""
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        raw = part.get_payload()
+        return raw if isinstance(raw, str) else ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        text = payload.decode(charset, errors="replace")
+    except (LookupError, ValueError):
+        text = payload.decode("utf-8", errors="replace")
+    if part.get_content_subtype() == "html":
+        text = _html_to_text(text)
+    return text
+
+
+_TAG = re.compile(r"<(?:br|/p|/div|/tr|p|div|tr)\b[^>]*>", re.I)
+_ANY_TAG = re.compile(r"<[^>]{0,2000}>")
+
+
+def _html_to_text(html: str) -> str:
+    import html as htmllib
+
+    text = _TAG.sub("\n", html)
+    text = _ANY_TAG.sub("", text)
+    return htmllib.unescape(text)
+
+
+# --------------------------------------------------------------------------------------------
+# Walking the message
+
+
+@dataclass(slots=True)
+class _Walk:
+    texts: list[str] = field(default_factory=list)  # human-readable report parts
+    dsn: list[str] = field(default_factory=list)  # message/delivery-status bodies
+    feedback: list[str] = field(default_factory=list)  # message/feedback-report bodies
+    originals: list[Message] = field(default_factory=list)  # message/rfc822, rfc822-headers
+    content_types: list[str] = field(default_factory=list)
+
+
+def _fields_text(part: Message) -> str:
+    """Body of a message/delivery-status-like part as 'Name: value' text blocks."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        blocks = []
+        for block in payload:
+            if isinstance(block, Message):
+                lines = [f"{k}: {' '.join(str(v).split())}" for k, v in block.items()]
+                body = block.get_payload()
+                if isinstance(body, str) and body.strip():
+                    lines.append(body)
+                blocks.append("\n".join(lines))
+        return "\n\n".join(blocks)
+    return part_text(part)
+
+
+def _walk(msg: Message) -> _Walk:
+    out = _Walk()
+
+    def visit(part: Message, depth: int) -> None:
+        ctype = part.get_content_type()
+        out.content_types.append(ctype)
+        if ctype in ("message/rfc822", "message/global", "message/rfc822-headers"):
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                out.originals.append(inner[0])
+            return
+        if ctype in ("text/rfc822-headers", "text/rfc822-header"):
+            out.originals.append(HeaderParser(policy=policy.compat32).parsestr(part_text(part)))
+            return
+        if ctype in ("message/delivery-status", "message/global-delivery-status"):
+            out.dsn.append(_fields_text(part))
+            return
+        if ctype == "message/feedback-report":
+            out.feedback.append(_fields_text(part))
+            return
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            for sub in payload:
+                if isinstance(sub, Message) and depth < MAX_DEPTH:
+                    visit(sub, depth + 1)
+            return
+        if part.get_content_maintype() in ("text", "multipart") or ctype == "application/json" \
+                or depth == 0:
+            text = part_text(part)
+            if text:
+                out.texts.append(text[:MAX_TEXT])
+
+    visit(msg, 0)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# RFC 3464 fields
+
+
+def _dsn_blocks(text: str) -> list[dict[str, str]]:
+    """'Name: value' blocks separated by blank lines; continuation lines unfolded."""
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    last = ""
+    for line in text.splitlines():
+        if not line.strip():
+            if current:
+                blocks.append(current)
+                current, last = {}, ""
+            continue
+        if line[0] in " \t" and last:
+            current[last] += " " + line.strip()
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", name.strip()):
+            continue
+        key = name.strip().lower()
+        if key in current:
+            # a second block without a blank line between: start a new one
+            if key in ("final-recipient", "original-recipient") and (
+                "final-recipient" in current or "original-recipient" in current
+            ) and key != "original-recipient":
+                blocks.append(current)
+                current = {}
+            else:
+                last = key
+                continue
+        current[key] = value.strip()
+        last = key
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _typed(value: str) -> tuple[str, str]:
+    """'rfc822; a@b' -> ('rfc822', 'a@b'); 'smtp; 550 ...' -> ('smtp', '550 ...')."""
+    kind, sep, rest = value.partition(";")
+    if sep and re.fullmatch(r"\s*[A-Za-z0-9-]{1,20}\s*", kind):
+        return kind.strip().lower(), rest.strip()
+    return "", value.strip()
+
+
+_ADDR = r"[A-Za-z0-9._%+=/'&!#$^*{}|~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"  # noqa: E501
+_ADDR_RE = re.compile(_ADDR)
+
+
+def clean_address(value: str) -> str:
+    m = _ADDR_RE.search(value or "")
+    return m.group(0).strip(".") if m else ""
+
+
+@dataclass(slots=True)
+class _Candidate:
+    address: str
+    action: str = ""
+    status: str = ""
+    diagnostic: str = ""
+    dtype: str = ""
+    remote_mta: str = ""
+    reply: str = ""
+    preset: str = ""  # a reason the bounce format itself states
+    command: str = ""  # the SMTP command, when the format shows it ("RCPT TO: <a@b>")
+
+
+def _from_dsn(texts: list[str]) -> tuple[list[_Candidate], str]:
+    cands: list[_Candidate] = []
+    reporting = ""
+    for text in texts:
+        for block in _dsn_blocks(text):
+            if "reporting-mta" in block and not reporting:
+                reporting = _typed(block["reporting-mta"])[1]
+            addr = ""
+            for key in ("final-recipient", "original-recipient", "x-actual-recipient"):
+                if key in block:
+                    addr = clean_address(_typed(block[key])[1])
+                    if addr:
+                        break
+            if not addr:
+                continue
+            dtype, diag = _typed(block.get("diagnostic-code", ""))
+            cands.append(_Candidate(
+                address=addr,
+                action=block.get("action", "").strip().lower().split(" ")[0],
+                status=find_status(block.get("status", "")),
+                diagnostic=diag,
+                dtype=dtype,
+                remote_mta=_typed(block.get("remote-mta", ""))[1],
+            ))
+    return cands, reporting
+
+
+# --------------------------------------------------------------------------------------------
+# Plain-text bounces
+
+_ORIGINAL_MARKERS = re.compile(
+    r"^\s*(?:"
+    r"-+ ?(?:this is a copy of|original message|below this line is a copy|the original message"
+    r"|unsent message|returned message|original mail|message headers|the header of the "
+    r"original|received message|forwarded message|undelivered message|headers of the "
+    r"original)"
+    r"|-* ?below this line is a copy of the message"
+    r"|message headers follow"
+    r"|the (?:original|header of the original) message (?:headers? )?(?:is|are|follows)"
+    r"|original message (?:headers? )?follows?"
+    r"|-+ ?original message ?-+"
+    r"|\*{3,} ?original message"
+    r"|content-type: message/rfc822"
+    r"|return-path: ?<"
+    r")",
+    re.I | re.M,
+)
+
+_HEAD_LINE = re.compile(
+    r"^\s{0,12}(?:(?:<<<|>>>)?\s?[245]\d\d[ -])?"
+    r"(?:(?P<rcpt>(?:in:\s+)?rcpt to: ?)|to: ?|recipient: ?|failed recipient: ?|address: ?|"
+    r"(?!(?:mail from|from|sender|reply-to|return-path|cc|bcc|envelope-from|x-[\w-]+)\s*:)"
+    r"[a-z][a-z0-9 ]{2,40}: ?|"
+    r"[-*]{0,3} ?)?"
+    r"[<\"']?(?P<addr>" + _ADDR + r")[>\"']?"
+    r"(?:\s*(?:\.{3}|:|\[|\(|-|;|,)\s*(?P<rest>.*)|\s*$|\s+(?P<rest2>.*))$",
+    re.I,
+)
+_SENTENCE = re.compile(
+    r"(?:delivering your (?:mail|message) to|could not be delivered to|was not delivered to|"
+    r"could not deliver (?:mail |the message )?to|delivery to the following recipients? "
+    r"(?:failed|has been delayed)|undeliverable to|failed to deliver to|"
+    r"your message to|message for|delivery has failed to these recipients or groups:|"
+    r"not be delivered to one or more recipients|to the following address(?:es)?)"
+    r"[:\s]*<?(" + _ADDR + r")>?",
+    re.I,
+)
+
+
+def _report_body(texts: list[str]) -> tuple[str, str]:
+    """(report text, inline original) split at the first original-message marker."""
+    joined = "\n".join(texts)
+    m = _ORIGINAL_MARKERS.search(joined)
+    if m is None:
+        return joined, ""
+    return joined[: m.start()], joined[m.start():]
+
+
+def _from_text(report: str, ignore: set[str]) -> list[_Candidate]:
+    lines = [re.sub(r"^(?:> ?)+", "", line) for line in report.splitlines()]
+    heads: list[tuple[int, str, str]] = []  # (line index, address, rest of line)
+    at_rcpt: set[str] = set()
+    for i, line in enumerate(lines):
+        m = _HEAD_LINE.match(line)
+        if m:
+            addr = m.group("addr")
+            if addr.lower() not in ignore:
+                heads.append((i, addr, m.group("rest") or m.group("rest2") or ""))
+                if m.group("rcpt"):
+                    at_rcpt.add(addr.lower())
+    if not heads:
+        for i, line in enumerate(lines):
+            window = line if i + 2 >= len(lines) else " ".join(lines[i : i + 3])
+            s = _SENTENCE.search(window)
+            if s and s.group(1).lower() not in ignore and s.start() < len(line):
+                heads.append((i, s.group(1), ""))
+                break
+    cands: list[_Candidate] = []
+    seen: dict[str, int] = {}
+    for n, (i, addr, rest) in enumerate(heads):
+        stop = heads[n + 1][0] if n + 1 < len(heads) else len(lines)
+        body = "\n".join([lines[i] if _keep_head(lines[i]) else rest, *lines[i + 1 : stop]])
+        body = body.strip()
+        key = addr.lower()
+        if key in seen:
+            prev = cands[seen[key]]
+            if body and body not in prev.diagnostic:
+                prev.diagnostic = (prev.diagnostic + "\n" + body).strip()
+            continue
+        seen[key] = len(cands)
+        cands.append(_Candidate(address=addr, diagnostic=body,
+                                command="RCPT" if key in at_rcpt else ""))
+    if len(cands) == 1:
+        # one recipient: the text before its line (e.g. "Error: ... 550 no such user") counts too
+        before = "\n".join(lines[: heads[0][0]]) if heads else ""
+        if not _has_signal(cands[0].diagnostic):
+            before = report
+        cands[0].diagnostic = (cands[0].diagnostic + "\n" + before).strip()
+    return cands
+
+
+_GENERATED = re.compile(r"(?:generated by|generated from)\s+<?(" + _ADDR + r")", re.I)
+
+
+def _exim_alias(report: str) -> str:
+    """Exim's "  pipe to |/prog\n    generated by user@host" blocks name no address first."""
+    m = _GENERATED.search(report)
+    return m.group(1) if m else ""
+
+
+def _keep_head(line: str) -> bool:
+    """Keep a whole head line when its text before the address matters (pipes, codes)."""
+    return "|" in line or bool(re.match(r"\s*(?:<<<|>>>)?\s*[245]\d\d[ -]", line))
+
+
+def _has_signal(text: str) -> bool:
+    return bool(find_status(text) or find_reply_code(text) or len(text.split()) > 3)
+
+
+# --------------------------------------------------------------------------------------------
+# Amazon SES notifications (JSON in the body)
+
+
+def _ses(texts: list[str]) -> tuple[str, list[_Candidate]] | None:
+    for text in texts:
+        start = text.find("{")
+        if start < 0 or ('"notificationType"' not in text and '"Type"' not in text):
+            continue
+        text = re.sub(r"!\r?\n ", "", text)
+        try:
+            data = json.JSONDecoder().raw_decode(text[start:])[0]
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("Message"), str):
+            with contextlib.suppress(ValueError):
+                data = json.loads(data["Message"])
+        if not isinstance(data, dict):
+            continue
+        kind = str(data.get("notificationType") or data.get("eventType") or "")
+        if kind == "Bounce" and isinstance(data.get("bounce"), dict):
+            bounce = data["bounce"]
+            cands = []
+            for r in bounce.get("bouncedRecipients") or []:
+                if not isinstance(r, dict):
+                    continue
+                dtype, diag = _typed(str(r.get("diagnosticCode") or ""))
+                cands.append(_Candidate(
+                    address=clean_address(str(r.get("emailAddress", ""))),
+                    action=str(r.get("action") or "failed").lower(),
+                    status=find_status(str(r.get("status") or "")),
+                    diagnostic=diag or str(bounce.get("bounceSubType") or ""),
+                    dtype=dtype,
+                    remote_mta=str(bounce.get("remoteMtaIp") or ""),
+                ))
+            return "bounce", cands
+        if kind == "Delivery":
+            return "delivered", []
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Auto-replies (RFC 3834) and bounce-looking messages
+
+_AUTO_SUBJECT = re.compile(
+    r"^\s*(?:auto(?:matic)?[ _-]?(?:reply|response|antwort|matische antwort)|autoreply|"
+    r"out of (?:the )?office|away from|away until|on vacation|vacation|abwesenheit|"
+    r"r[ée]ponse automatique|absence|i am away|i'?m away)",
+    re.I,
+)
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered|delivery (?:status|failure|failed|notification|report|problem)|"
+    r"returned mail|failure notice|mail delivery|non[- ]?delivery|could not (?:be )?deliver|"
+    r"delivery has failed|not delivered|mail system error|returned to sender|rejected|"
+    r"nondeliverable|bounce|warning: could not|message (?:status|delayed)|delivery delay|"
+    r"unzustellbar|no se puede entregar|failure notice|mail failure|error\(s\) in forwarding",
+    re.I,
+)
+_DAEMON_FROM = re.compile(
+    r"mailer-daemon|postmaster|mail delivery|mail-daemon|maildelivery|mail administrator|"
+    r"no-?reply@.*(?:ses|amazonaws)|bounce|daemon@|mailer@|notify|administrator",
+    re.I,
+)
+
+
+def _looks_autoreply(msg: Message) -> bool:
+    auto = header(msg, "Auto-Submitted").lower()
+    subject = header(msg, "Subject")
+    if header(msg, "X-Autoreply") or header(msg, "X-Autorespond") or header(
+        msg, "X-Mail-Autoreply"
+    ):
+        return True
+    if header(msg, "Precedence").lower() == "auto_reply":
+        return True
+    if auto.startswith("auto-replied") and not _DAEMON_FROM.search(header(msg, "From")):
+        return True
+    return bool(_AUTO_SUBJECT.search(subject))
+
+
+def _looks_bounce(msg: Message, walk: _Walk) -> bool:
+    ctype = msg.get_content_type()
+    report_type = str(msg.get_param("report-type") or "").lower()
+    if ctype == "multipart/report" and "delivery-status" in report_type:
+        return True
+    if walk.dsn:
+        return True
+    subject = header(msg, "Subject")
+    sender = header(msg, "From") + " " + header(msg, "Return-Path") + " " + header(msg, "Sender")
+    return bool(_BOUNCE_SUBJECT.search(subject) or _DAEMON_FROM.search(sender)
+                or header(msg, "Return-Path").strip() in ("<>", ""))
+
+
+# --------------------------------------------------------------------------------------------
+# Putting it together
+
+
+def _is_report(msg: Message) -> bool:
+    return msg.get_content_type() == "multipart/report" or bool(
+        _DAEMON_FROM.search(header(msg, "From")))
+
+
+def _original_ids(walk: _Walk, inline: str) -> tuple[str | None, str | None, str]:
+    """(Message-ID, Return-Path or From, To) of the returned message, when present."""
+    orig: Message | None = walk.originals[0] if walk.originals else None
+    if orig is None and inline:
+        start = inline.find("\n")
+        text = inline[start + 1 :] if not inline.lower().startswith("return-path") else inline
+        try:
+            orig = HeaderParser(policy=policy.compat32).parsestr(text.lstrip("\n")[:200000])
+        except Exception:
+            orig = None
+    if orig is None:
+        return None, None, ""
+    mid = header(orig, "Message-ID") or None
+    ret = clean_address(header(orig, "Return-Path")) or clean_address(header(orig, "From"))
+    return mid, ret or None, header(orig, "To")
+
+
+def _remote_from_text(text: str) -> str:
+    m = re.search(r"(?:host|server|by|from)\s+\[?([a-z0-9][a-z0-9.-]*\.[a-z]{2,})\]?",
+                  text, re.I)
+    return m.group(1) if m else ""
+
+
+def _finish(cands: list[_Candidate], reporting: str, report: str) -> list[FailedRecipient]:
+    out: list[FailedRecipient] = []
+    blocks: dict[str, str] = {}
+    if report and any(not c.diagnostic or c.dtype for c in cands):
+        blocks = {t.address.lower(): t.diagnostic for t in _from_text(report, set())}
+    for c in cands:
+        diag = c.diagnostic.strip()
+        block = blocks.get(c.address.lower(), "")
+        if not diag or not _has_signal(diag):
+            block = block or _text_for(report, c.address)
+            diag = (diag + "\n" + block).strip() if block else diag
+        elif block and len(block) > len(diag):
+            # the human-readable part often carries the whole reply the DSN field truncates
+            flat_diag = _flat(diag)
+            for para in re.split(r"\n\s*\n", block):
+                flat = _flat(para)
+                if flat_diag in flat and len(flat) > len(flat_diag):
+                    diag = para
+                    break
+        diag = _complete_reply(diag, report)
+        remote = c.remote_mta or _remote_from_text(diag)
+        domain = c.address.rpartition("@")[2]
+        result = classify(
+            c.reply or None, c.status or None, diag,
+            reporting_mta=reporting or None,
+            remote_mta=(remote + " " + domain).strip() or None,
+            command=c.command or find_command(diag) or find_command(_text_for(report, c.address))
+            or None,
+            action=c.action or None,
+            diagnostic_type=c.dtype or None,
+            preset=c.preset or None,
+        )
+        status = c.status or find_status(diag)
+        if result.reason == "delivered":
+            continue
+        out.append(FailedRecipient(
+            address=c.address,
+            reason=result.reason,
+            bounce_class=result.bounce_class,
+            dsn_status=status,
+            hard=result.hard,
+            reply_code=c.reply or find_reply_code(" ".join(diag.split())),
+            diagnostic=" ".join(diag.split())[:2000],
+            remote_mta=remote,
+            rule_id=result.rule_id,
+        ))
+    return out
+
+
+def _flat(text: str) -> str:
+    """Lower-case, one-space text without <addresses>, for "does A contain B" checks."""
+    return " ".join(re.sub(r"<[^<>\s]*>:?", " ", text).split()).lower()
+
+
+_MULTILINE_REPLY = re.compile(r"^<<< (\d{3})-(.*)\n((?:<<< \1[- ].*\n?)+)", re.M)
+
+
+def _complete_reply(diag: str, report: str) -> str:
+    """Append the rest of a multi-line SMTP reply a transcript shows (550-... / 550 ...)."""
+    flat = " ".join(diag.split())
+    for m in _MULTILINE_REPLY.finditer(report):
+        first = " ".join(m.group(2).split())
+        if first and first in flat:
+            rest = " ".join(line[8:].strip() for line in m.group(3).splitlines())
+            return diag + " " + rest
+    return diag
+
+
+def _text_for(report: str, address: str) -> str:
+    """The paragraph(s) of the human-readable report that mention the address."""
+    if not report or not address:
+        return ""
+    idx = report.lower().find(address.lower())
+    if idx < 0:
+        return ""
+    idx = report.rfind("\n", 0, idx) + 1
+    end = report.find("\n\n", idx)
+    end2 = report.find("\n\n", end + 2) if end >= 0 else -1
+    stop = end2 if end2 >= 0 else len(report)
+    return report[idx : min(stop, idx + 4000)]
+
+
+def _is_delivered(c: _Candidate) -> bool:
+    return c.action in ("delivered", "relayed", "expanded") or c.status.startswith("2.")
+
+
+def parse(raw: bytes) -> ParsedFeedback:
+    """Parse one feedback message. Never raises: failures come back as kind "other"."""
+    try:
+        msg = load_message(raw)
+    except Rejected as exc:
+        return ParsedFeedback("other", problems=[f"rejected: {exc}"])
+    except RecursionError:
+        return ParsedFeedback("other", problems=["rejected: MIME nesting too deep"])
+    except Exception as exc:
+        return ParsedFeedback("other", problems=[f"rejected: unparseable ({type(exc).__name__})"])
+    try:
+        return _parse_message(msg)
+    except Rejected as exc:
+        return ParsedFeedback("other", problems=[f"rejected: {exc}"])
+    except RecursionError:
+        return ParsedFeedback("other", problems=["rejected: MIME nesting too deep"])
+    except Exception as exc:
+        return ParsedFeedback("other", problems=[f"rejected: parser error ({type(exc).__name__})"])
+
+
+def _parse_message(msg: Message, nested: bool = False) -> ParsedFeedback:
+    walk = _walk(msg)
+    complaints = arf.find_complaints(msg, walk.feedback, walk.originals, walk.texts)
+    if complaints:
+        first = complaints[0]
+        return ParsedFeedback(
+            "complaint", feedback_type=first.feedback_type,
+            original_message_id=first.original_message_id,
+            original_return_path=first.original_mail_from, complaints=complaints,
+        )
+    report, inline = _report_body(walk.texts)
+    mid, ret, _to = _original_ids(walk, inline)
+    problems: list[str] = []
+    if len(walk.dsn) > 1:
+        problems.append("more than one delivery-status part")
+
+    ses = _ses(walk.texts)
+    if ses is not None:
+        kind, cands = ses
+        failed = _finish([c for c in cands if not _is_delivered(c)], "amazonses.com", "")
+        if kind == "bounce" and failed:
+            return ParsedFeedback("bounce", failed, None, mid, ret, problems)
+        return ParsedFeedback("delivered" if kind == "delivered" else "other",
+                              [], None, mid, ret, problems)
+
+    cands, reporting = _from_dsn(walk.dsn)
+    if not cands and any("final-recipient:" in t.lower() for t in walk.texts):
+        cands, reporting = _from_dsn([report])
+    if cands:
+        failed_c = [c for c in cands if not _is_delivered(c)]
+        if not failed_c:
+            return ParsedFeedback("delivered", [], None, mid, ret, problems)
+        failed = _finish(failed_c, reporting, report)
+        return ParsedFeedback("bounce" if failed else "delivered", failed, None, mid, ret,
+                              problems)
+
+    if _looks_autoreply(msg) and not walk.dsn:
+        return ParsedFeedback("autoreply", [], None, mid, ret, problems)
+    if not _looks_bounce(msg, walk):
+        return ParsedFeedback("other", [], None, mid, ret, problems)
+    ignore = {a.lower() for a in (
+        clean_address(header(msg, "From")), clean_address(header(msg, "To")),
+        ret or "", clean_address(header(msg, "Reply-To")),
+    ) if a}
+    text_cands = _from_text(report, ignore) or _from_text(report, set())
+    if header(msg, "X-YMailISG"):
+        # Yahoo's own bounces name the refused recipient in <>; the refusal came at RCPT
+        for c in text_cands:
+            if not c.command and re.search(r"<[^<>\s]+@[^<>\s]+>", c.diagnostic):
+                c.command = find_command(c.diagnostic) or "RCPT"
+    failed_hdr = [clean_address(a) for a in header(msg, "X-Failed-Recipients").split(",")]
+    failed_hdr = [a for a in failed_hdr if a]
+    if failed_hdr and "Google Groups" in report and header(msg, "X-Google-Smtp-Source"):
+        # Google Groups' refusal lists four reasons as bullets; the text is localised
+        bullets = len(re.findall(r"\n ?\*", report))
+        preset = "rejected" if bullets == 4 else "onhold"
+        text_cands = [_Candidate(a, diagnostic=report, preset=preset) for a in failed_hdr]
+    if failed_hdr and not text_cands:
+        text_cands = [_Candidate(a, diagnostic=report if len(failed_hdr) == 1 else (
+            _text_for(report, a) or report)) for a in failed_hdr]
+    if not text_cands and walk.originals and not nested and _is_report(walk.originals[0]):
+        # a bounce returned inside a bounce (e.g. an anti-virus gateway wrapping the DSN)
+        result = _parse_message(walk.originals[0], nested=True)
+        if result.recipients:
+            return result
+    if not text_cands:
+        alias = _exim_alias(report) or clean_address(_to)
+        if alias:
+            text_cands = [_Candidate(alias, diagnostic=report)]
+    if not text_cands and inline and not nested:
+        # a bounce forwarded inline ("From MAILER-DAEMON ..." then the bounce itself)
+        inner_text = re.sub(r"^[^\n]*\n", "", inline, count=1) if not re.match(
+            r"[\w-]+:", inline) else inline
+        inner = BytesParser(policy=policy.compat32).parsebytes(
+            inner_text.encode("utf-8", "replace")[:MAX_BYTES])
+        _check_depth(inner)
+        result = _parse_message(inner, nested=True)
+        if result.recipients:
+            return result
+    if not text_cands:
+        problems.append("no delivery-status part and no recognisable recipient")
+        return ParsedFeedback("other", [], None, mid, ret, problems)
+    failed = _finish(text_cands, "", report)
+    return ParsedFeedback("bounce" if failed else "other", failed, None, mid, ret, problems)

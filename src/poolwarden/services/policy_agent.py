@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from poolwarden.core.policy import RouteRequest, decide_for, resolve_tenant
 from poolwarden.core.snapshot import Action, Decision, Snapshot, TenantEntry
+from poolwarden.core.transports import transport_name
 from poolwarden.wire.postfix_policy import PolicyRequest, clean_text
 
 log = logging.getLogger("poolwarden.policyd")
@@ -30,11 +31,6 @@ log = logging.getLogger("poolwarden.policyd")
 # connection only happen without the END-OF-MESSAGE check, so the oldest are dropped
 MAX_TRANSACTIONS_PER_CONNECTION = 64
 MAX_LOG = 200_000
-
-
-def transport_name(ip: str) -> str:
-    """The master.cf transport that binds ``ip``: pw-127-0-0-11, pw-2001-db8--1."""
-    return "pw-" + ip.replace(".", "-").replace(":", "-")
 
 
 @dataclass(slots=True)

@@ -1,11 +1,16 @@
 """Bounce / DSN parsing: one feedback message (bytes) -> ``ParsedFeedback``.
 
-Pure: bytes in, values out; no files, sockets or clock. Reads RFC 3464
-``multipart/report; report-type=delivery-status`` messages, the common
-non-standard bounce texts (Exim, qmail, Sendmail, Postfix without DSN, Gmail,
-Yahoo, Domino, DragonFly, Exchange/Office 365, Amazon SES JSON notifications...)
-and recognises RFC 3834 auto-replies and success DSNs. Complaints (ARF, JMRP,
-SES complaint JSON, Apple unsubscribe) are handed to ``wire.arf``.
+Its one job is the top level: apply the caps, load and walk the MIME message,
+decide what kind of feedback it is and dispatch to the reader for its format,
+then classify each failed recipient (``wire.bounce_classify``). Pure: bytes in,
+values out; no files, sockets or clock. The format readers live beside it:
+RFC 3464 ``multipart/report; report-type=delivery-status`` fields in
+``wire.dsn_fields``; the common non-standard bounce texts (Exim, qmail,
+Sendmail, Postfix without DSN, Gmail, Yahoo, Domino, DragonFly, Exchange/Office
+365, Amazon SES JSON notifications...) in ``wire.bounce_text``. It recognises
+RFC 3834 auto-replies and success DSNs itself; complaints (ARF, JMRP, SES
+complaint JSON, Apple unsubscribe) are handed to ``wire.arf``. It never holds
+classification rules (``wire.bounce_rules``) or format-specific scraping.
 
 Untrusted input (RELIABILITY A5/B4): size, header count, header line length,
 number of MIME parts and MIME depth are capped *before* the email package sees
@@ -18,7 +23,6 @@ display data only: never authorise or attribute anything on them (B4/B5).
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from dataclasses import dataclass, field
 from email import policy
@@ -28,6 +32,18 @@ from email.parser import BytesParser, HeaderParser
 
 from poolwarden.wire import arf
 from poolwarden.wire.bounce_classify import classify, find_command, find_reply_code, find_status
+from poolwarden.wire.bounce_text import (
+    complete_reply,
+    exim_alias,
+    flatten,
+    from_ses,
+    from_text,
+    has_signal,
+    remote_from_text,
+    report_body,
+    text_for,
+)
+from poolwarden.wire.dsn_fields import Candidate, clean_address, from_dsn
 
 __all__ = [
     "MAX_BYTES",
@@ -237,255 +253,6 @@ def _walk(msg: Message) -> _Walk:
 
 
 # --------------------------------------------------------------------------------------------
-# RFC 3464 fields
-
-
-def _dsn_blocks(text: str) -> list[dict[str, str]]:
-    """'Name: value' blocks separated by blank lines; continuation lines unfolded."""
-    blocks: list[dict[str, str]] = []
-    current: dict[str, str] = {}
-    last = ""
-    for line in text.splitlines():
-        if not line.strip():
-            if current:
-                blocks.append(current)
-                current, last = {}, ""
-            continue
-        if line[0] in " \t" and last:
-            current[last] += " " + line.strip()
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", name.strip()):
-            continue
-        key = name.strip().lower()
-        if key in current:
-            # a second block without a blank line between: start a new one
-            if key in ("final-recipient", "original-recipient") and (
-                "final-recipient" in current or "original-recipient" in current
-            ) and key != "original-recipient":
-                blocks.append(current)
-                current = {}
-            else:
-                last = key
-                continue
-        current[key] = value.strip()
-        last = key
-    if current:
-        blocks.append(current)
-    return blocks
-
-
-def _typed(value: str) -> tuple[str, str]:
-    """'rfc822; a@b' -> ('rfc822', 'a@b'); 'smtp; 550 ...' -> ('smtp', '550 ...')."""
-    kind, sep, rest = value.partition(";")
-    if sep and re.fullmatch(r"\s*[A-Za-z0-9-]{1,20}\s*", kind):
-        return kind.strip().lower(), rest.strip()
-    return "", value.strip()
-
-
-_ADDR = r"[A-Za-z0-9._%+=/'&!#$^*{}|~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"  # noqa: E501
-_ADDR_RE = re.compile(_ADDR)
-
-
-def clean_address(value: str) -> str:
-    m = _ADDR_RE.search(value or "")
-    return m.group(0).strip(".") if m else ""
-
-
-@dataclass(slots=True)
-class _Candidate:
-    address: str
-    action: str = ""
-    status: str = ""
-    diagnostic: str = ""
-    dtype: str = ""
-    remote_mta: str = ""
-    reply: str = ""
-    preset: str = ""  # a reason the bounce format itself states
-    command: str = ""  # the SMTP command, when the format shows it ("RCPT TO: <a@b>")
-
-
-def _from_dsn(texts: list[str]) -> tuple[list[_Candidate], str]:
-    cands: list[_Candidate] = []
-    reporting = ""
-    for text in texts:
-        for block in _dsn_blocks(text):
-            if "reporting-mta" in block and not reporting:
-                reporting = _typed(block["reporting-mta"])[1]
-            addr = ""
-            for key in ("final-recipient", "original-recipient", "x-actual-recipient"):
-                if key in block:
-                    addr = clean_address(_typed(block[key])[1])
-                    if addr:
-                        break
-            if not addr:
-                continue
-            dtype, diag = _typed(block.get("diagnostic-code", ""))
-            cands.append(_Candidate(
-                address=addr,
-                action=block.get("action", "").strip().lower().split(" ")[0],
-                status=find_status(block.get("status", "")),
-                diagnostic=diag,
-                dtype=dtype,
-                remote_mta=_typed(block.get("remote-mta", ""))[1],
-            ))
-    return cands, reporting
-
-
-# --------------------------------------------------------------------------------------------
-# Plain-text bounces
-
-_ORIGINAL_MARKERS = re.compile(
-    r"^\s*(?:"
-    r"-+ ?(?:this is a copy of|original message|below this line is a copy|the original message"
-    r"|unsent message|returned message|original mail|message headers|the header of the "
-    r"original|received message|forwarded message|undelivered message|headers of the "
-    r"original)"
-    r"|-* ?below this line is a copy of the message"
-    r"|message headers follow"
-    r"|the (?:original|header of the original) message (?:headers? )?(?:is|are|follows)"
-    r"|original message (?:headers? )?follows?"
-    r"|-+ ?original message ?-+"
-    r"|\*{3,} ?original message"
-    r"|content-type: message/rfc822"
-    r"|return-path: ?<"
-    r")",
-    re.I | re.M,
-)
-
-_HEAD_LINE = re.compile(
-    r"^\s{0,12}(?:(?:<<<|>>>)?\s?[245]\d\d[ -])?"
-    r"(?:(?P<rcpt>(?:in:\s+)?rcpt to: ?)|to: ?|recipient: ?|failed recipient: ?|address: ?|"
-    r"(?!(?:mail from|from|sender|reply-to|return-path|cc|bcc|envelope-from|x-[\w-]+)\s*:)"
-    r"[a-z][a-z0-9 ]{2,40}: ?|"
-    r"[-*]{0,3} ?)?"
-    r"[<\"']?(?P<addr>" + _ADDR + r")[>\"']?"
-    r"(?:\s*(?:\.{3}|:|\[|\(|-|;|,)\s*(?P<rest>.*)|\s*$|\s+(?P<rest2>.*))$",
-    re.I,
-)
-_SENTENCE = re.compile(
-    r"(?:delivering your (?:mail|message) to|could not be delivered to|was not delivered to|"
-    r"could not deliver (?:mail |the message )?to|delivery to the following recipients? "
-    r"(?:failed|has been delayed)|undeliverable to|failed to deliver to|"
-    r"your message to|message for|delivery has failed to these recipients or groups:|"
-    r"not be delivered to one or more recipients|to the following address(?:es)?)"
-    r"[:\s]*<?(" + _ADDR + r")>?",
-    re.I,
-)
-
-
-def _report_body(texts: list[str]) -> tuple[str, str]:
-    """(report text, inline original) split at the first original-message marker."""
-    joined = "\n".join(texts)
-    m = _ORIGINAL_MARKERS.search(joined)
-    if m is None:
-        return joined, ""
-    return joined[: m.start()], joined[m.start():]
-
-
-def _from_text(report: str, ignore: set[str]) -> list[_Candidate]:
-    lines = [re.sub(r"^(?:> ?)+", "", line) for line in report.splitlines()]
-    heads: list[tuple[int, str, str]] = []  # (line index, address, rest of line)
-    at_rcpt: set[str] = set()
-    for i, line in enumerate(lines):
-        m = _HEAD_LINE.match(line)
-        if m:
-            addr = m.group("addr")
-            if addr.lower() not in ignore:
-                heads.append((i, addr, m.group("rest") or m.group("rest2") or ""))
-                if m.group("rcpt"):
-                    at_rcpt.add(addr.lower())
-    if not heads:
-        for i, line in enumerate(lines):
-            window = line if i + 2 >= len(lines) else " ".join(lines[i : i + 3])
-            s = _SENTENCE.search(window)
-            if s and s.group(1).lower() not in ignore and s.start() < len(line):
-                heads.append((i, s.group(1), ""))
-                break
-    cands: list[_Candidate] = []
-    seen: dict[str, int] = {}
-    for n, (i, addr, rest) in enumerate(heads):
-        stop = heads[n + 1][0] if n + 1 < len(heads) else len(lines)
-        body = "\n".join([lines[i] if _keep_head(lines[i]) else rest, *lines[i + 1 : stop]])
-        body = body.strip()
-        key = addr.lower()
-        if key in seen:
-            prev = cands[seen[key]]
-            if body and body not in prev.diagnostic:
-                prev.diagnostic = (prev.diagnostic + "\n" + body).strip()
-            continue
-        seen[key] = len(cands)
-        cands.append(_Candidate(address=addr, diagnostic=body,
-                                command="RCPT" if key in at_rcpt else ""))
-    if len(cands) == 1:
-        # one recipient: the text before its line (e.g. "Error: ... 550 no such user") counts too
-        before = "\n".join(lines[: heads[0][0]]) if heads else ""
-        if not _has_signal(cands[0].diagnostic):
-            before = report
-        cands[0].diagnostic = (cands[0].diagnostic + "\n" + before).strip()
-    return cands
-
-
-_GENERATED = re.compile(r"(?:generated by|generated from)\s+<?(" + _ADDR + r")", re.I)
-
-
-def _exim_alias(report: str) -> str:
-    """Exim's "  pipe to |/prog\n    generated by user@host" blocks name no address first."""
-    m = _GENERATED.search(report)
-    return m.group(1) if m else ""
-
-
-def _keep_head(line: str) -> bool:
-    """Keep a whole head line when its text before the address matters (pipes, codes)."""
-    return "|" in line or bool(re.match(r"\s*(?:<<<|>>>)?\s*[245]\d\d[ -]", line))
-
-
-def _has_signal(text: str) -> bool:
-    return bool(find_status(text) or find_reply_code(text) or len(text.split()) > 3)
-
-
-# --------------------------------------------------------------------------------------------
-# Amazon SES notifications (JSON in the body)
-
-
-def _ses(texts: list[str]) -> tuple[str, list[_Candidate]] | None:
-    for text in texts:
-        start = text.find("{")
-        if start < 0 or ('"notificationType"' not in text and '"Type"' not in text):
-            continue
-        text = re.sub(r"!\r?\n ", "", text)
-        try:
-            data = json.JSONDecoder().raw_decode(text[start:])[0]
-        except ValueError:
-            continue
-        if isinstance(data, dict) and isinstance(data.get("Message"), str):
-            with contextlib.suppress(ValueError):
-                data = json.loads(data["Message"])
-        if not isinstance(data, dict):
-            continue
-        kind = str(data.get("notificationType") or data.get("eventType") or "")
-        if kind == "Bounce" and isinstance(data.get("bounce"), dict):
-            bounce = data["bounce"]
-            cands = []
-            for r in bounce.get("bouncedRecipients") or []:
-                if not isinstance(r, dict):
-                    continue
-                dtype, diag = _typed(str(r.get("diagnosticCode") or ""))
-                cands.append(_Candidate(
-                    address=clean_address(str(r.get("emailAddress", ""))),
-                    action=str(r.get("action") or "failed").lower(),
-                    status=find_status(str(r.get("status") or "")),
-                    diagnostic=diag or str(bounce.get("bounceSubType") or ""),
-                    dtype=dtype,
-                    remote_mta=str(bounce.get("remoteMtaIp") or ""),
-                ))
-            return "bounce", cands
-        if kind == "Delivery":
-            return "delivered", []
-    return None
-
-
-# --------------------------------------------------------------------------------------------
 # Auto-replies (RFC 3834) and bounce-looking messages
 
 _AUTO_SUBJECT = re.compile(
@@ -562,39 +329,33 @@ def _original_ids(walk: _Walk, inline: str) -> tuple[str | None, str | None, str
     return mid, ret or None, header(orig, "To")
 
 
-def _remote_from_text(text: str) -> str:
-    m = re.search(r"(?:host|server|by|from)\s+\[?([a-z0-9][a-z0-9.-]*\.[a-z]{2,})\]?",
-                  text, re.I)
-    return m.group(1) if m else ""
-
-
-def _finish(cands: list[_Candidate], reporting: str, report: str) -> list[FailedRecipient]:
+def _finish(cands: list[Candidate], reporting: str, report: str) -> list[FailedRecipient]:
     out: list[FailedRecipient] = []
     blocks: dict[str, str] = {}
     if report and any(not c.diagnostic or c.dtype for c in cands):
-        blocks = {t.address.lower(): t.diagnostic for t in _from_text(report, set())}
+        blocks = {t.address.lower(): t.diagnostic for t in from_text(report, set())}
     for c in cands:
         diag = c.diagnostic.strip()
         block = blocks.get(c.address.lower(), "")
-        if not diag or not _has_signal(diag):
-            block = block or _text_for(report, c.address)
+        if not diag or not has_signal(diag):
+            block = block or text_for(report, c.address)
             diag = (diag + "\n" + block).strip() if block else diag
         elif block and len(block) > len(diag):
             # the human-readable part often carries the whole reply the DSN field truncates
-            flat_diag = _flat(diag)
+            flat_diag = flatten(diag)
             for para in re.split(r"\n\s*\n", block):
-                flat = _flat(para)
+                flat = flatten(para)
                 if flat_diag in flat and len(flat) > len(flat_diag):
                     diag = para
                     break
-        diag = _complete_reply(diag, report)
-        remote = c.remote_mta or _remote_from_text(diag)
+        diag = complete_reply(diag, report)
+        remote = c.remote_mta or remote_from_text(diag)
         domain = c.address.rpartition("@")[2]
         result = classify(
             c.reply or None, c.status or None, diag,
             reporting_mta=reporting or None,
             remote_mta=(remote + " " + domain).strip() or None,
-            command=c.command or find_command(diag) or find_command(_text_for(report, c.address))
+            command=c.command or find_command(diag) or find_command(text_for(report, c.address))
             or None,
             action=c.action or None,
             diagnostic_type=c.dtype or None,
@@ -617,40 +378,7 @@ def _finish(cands: list[_Candidate], reporting: str, report: str) -> list[Failed
     return out
 
 
-def _flat(text: str) -> str:
-    """Lower-case, one-space text without <addresses>, for "does A contain B" checks."""
-    return " ".join(re.sub(r"<[^<>\s]*>:?", " ", text).split()).lower()
-
-
-_MULTILINE_REPLY = re.compile(r"^<<< (\d{3})-(.*)\n((?:<<< \1[- ].*\n?)+)", re.M)
-
-
-def _complete_reply(diag: str, report: str) -> str:
-    """Append the rest of a multi-line SMTP reply a transcript shows (550-... / 550 ...)."""
-    flat = " ".join(diag.split())
-    for m in _MULTILINE_REPLY.finditer(report):
-        first = " ".join(m.group(2).split())
-        if first and first in flat:
-            rest = " ".join(line[8:].strip() for line in m.group(3).splitlines())
-            return diag + " " + rest
-    return diag
-
-
-def _text_for(report: str, address: str) -> str:
-    """The paragraph(s) of the human-readable report that mention the address."""
-    if not report or not address:
-        return ""
-    idx = report.lower().find(address.lower())
-    if idx < 0:
-        return ""
-    idx = report.rfind("\n", 0, idx) + 1
-    end = report.find("\n\n", idx)
-    end2 = report.find("\n\n", end + 2) if end >= 0 else -1
-    stop = end2 if end2 >= 0 else len(report)
-    return report[idx : min(stop, idx + 4000)]
-
-
-def _is_delivered(c: _Candidate) -> bool:
+def _is_delivered(c: Candidate) -> bool:
     return c.action in ("delivered", "relayed", "expanded") or c.status.startswith("2.")
 
 
@@ -684,13 +412,13 @@ def _parse_message(msg: Message, nested: bool = False) -> ParsedFeedback:
             original_message_id=first.original_message_id,
             original_return_path=first.original_mail_from, complaints=complaints,
         )
-    report, inline = _report_body(walk.texts)
+    report, inline = report_body(walk.texts)
     mid, ret, _to = _original_ids(walk, inline)
     problems: list[str] = []
     if len(walk.dsn) > 1:
         problems.append("more than one delivery-status part")
 
-    ses = _ses(walk.texts)
+    ses = from_ses(walk.texts)
     if ses is not None:
         kind, cands = ses
         failed = _finish([c for c in cands if not _is_delivered(c)], "amazonses.com", "")
@@ -699,9 +427,9 @@ def _parse_message(msg: Message, nested: bool = False) -> ParsedFeedback:
         return ParsedFeedback("delivered" if kind == "delivered" else "other",
                               [], None, mid, ret, problems)
 
-    cands, reporting = _from_dsn(walk.dsn)
+    cands, reporting = from_dsn(walk.dsn)
     if not cands and any("final-recipient:" in t.lower() for t in walk.texts):
-        cands, reporting = _from_dsn([report])
+        cands, reporting = from_dsn([report])
     if cands:
         failed_c = [c for c in cands if not _is_delivered(c)]
         if not failed_c:
@@ -718,7 +446,7 @@ def _parse_message(msg: Message, nested: bool = False) -> ParsedFeedback:
         clean_address(header(msg, "From")), clean_address(header(msg, "To")),
         ret or "", clean_address(header(msg, "Reply-To")),
     ) if a}
-    text_cands = _from_text(report, ignore) or _from_text(report, set())
+    text_cands = from_text(report, ignore) or from_text(report, set())
     if header(msg, "X-YMailISG"):
         # Yahoo's own bounces name the refused recipient in <>; the refusal came at RCPT
         for c in text_cands:
@@ -730,19 +458,19 @@ def _parse_message(msg: Message, nested: bool = False) -> ParsedFeedback:
         # Google Groups' refusal lists four reasons as bullets; the text is localised
         bullets = len(re.findall(r"\n ?\*", report))
         preset = "rejected" if bullets == 4 else "onhold"
-        text_cands = [_Candidate(a, diagnostic=report, preset=preset) for a in failed_hdr]
+        text_cands = [Candidate(a, diagnostic=report, preset=preset) for a in failed_hdr]
     if failed_hdr and not text_cands:
-        text_cands = [_Candidate(a, diagnostic=report if len(failed_hdr) == 1 else (
-            _text_for(report, a) or report)) for a in failed_hdr]
+        text_cands = [Candidate(a, diagnostic=report if len(failed_hdr) == 1 else (
+            text_for(report, a) or report)) for a in failed_hdr]
     if not text_cands and walk.originals and not nested and _is_report(walk.originals[0]):
         # a bounce returned inside a bounce (e.g. an anti-virus gateway wrapping the DSN)
         result = _parse_message(walk.originals[0], nested=True)
         if result.recipients:
             return result
     if not text_cands:
-        alias = _exim_alias(report) or clean_address(_to)
+        alias = exim_alias(report) or clean_address(_to)
         if alias:
-            text_cands = [_Candidate(alias, diagnostic=report)]
+            text_cands = [Candidate(alias, diagnostic=report)]
     if not text_cands and inline and not nested:
         # a bounce forwarded inline ("From MAILER-DAEMON ..." then the bounce itself)
         inner_text = re.sub(r"^[^\n]*\n", "", inline, count=1) if not re.match(

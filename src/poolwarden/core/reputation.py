@@ -186,7 +186,8 @@ def wilson_interval(successes: int, trials: int, z: float) -> tuple[float, float
     denom = 1 + z2 / trials
     centre = (p + z2 / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # rounding can put a bound a hair past the observed rate (1e-17 for 0 of n)
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 @dataclass(frozen=True, slots=True)

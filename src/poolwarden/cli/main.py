@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from poolwarden.cli import render
+from poolwarden.cli.postfix_cmds import hold_app, postfix_app
 from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.model import Tier
@@ -38,6 +39,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(events_app, name="events")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(ip_app, name="ip")
+app.add_typer(postfix_app, name="postfix")
+app.add_typer(hold_app, name="hold")
 
 # wide enough for the tenant table when output goes to a file or a pipe
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -259,6 +262,17 @@ def demo(config: ConfigOption = None,
 
     with engine_for(config) as (_, engine):
         run_demo(engine, out, days=days, seed=seed, now=time.time())
+
+
+@app.command()
+def classify(
+    files: Annotated[list[Path], typer.Argument(help="Bounce or complaint messages (.eml).")],
+    json_out: JsonOption = False,
+) -> None:
+    """Classify bounce and complaint messages: each failed recipient with its reason."""
+    from poolwarden.cli.classify_cmd import classify_command
+
+    raise typer.Exit(classify_command(files, json_out))
 
 
 @app.command()

@@ -3,7 +3,7 @@
 Turns a request into a ``RouteRequest``, asks ``decide()`` on the current
 snapshot and maps the Decision to a Postfix action: ``FILTER pw-<ip>:``,
 ``HOLD``, ``REJECT`` or ``451 4.3.5`` (can't decide). Keeps per-transaction
-state keyed by (connection, ``instance``) so every recipient of one message
+state keyed by Postfix's ``instance`` so every recipient of one message
 shares the first recipient's route, and the others get ``DEFER_IF_PERMIT``
 (FILTER is message-wide and the last one wins). Records each applied decision
 in a bounded in-memory log, bound to the queue id at END-OF-MESSAGE, for a
@@ -27,9 +27,12 @@ from poolwarden.wire.postfix_policy import PolicyRequest, clean_text
 
 log = logging.getLogger("poolwarden.policyd")
 
-# smtpd runs one transaction at a time per connection; more open instances on one
-# connection only happen without the END-OF-MESSAGE check, so the oldest are dropped
-MAX_TRANSACTIONS_PER_CONNECTION = 64
+# Transactions are keyed by Postfix's `instance` alone: one message's requests may arrive
+# on different policy connections (request_limit, max_ttl, a reconnect after a restart).
+# Without the END-OF-MESSAGE check nothing closes them, so the oldest are dropped past
+# a cap or an age.
+MAX_TRANSACTIONS = 100_000
+TRANSACTION_TTL = 3600.0
 MAX_LOG = 200_000
 
 
@@ -71,7 +74,7 @@ class PolicyAgent:
                  clock: Callable[[], float] = time.time) -> None:
         self._snapshot = snapshot
         self._clock = clock
-        self._transactions: dict[int, dict[str, Transaction]] = {}
+        self._transactions: dict[str, Transaction] = {}  # by instance, oldest first
         self.decision_log: deque[LoggedDecision] = deque(maxlen=MAX_LOG)
         self.bound: deque[tuple[str, str]] = deque(maxlen=MAX_LOG)  # (instance, queue id)
         self.stats = AgentStats()
@@ -133,18 +136,15 @@ class PolicyAgent:
                                 self._unknown_action(decision))
         entry = snapshot.tenants[tenant]
         decision = decide_for(entry, route_request, snapshot)
-        open_here = self._transactions.get(connection)
-        if open_here is None:
-            open_here = self._transactions[connection] = {}
         instance = get("instance", "")
-        current = open_here.get(instance)
+        current = self._transactions.get(instance)
         if decision.action is Action.HOLD:
-            return self._hold(request, snapshot, entry, route_request, open_here, instance,
-                              current, decision)
+            return self._hold(request, snapshot, entry, route_request, instance, current,
+                              decision)
         action = self._action(decision)
         if current is None:
             if decision.action is Action.ROUTE:
-                self._open(open_here, instance, Transaction(
+                self._open(instance, Transaction(
                     self._clock(), action, decision, tenant, snapshot.version))
             return self._record(request, snapshot, tenant, decision, action)
         if decision.action is Action.ROUTE and not current.held:
@@ -159,8 +159,8 @@ class PolicyAgent:
         return self._split(request, snapshot, tenant, decision)
 
     def _hold(self, request: PolicyRequest, snapshot: Snapshot, entry: TenantEntry,
-              route_request: RouteRequest, open_here: dict[str, Transaction], instance: str,
-              current: Transaction | None, decision: Decision) -> str:
+              route_request: RouteRequest, instance: str, current: Transaction | None,
+              decision: Decision) -> str:
         """Suspended: HOLD, and remember the route the held mail takes once released."""
         release = (decide_for(entry.release, route_request, snapshot)
                    if entry.release is not None else None)
@@ -168,7 +168,7 @@ class PolicyAgent:
             release = None
         action = "HOLD " + clean_text(decision.reason, 300)
         if current is None:
-            self._open(open_here, instance, Transaction(
+            self._open(instance, Transaction(
                 self._clock(), action, decision, entry.name, snapshot.version, held=True,
                 release=release))
         elif (current.held and release is not None and current.release is not None
@@ -212,8 +212,7 @@ class PolicyAgent:
 
     def _end_of_message(self, request: PolicyRequest, connection: int) -> str:
         instance = request.get("instance")
-        open_here = self._transactions.get(connection)
-        current = open_here.pop(instance, None) if open_here else None
+        current = self._transactions.pop(instance, None) if instance else None
         queue_id = request.get("queue_id")
         if queue_id:
             self.bound.append((instance, queue_id))
@@ -223,11 +222,14 @@ class PolicyAgent:
         return "DUNNO"
 
     def forget_connection(self, connection: int) -> None:
-        self._transactions.pop(connection, None)
+        """A policy connection closed; its transactions may go on over another one."""
 
-    @staticmethod
-    def _open(open_here: dict[str, Transaction], instance: str,
-              transaction: Transaction) -> None:
-        if len(open_here) >= MAX_TRANSACTIONS_PER_CONNECTION:
-            del open_here[next(iter(open_here))]
-        open_here[instance] = transaction
+    def _open(self, instance: str, transaction: Transaction) -> None:
+        transactions = self._transactions
+        while transactions:
+            oldest = next(iter(transactions.values()))
+            if (len(transactions) < MAX_TRANSACTIONS
+                    and transaction.started - oldest.started < TRANSACTION_TTL):
+                break
+            del transactions[next(iter(transactions))]
+        transactions[instance] = transaction

@@ -6,15 +6,14 @@ configuration and the generator in ``adapters.postfix_conf``. The sink records t
 address of every connection: that address is the egress IP Postfix used.
 
 Covers: each plan (shared, dedicated, major-via-shared, prove-then-share before and after
-graduation, private-routing listed and unlisted), R5 (mixed routes in one transaction), R4
-(suspension = HOLD, with the route stored at END-OF-MESSAGE, released by
-``poolwarden hold release``), can't-decide (unknown sender) and agent-down → 451 4.3.5, mail
-without a FILTER never leaves, Postfix's own bounces, and ``poolwarden postfix check|config``.
+graduation, private-routing listed and unlisted), can't-decide (unknown sender) and
+agent-down → 451 4.3.5, mail without a FILTER never leaves, Postfix's own bounces, one
+message's requests over several policy connections, and ``poolwarden postfix check|config``.
+R4 and R5 have their own files.
 """
 
 from __future__ import annotations
 
-import collections
 import shutil
 import subprocess
 import time
@@ -28,78 +27,27 @@ from poolwarden.adapters.postfix_conf import check, main_cf, master_cf
 from poolwarden.cli.main import app
 from poolwarden.config.load import load_config
 from poolwarden.testing.postfix_lab import (
-    Delivery,
-    Job,
     PostfixLab,
-    SendResult,
     lab_unavailable,
-    new_message_id,
     running_lab,
 )
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "poolwarden.toml"
-GOOD = frozenset({"127.0.0.11", "127.0.0.12"})  # shared-good
-NEW = frozenset({"127.0.0.13", "127.0.0.14", "127.0.0.15"})  # shared-new (new, risky)
-GMAIL = "alice@gmail.com"
-SMALLBIZ = "bob@smallbiz.example"
-
-postfix = pytest.mark.postfix
+from tests.e2e.support import (
+    EXAMPLE,
+    GMAIL,
+    GOOD,
+    NEW,
+    SMALLBIZ,
+    by_recipient,
+    held,
+    postfix,
+    send_plan,
+    start_lab,
+)
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[PostfixLab]:
-    reason = lab_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    with running_lab(EXAMPLE) as running:
-        yield running
-
-
-def by_recipient(deliveries: list[Delivery]) -> dict[str, list[Delivery]]:
-    out: dict[str, list[Delivery]] = collections.defaultdict(list)
-    for d in deliveries:
-        out[d.rcpt].append(d)
-    return out
-
-
-def assert_each_once_from(lab: PostfixLab, results: list[SendResult],
-                          expected: dict[tuple[str, str], frozenset[str]],
-                          senders: dict[str, str]) -> list[Delivery]:
-    """Every recipient of every result arrives once, from the IP decide() picks (which must
-    be in the expected set), announcing that IP's HELO name."""
-    total = sum(len(r.accepted) for r in results)
-    ids = [r.message_id for r in results]
-    lab.wait_delivered(total, timeout=20, message_ids=ids)
-    time.sleep(0.3)  # a duplicate would show up right behind
-    deliveries = lab.deliveries(ids)
-    assert len(deliveries) == total, deliveries
-    decisions = lab.routes([(senders[r.message_id], rcpt) for r in results
-                            for rcpt in r.accepted])
-    for result in results:
-        assert not result.failed, result
-        got = by_recipient([d for d in deliveries if d.message_id == result.message_id])
-        for rcpt in result.accepted:
-            sender = senders[result.message_id]
-            assert len(got[rcpt]) == 1, (rcpt, got[rcpt])
-            delivery = got[rcpt][0]
-            assert delivery.peer in expected[(sender, rcpt)], (sender, rcpt, delivery)
-            assert delivery.peer == decisions[(sender, rcpt)].ip, (sender, rcpt, delivery)
-            assert delivery.helo == lab.helo_of(delivery.peer)
-            assert delivery.mail_from == sender
-    return deliveries
-
-
-def send_plan(lab: PostfixLab, sender: str, routes: dict[str, frozenset[str]]) -> None:
-    """One message per recipient (a gmail.com one and a smallbiz.example one)."""
-    jobs = [Job(sender=sender, rcpts=(rcpt,), message_id=new_message_id("plan"))
-            for rcpt in routes]
-    results = lab.send_many(jobs)
-    for result in results:
-        assert result.codes("RCPT") == [250], result
-        assert result.codes("END-OF-DATA") == [250], result
-    assert_each_once_from(lab, results, {(sender, r): ips for r, ips in routes.items()},
-                          {r.message_id: sender for r in results})
-
+    yield from start_lab()
 
 PLANS = {
     "shared (tier good)": ("news@northwind.example", {GMAIL: GOOD, SMALLBIZ: GOOD}),
@@ -146,47 +94,6 @@ def test_prove_then_share_graduates_to_the_good_pool(lab: PostfixLab) -> None:
 
 
 @postfix
-def test_r5_mixed_routes_in_one_transaction_each_once_from_its_ip(lab: PostfixLab) -> None:
-    travel = "trips@travelhub.example"
-    rcpts = ("carol@gmail.com", "dan@smallbiz.example", "erin@outlook.com", "frank@example.org")
-    result = lab.send(travel, rcpts)
-    # the first recipient sets the message's route; the dedicated-route ones are split off
-    # (450 4.7.1) and re-sent at once in a second transaction
-    assert result.transactions == 2, result
-    split = [r for r in result.replies if r.stage == "RCPT" and r.code != 250]
-    assert {r.rcpt for r in split} == {"dan@smallbiz.example", "frank@example.org"}, result
-    assert all(r.code == 450 and r.enhanced == "4.7.1" for r in split), split
-    assert set(result.accepted) == set(rcpts) and not result.failed
-    lab.wait_delivered(4, timeout=20, message_ids=[result.message_id])
-    time.sleep(0.3)
-    got = by_recipient(lab.deliveries([result.message_id]))
-    assert all(len(got[r]) == 1 for r in rcpts), got
-    # major providers share the first recipient's shared-pool IP (FILTER is message-wide)
-    assert got["carol@gmail.com"][0].peer in NEW
-    assert got["erin@outlook.com"][0].peer == got["carol@gmail.com"][0].peer
-    assert got["dan@smallbiz.example"][0].peer == "127.0.0.22"
-    assert got["frank@example.org"][0].peer == "127.0.0.22"
-
-    # private routing: the listed sending domain routes every recipient the same way
-    harbor = lab.send("counsel@harborlegal.example", ("gina@gmail.com", "hal@smallbiz.example"))
-    assert harbor.transactions == 1 and not harbor.failed, harbor
-    lab.wait_delivered(2, timeout=20, message_ids=[harbor.message_id])
-    time.sleep(0.3)
-    got = by_recipient(lab.deliveries([harbor.message_id]))
-    assert [d.peer for d in got["gina@gmail.com"]] == ["127.0.0.24"]
-    assert [d.peer for d in got["hal@smallbiz.example"]] == ["127.0.0.24"]
-
-    # a split where the first recipient is the dedicated one: the shared ones are split off
-    reverse = lab.send(travel, ("ivan@smallbiz.example", "judy@gmail.com"))
-    assert reverse.transactions == 2 and not reverse.failed, reverse
-    lab.wait_delivered(2, timeout=20, message_ids=[reverse.message_id])
-    time.sleep(0.3)
-    got = by_recipient(lab.deliveries([reverse.message_id]))
-    assert [d.peer for d in got["ivan@smallbiz.example"]] == ["127.0.0.22"]
-    assert len(got["judy@gmail.com"]) == 1 and got["judy@gmail.com"][0].peer in NEW
-
-
-@postfix
 def test_tenant_found_by_sasl_login_and_by_client_address(lab: PostfixLab) -> None:
     """XCLIENT LOGIN= gives smtpd a SASL login name (as after AUTH); ADDR= a client address
     (a hosting server relaying through us). The sender domain names no tenant."""
@@ -197,99 +104,6 @@ def test_tenant_found_by_sasl_login_and_by_client_address(lab: PostfixLab) -> No
     peers = {d.message_id: d.peer for d in got}
     assert peers[by_sasl.message_id] in NEW  # travelhub, major provider → shared-new
     assert peers[by_client.message_id] == "127.0.0.21"  # bigretail's client address
-
-
-def held(lab: PostfixLab, sender: str) -> list[str]:
-    return [m["queue_id"] for m in lab.postqueue_json()
-            if m["queue_name"] == "hold" and m["sender"] == sender]
-
-
-@postfix
-def test_r4_suspension_holds_and_release_delivers_from_the_current_route(
-        lab: PostfixLab) -> None:
-    tenant, sender = "bigretail", "orders@bigretail.example"
-    version = max(lab.snapshot_versions())
-    lab.poolwarden("override", tenant, "--tier", "suspended", "--why", "test",
-                   "--config", str(lab.config))
-    lab.wait_snapshot_after(version, timeout=5)
-    try:
-        domains = ("smallbiz.example", "gmail.com")
-        jobs = [Job(sender=sender, rcpts=(f"r4-{i}@{domains[i % 2]}",),
-                    message_id=new_message_id(f"r4-{i}")) for i in range(50)]
-        results = lab.send_many(jobs, concurrency=4)
-        assert all(r.codes() == [250, 250, 250] for r in results), [
-            r for r in results if r.codes() != [250, 250, 250]]
-        ids = [r.message_id for r in results]
-        lab.wait_until(lambda: len(held(lab, sender)) == 50, 10, "50 messages on hold")
-        time.sleep(1.5)
-        assert lab.deliveries(ids) == []
-        queue = [m for m in lab.postqueue_json() if m["sender"] == sender]
-        assert len(queue) == 50 and all(m["queue_name"] == "hold" for m in queue), queue
-
-        # HOLD at RCPT and FILTER at END-OF-MESSAGE both took effect: the held queue file
-        # carries the route its release will use
-        queue_id = held(lab, sender)[0]
-        log = lab.log_text()
-        assert f"{queue_id}: filter: END-OF-MESSAGE" in log
-        assert "End-of-data triggers FILTER pw-127-0-0-21:" in log
-        assert "NOQUEUE: hold: RCPT" in log
-        postcat = subprocess.run(["postcat", "-c", str(lab.etc), "-e", "-q", queue_id],
-                                 capture_output=True, text=True, check=True).stdout
-        assert "content_filter: pw-127-0-0-21:" in postcat, postcat
-
-        # release refuses while the tenant is still suspended
-        refused = lab.poolwarden("hold", "release", tenant, "--postfix-config", str(lab.etc),
-                                 "--config", str(lab.config), check=False)
-        assert refused.returncode == 1, refused
-        assert "suspended" in refused.stderr
-        assert len(held(lab, sender)) == 50
-    finally:
-        lab.poolwarden("override", tenant, "--tier", "risky", "--why", "ok",
-                       "--config", str(lab.config))
-    released = lab.poolwarden("hold", "release", tenant, "--postfix-config", str(lab.etc),
-                              "--config", str(lab.config))
-    assert "released 50 held messages" in released.stdout, released.stdout
-    assert "decision log for 50" in released.stdout, released.stdout
-    deliveries = lab.wait_delivered(50, timeout=30, message_ids=ids)
-    time.sleep(0.5)
-    deliveries = lab.deliveries(ids)
-    assert len(deliveries) == 50
-    assert collections.Counter(d.message_id for d in deliveries) == dict.fromkeys(ids, 1)
-    current = lab.routes([(sender, d.rcpt) for d in deliveries])
-    assert all(d.peer == current[(sender, d.rcpt)].ip == "127.0.0.21" for d in deliveries)
-    assert [m for m in lab.postqueue_json() if m["sender"] == sender] == []
-    assert "status=bounced" not in "\n".join(
-        line for line in lab.log_text().splitlines() if "r4-" in line)
-
-
-@postfix
-def test_held_mixed_route_mail_keeps_one_route_per_held_copy(lab: PostfixLab) -> None:
-    """A suspended major-via-shared tenant: HOLD is message-wide too, so the agent splits
-    the recipients by their release route; each held copy carries its own FILTER."""
-    tenant, sender = "travelhub", "trips@travelhub.example"
-    version = max(lab.snapshot_versions())
-    lab.poolwarden("override", tenant, "--tier", "suspended", "--why", "test",
-                   "--config", str(lab.config))
-    lab.wait_snapshot_after(version, timeout=5)
-    try:
-        result = lab.send(sender, ("kim@gmail.com", "lee@smallbiz.example"))
-        assert result.transactions == 2 and not result.failed, result
-        lab.wait_until(lambda: len(held(lab, sender)) == 2, 10, "2 held copies")
-        routes = set()
-        for queue_id in held(lab, sender):
-            postcat = subprocess.run(["postcat", "-c", str(lab.etc), "-e", "-q", queue_id],
-                                     capture_output=True, text=True, check=True).stdout
-            routes |= {line.split(":", 1)[1].strip() for line in postcat.splitlines()
-                       if line.startswith("content_filter:")}
-        assert "pw-127-0-0-22:" in routes and len(routes) == 2, routes
-    finally:
-        lab.poolwarden("override", tenant, "--tier", "risky", "--why", "ok",
-                       "--config", str(lab.config))
-    lab.poolwarden("hold", "release", tenant, "--postfix-config", str(lab.etc),
-                   "--config", str(lab.config))
-    got = by_recipient(lab.wait_delivered(2, 20, [result.message_id]))
-    assert [d.peer for d in got["lee@smallbiz.example"]] == ["127.0.0.22"]
-    assert len(got["kim@gmail.com"]) == 1 and got["kim@gmail.com"][0].peer in NEW
 
 
 @postfix

@@ -26,7 +26,7 @@ def _manifest() -> list[dict[str, str]]:
 
 
 @needs_corpus
-@pytest.mark.parametrize("row", _manifest(), ids=lambda r: r["file"])
+@pytest.mark.parametrize("row", [pytest.param(r, id=r["file"]) for r in _manifest()])
 def test_corpus_file_is_a_complaint_of_the_expected_type(row: dict[str, str]) -> None:
     result = parse((ARF / row["file"]).read_bytes())
     assert result.kind == "complaint"

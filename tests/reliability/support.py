@@ -165,13 +165,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def open_transactions(agent: PolicyAgent) -> set[tuple[int, str]]:
-    """The (connection, instance) transactions the agent still holds, whichever layout it
-    keeps them in: a flat {(connection, instance): ...} or {connection: {instance: ...}}."""
-    out: set[tuple[int, str]] = set()
-    for key, value in agent._transactions.items():
-        if isinstance(value, dict):
-            out.update((key, instance) for instance in value)
-        else:
-            out.add(key)
-    return out
+def open_transactions(agent: PolicyAgent) -> set[str]:
+    """The instances whose transaction the agent still holds (keyed by ``instance`` alone:
+    one message's requests may come over several policy connections)."""
+    return set(agent._transactions)

@@ -51,6 +51,66 @@ class DecisionRow:
     queue_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class FeedbackRow:
+    """One received feedback message (a bounce or complaint mail), per recipient it names.
+
+    Stored whether or not it is believed: ``trusted`` rows were attributed through a
+    valid VERP token (and, for complaints, came from a configured FBL source); the
+    others say why not in ``reason``, which starts with ``rejected:`` when the
+    message broke a size or structure cap. Only trusted rows ever produce events.
+    """
+
+    key: str  # idempotency key: the same message stored twice is one row
+    received_at: float
+    kind: str  # bounce | complaint | autoreply | delivered | other
+    trusted: bool
+    reason: str = ""
+    tenant: str | None = None
+    ip: str | None = None
+    recipient: str | None = None  # as the message names it (untrusted text)
+    message_ref: str | None = None  # from the VERP token
+    message_id: str | None = None  # of the message the feedback is about, when given
+    bounce_reason: str | None = None
+    bounce_class: str | None = None
+    dsn_status: str | None = None
+    feedback_type: str | None = None
+    source: str = ""  # lmtp, or the file it was read from
+    raw_size: int = 0
+    id: int | None = None  # set on rows read back from the store
+
+    @property
+    def rejected(self) -> bool:
+        return self.reason.startswith("rejected:")
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where the follower of one log path stands, stored with the events read before it.
+
+    ``fingerprint`` is ``"<n>:<sha256 hex>"`` over the first ``n`` bytes of the file, where
+    ``n`` is min(1 KiB, ``offset``): the bytes already consumed, so a file shorter than
+    1 KiB has a short fingerprint that grows with it (a candidate file matches when its
+    first ``n`` bytes hash the same). Everything before ``offset`` is stored; re-reading
+    from ``resume_offset`` (in the file named by ``resume_fingerprint``, the file read
+    before this one, or this file when None) rebuilds the messages still open, with the
+    log parser's ``year``/``month`` as they were there. Inode and device are kept as
+    unsigned values; ``mtime`` is the file's when the checkpoint was written.
+    """
+
+    source: str  # the configured log path
+    fingerprint: str
+    inode: int
+    device: int
+    offset: int
+    resume_offset: int
+    updated_at: float
+    mtime: float = 0.0
+    resume_fingerprint: str | None = None
+    year: int | None = None
+    month: int = 0
+
+
 class Store(Protocol):
     """The system of record: events, day counters, tenant standings and tier moves."""
 
@@ -98,6 +158,39 @@ class Store(Protocol):
     def decisions(self, *, tenant: str | None = None, queue_id: str | None = None,
                   limit: int = 100) -> list[DecisionRow]:
         """Recorded decisions, newest first, optionally for one tenant or one queue id."""
+        ...
+
+    def add_feedback(self, rows: Sequence[FeedbackRow]) -> int:
+        """Store feedback rows idempotently (by key) in one transaction; the number new.
+        Text is cleaned and cut, not refused (see ``memory.clean_feedback``)."""
+        ...
+
+    def feedback(self, *, trusted: bool | None = None, message_ref: str | None = None,
+                 limit: int = 100) -> list[FeedbackRow]:
+        """Stored feedback rows, newest first, optionally only (un)trusted ones or those
+        of one VERP message reference."""
+        ...
+
+    def feedback_counts(self) -> dict[str, int]:
+        """How many feedback rows are ``trusted``, ``untrusted`` and ``rejected`` (the
+        three are disjoint: rejected rows are not counted as untrusted)."""
+        ...
+
+    def checkpoint(self, source: str) -> Checkpoint | None:
+        """The stored read position of a followed log path, or None before the first."""
+        ...
+
+    def add_events_at(self, events: Iterable[Event], checkpoint: Checkpoint | None
+                      ) -> AddResult:
+        """``add_events`` and the read position of the log they were read from, in ONE
+        transaction: after a crash the stored position never runs ahead of (or behind)
+        the stored events. ``None`` stores the events only."""
+        ...
+
+    def decisions_for_queue_ids(self, queue_ids: Sequence[str], *, since: float
+                                ) -> list[DecisionRow]:
+        """The decisions bound to any of ``queue_ids`` and made at or after ``since``
+        (in no particular order): one query for a batch of log lines."""
         ...
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ from poolwarden.core.events import Event
 from poolwarden.core.model import TenantStanding
 from poolwarden.core.reputation import Counts, Ledger
 from poolwarden.core.tiers import TierMove
-from poolwarden.ports import AddResult, CounterRow, DecisionRow
+from poolwarden.ports import AddResult, Checkpoint, CounterRow, DecisionRow, FeedbackRow
 
 MAX_REASON_LENGTH = 1024  # the width of events.reason in the SQL schema
 MAX_RECIPIENT_LENGTH = 1024  # the width of decisions.recipient in the SQL schema
@@ -112,6 +112,40 @@ def clean_filter(value: str | None) -> str | None:
     return _clean_name(value)
 
 
+MAX_FEEDBACK_TEXT_LENGTH = 1024  # feedback reason, recipient, message id, source
+MAX_FEEDBACK_NAME_LENGTH = 255  # key, tenant, ip, message ref, bounce reason/class, status
+
+
+def clean_feedback(row: FeedbackRow) -> FeedbackRow:
+    """The feedback row as stored: text cleaned and cut like decisions (see
+    ``clean_decision``), because most of it is copied from mail anyone can send."""
+    def text(value: str | None, limit: int) -> str | None:
+        return None if value is None else clean_text(value, limit)
+
+    return replace(
+        row, key=clean_text(row.key, MAX_FEEDBACK_NAME_LENGTH),
+        kind=clean_text(row.kind, MAX_FEEDBACK_NAME_LENGTH),
+        reason=clean_text(row.reason, MAX_FEEDBACK_TEXT_LENGTH),
+        tenant=text(row.tenant, MAX_FEEDBACK_NAME_LENGTH),
+        ip=text(row.ip, MAX_FEEDBACK_NAME_LENGTH),
+        recipient=text(row.recipient, MAX_FEEDBACK_TEXT_LENGTH),
+        message_ref=text(row.message_ref, MAX_FEEDBACK_NAME_LENGTH),
+        message_id=text(row.message_id, MAX_FEEDBACK_TEXT_LENGTH),
+        bounce_reason=text(row.bounce_reason, MAX_FEEDBACK_NAME_LENGTH),
+        bounce_class=text(row.bounce_class, MAX_FEEDBACK_NAME_LENGTH),
+        dsn_status=text(row.dsn_status, MAX_FEEDBACK_NAME_LENGTH),
+        feedback_type=text(row.feedback_type, MAX_FEEDBACK_NAME_LENGTH),
+        source=clean_text(row.source, MAX_FEEDBACK_TEXT_LENGTH), id=None)
+
+
+def count_feedback(rows: Iterable[FeedbackRow]) -> dict[str, int]:
+    """``feedback_counts`` over rows: trusted, untrusted (not rejected) and rejected."""
+    counts = {"trusted": 0, "untrusted": 0, "rejected": 0}
+    for row in rows:
+        counts["trusted" if row.trusted else "rejected" if row.rejected else "untrusted"] += 1
+    return counts
+
+
 def fold(new_events: Iterable[Event]) -> Ledger:
     """The day-counter deltas of these events: a fresh Ledger, so the buckets are
     exactly those ``Ledger.add`` fills (every scope, the provider and ``*``)."""
@@ -151,6 +185,9 @@ class MemoryStore:
         self._decisions: list[DecisionRow] = []  # oldest first, cleaned
         # (node, instance) -> positions in _decisions of its rows without a queue id
         self._unbound: dict[tuple[str, str], list[int]] = {}
+        self._checkpoints: dict[str, Checkpoint] = {}  # log source -> read position
+        self._feedback: list[FeedbackRow] = []  # oldest first, cleaned, with ids
+        self._feedback_keys: set[str] = set()
 
     def add_events(self, events: Iterable[Event]) -> AddResult:
         received = list(events)
@@ -255,6 +292,64 @@ class MemoryStore:
                         and (queue_id is None or row.queue_id == queue_id)):
                     chosen.append(row)
         return chosen
+
+    # -- feedback mail ------------------------------------------------------------
+
+    def add_feedback(self, rows: Sequence[FeedbackRow]) -> int:
+        cleaned = [clean_feedback(row) for row in rows]
+        added = 0
+        with self._lock:
+            for row in cleaned:
+                if row.key in self._feedback_keys:
+                    continue
+                self._feedback_keys.add(row.key)
+                self._feedback.append(replace(row, id=len(self._feedback) + 1))
+                added += 1
+        return added
+
+    def feedback(self, *, trusted: bool | None = None, message_ref: str | None = None,
+                 limit: int = 100) -> list[FeedbackRow]:
+        chosen: list[FeedbackRow] = []
+        with self._lock:
+            for row in reversed(self._feedback):
+                if len(chosen) >= limit:
+                    break
+                if ((trusted is None or row.trusted is trusted)
+                        and (message_ref is None or row.message_ref == message_ref)):
+                    chosen.append(row)
+        return chosen
+
+    def feedback_counts(self) -> dict[str, int]:
+        with self._lock:
+            return count_feedback(self._feedback)
+
+    # -- log checkpoints (ingestd) ---------------------------------------------
+
+    def checkpoint(self, source: str) -> Checkpoint | None:
+        with self._lock:
+            return self._checkpoints.get(source)
+
+    def add_events_at(self, events: Iterable[Event], checkpoint: Checkpoint | None
+                      ) -> AddResult:
+        """``add_events`` and the log's read position under one lock: all or nothing."""
+        received = list(events)
+        with self._lock:
+            added = [ev for ev in unique_by_key(received) if ev.key not in self._keys]
+            delta = fold(added)
+            self._keys.update(ev.key for ev in added)
+            for scope, scope_id, provider, day, counts in delta.buckets():
+                self._ledger.add_counts(scope, scope_id, provider, day, counts)
+            if checkpoint is not None:
+                self._checkpoints[checkpoint.source] = checkpoint
+        return AddResult(added=len(added), duplicates=len(received) - len(added),
+                         added_events=tuple(added))
+
+    def decisions_for_queue_ids(self, queue_ids: Sequence[str], *, since: float
+                                ) -> list[DecisionRow]:
+        wanted = {clean_filter(q) for q in queue_ids}
+        with self._lock:
+            return [row for row in self._decisions
+                    if row.queue_id is not None and row.queue_id in wanted and row.at >= since]
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object is dropped."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -120,4 +121,53 @@ decisions = Table(
     Index("ix_decisions_node_instance", "node", "instance"),
     Index("ix_decisions_queue_id", "queue_id"),
     Index("ix_decisions_tenant_id", "tenant", "id"),
+)
+
+# Where the follower of each configured log path stands: the file (fingerprint of
+# its first bytes, inode, device), the offset read up to and where re-reading must
+# start to rebuild open messages. Written in the same transaction as the events
+# read from those bytes (RELIABILITY A4, I1-I8); see ``ports.Checkpoint``.
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("source", String(1024), nullable=False),
+    Column("fingerprint", String(255), nullable=False),
+    Column("inode", BigInteger, nullable=False),
+    Column("device", BigInteger, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("resume_offset", BigInteger, nullable=False),
+    Column("resume_fingerprint", String(255), nullable=True),
+    Column("mtime", Float, nullable=False),
+    Column("year", Integer, nullable=True),
+    Column("month", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("source", name="pk_checkpoints"),
+)
+
+# Every feedback message received (bounce, complaint, auto-reply...), one row per
+# recipient it names, trusted or not: untrusted and rejected mail is kept and
+# counted (RELIABILITY B5) but never becomes an event.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(255), nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("kind", String(255), nullable=False),
+    Column("trusted", Boolean, nullable=False),
+    Column("reason", String(1024), nullable=False),
+    Column("tenant", String(255), nullable=True),
+    Column("ip", String(255), nullable=True),
+    Column("recipient", String(1024), nullable=True),
+    Column("message_ref", String(255), nullable=True),
+    Column("message_id", String(1024), nullable=True),
+    Column("bounce_reason", String(255), nullable=True),
+    Column("bounce_class", String(255), nullable=True),
+    Column("dsn_status", String(255), nullable=True),
+    Column("feedback_type", String(255), nullable=True),
+    Column("source", String(1024), nullable=False),
+    Column("raw_size", Integer, nullable=False),
+    UniqueConstraint("key", name="uq_feedback_key"),
+    Index("ix_feedback_trusted_id", "trusted", "id"),
+    Index("ix_feedback_message_ref", "message_ref"),
 )

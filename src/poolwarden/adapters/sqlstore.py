@@ -37,20 +37,31 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from poolwarden.adapters.memory import (
     clean_bindings,
     clean_decision,
+    clean_feedback,
     clean_filter,
+    count_feedback,
     fold,
     json_copy,
     json_dumps,
     unique_by_key,
 )
+from poolwarden.adapters.schema import checkpoints as checkpoints_table
 from poolwarden.adapters.schema import counters, decisions, tenant_state, tier_moves
 from poolwarden.adapters.schema import events as events_table
+from poolwarden.adapters.schema import feedback as feedback_table
 from poolwarden.core.errors import StoreError
-from poolwarden.core.events import Event
+from poolwarden.core.events import Event, EventKind
 from poolwarden.core.model import TenantStanding, Tier
-from poolwarden.core.reputation import COUNT_FIELDS, Counts, Ledger, Scope
+from poolwarden.core.reputation import (
+    ALL_PROVIDERS,
+    COUNT_FIELDS,
+    Counts,
+    Ledger,
+    Scope,
+    scope_keys,
+)
 from poolwarden.core.tiers import TierMove
-from poolwarden.ports import AddResult, CounterRow, DecisionRow
+from poolwarden.ports import AddResult, Checkpoint, CounterRow, DecisionRow, FeedbackRow
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 CHUNK = 500  # rows per statement on SQLite: well under its bound-variable limit
@@ -363,6 +374,98 @@ class SqlStore:
         return [DecisionRow(**{name: row[name] for name in DECISION_COLUMNS})
                 for row in result]
 
+    # -- feedback mail ------------------------------------------------------------
+
+    def add_feedback(self, rows: Sequence[FeedbackRow]) -> int:
+        unique: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            cleaned = _feedback_row(clean_feedback(row))
+            unique.setdefault(cleaned["key"], cleaned)
+        if not unique:
+            return 0
+        params = [unique[key] for key in sorted(unique)]  # one lock order for every writer
+        stmt = (self._insert(feedback_table)
+                .on_conflict_do_nothing(index_elements=[feedback_table.c.key])
+                .returning(feedback_table.c.key))
+        added = 0
+        with self._write("add feedback") as conn:
+            for chunk in _chunks(params):
+                added += len(conn.execute(stmt, list(chunk)).scalars().all())
+        return added
+
+    def feedback(self, *, trusted: bool | None = None, message_ref: str | None = None,
+                 limit: int = 100) -> list[FeedbackRow]:
+        query = (select(feedback_table).order_by(feedback_table.c.id.desc())
+                 .limit(max(limit, 0)))
+        if trusted is not None:
+            query = query.where(feedback_table.c.trusted.is_(trusted))
+        if message_ref is not None:
+            query = query.where(feedback_table.c.message_ref == message_ref)
+        with self._read("read feedback") as conn:
+            result = conn.execute(query).mappings().all()
+        return [FeedbackRow(**{name: row[name] for name in FEEDBACK_COLUMNS}, id=row["id"])
+                for row in result]
+
+    def feedback_counts(self) -> dict[str, int]:
+        rejected = feedback_table.c.reason.like("rejected:%")
+        query = (select(feedback_table.c.trusted, rejected.label("rejected"), func.count())
+                 .group_by(feedback_table.c.trusted, rejected))
+        with self._read("count feedback") as conn:
+            result = conn.execute(query).all()
+        counts = count_feedback(())
+        for trusted, is_rejected, n in result:
+            name = "trusted" if trusted else "rejected" if is_rejected else "untrusted"
+            counts[name] += int(n)
+        return counts
+
+    # -- log checkpoints (ingestd) ---------------------------------------------
+
+    def checkpoint(self, source: str) -> Checkpoint | None:
+        query = select(checkpoints_table).where(checkpoints_table.c.source == source)
+        with self._read("read a log checkpoint") as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            return None
+        return Checkpoint(**{name: row[name] for name in CHECKPOINT_COLUMNS
+                             if name not in ("inode", "device")},
+                          inode=_unsigned(row["inode"]), device=_unsigned(row["device"]))
+
+    def add_events_at(self, events: Iterable[Event], checkpoint: Checkpoint | None
+                      ) -> AddResult:
+        """``add_events`` plus the log's read position, in one transaction. On SQLite the
+        rows go through the driver's executemany (the log-ingest hot path); PostgreSQL
+        takes the same statements as ``add_events``."""
+        received = list(events)
+        unique = unique_by_key(received)
+        row = None if checkpoint is None else _checkpoint_row(checkpoint)
+        with self._write("add events and a log checkpoint") as conn:
+            if conn.dialect.name == "sqlite":
+                added = _sqlite_add_events(conn, unique)
+            else:
+                new_keys = self._insert_events(conn, unique)
+                added = [ev for ev in unique if ev.key in new_keys]
+                self._upsert_counters(conn, fold(added))
+            if row is not None:
+                ins = self._insert(checkpoints_table)
+                conn.execute(ins.on_conflict_do_update(
+                    index_elements=[checkpoints_table.c.source],
+                    set_={name: ins.excluded[name] for name in CHECKPOINT_COLUMNS
+                          if name != "source"}), row)
+        return AddResult(added=len(added), duplicates=len(received) - len(added),
+                         added_events=tuple(added))
+
+    def decisions_for_queue_ids(self, queue_ids: Sequence[str], *, since: float
+                                ) -> list[DecisionRow]:
+        wanted = sorted({q for q in (clean_filter(q) for q in queue_ids) if q is not None})
+        out: list[DecisionRow] = []
+        with self._read("read decisions by queue id") as conn:
+            for chunk in _chunks(wanted):
+                query = select(decisions).where(decisions.c.queue_id.in_(list(chunk)),
+                                                decisions.c.at >= since)
+                out.extend(DecisionRow(**{name: row[name] for name in DECISION_COLUMNS})
+                           for row in conn.execute(query).mappings())
+        return out
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -378,6 +481,15 @@ def _lock_moves(conn: Connection) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.execute(select(func.pg_advisory_xact_lock(_PG_MOVES_LOCK)))
+
+
+FEEDBACK_COLUMNS = ("key", "received_at", "kind", "trusted", "reason", "tenant", "ip",
+                    "recipient", "message_ref", "message_id", "bounce_reason", "bounce_class",
+                    "dsn_status", "feedback_type", "source", "raw_size")
+
+
+def _feedback_row(row: FeedbackRow) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in FEEDBACK_COLUMNS}
 
 
 def _decision_row(row: DecisionRow) -> dict[str, Any]:
@@ -397,6 +509,108 @@ def _state_row(move: TierMove) -> dict[str, Any]:
     return {"tenant": move.tenant, "tier": move.after.value, "since": move.at,
             "pinned": move.pinned, "pinned_by": move.actor if move.pinned else None,
             "pinned_why": move.reason if move.pinned else None}
+
+
+CHECKPOINT_COLUMNS = ("source", "fingerprint", "inode", "device", "offset", "resume_offset",
+                      "resume_fingerprint", "mtime", "year", "month", "updated_at")
+_U64 = 1 << 64
+
+
+def _signed(value: int) -> int:
+    """An unsigned 64-bit inode or device number as BIGINT stores it (two's complement)."""
+    value %= _U64
+    return value - _U64 if value >= 1 << 63 else value
+
+
+def _unsigned(value: int) -> int:
+    return value % _U64
+
+
+def _checkpoint_row(cp: Checkpoint) -> dict[str, Any]:
+    row = {name: getattr(cp, name) for name in CHECKPOINT_COLUMNS}
+    row["inode"], row["device"] = _signed(cp.inode), _signed(cp.device)
+    row["source"] = cp.source[:1024]
+    for name in ("offset", "resume_offset"):
+        if not 0 <= row[name] < 1 << 63:
+            raise StoreError(f"store: checkpoint of {cp.source!r}: {name} {row[name]} is out "
+                             "of range")
+    return row
+
+
+def _kind_positions() -> dict[EventKind, int]:
+    """Which of ``COUNT_FIELDS`` each event kind counts in, as ``Ledger.add`` does it."""
+    out: dict[EventKind, int] = {}
+    for kind in EventKind:
+        probe = Ledger()
+        probe.add(Event(key="", time=0.0, kind=kind, tenant="t", provider="p"))
+        out[kind] = next(iter(probe.buckets()))[4].as_tuple().index(1)
+    return out
+
+
+_KIND_POSITION = _kind_positions()
+_SCOPE_TEXT = {scope: scope.value for scope in Scope}
+_SQLITE_INSERT_EVENTS = (
+    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))}) ON CONFLICT (key) DO NOTHING")
+_SQLITE_UPSERT_COUNTERS = (
+    f"INSERT INTO counters (scope, scope_id, provider, day, {', '.join(COUNT_FIELDS)}) "
+    f"VALUES ({', '.join('?' * (4 + len(COUNT_FIELDS)))}) "
+    "ON CONFLICT (scope, scope_id, provider, day) DO UPDATE SET "
+    + ", ".join(f"{name} = {name} + excluded.{name}" for name in COUNT_FIELDS))
+
+
+def fold_rows(new_events: Iterable[Event]) -> list[tuple[Any, ...]]:
+    """The counter deltas of ``fold`` as rows ``(scope, scope id, provider, day, *counts)``
+    (the buckets ``Ledger.add`` fills, in no particular order). Events are grouped
+    first and the scopes of each (tenant, ip, domain) are worked out once."""
+    groups: dict[tuple[EventKind, str, str | None, str | None, str, int], int] = {}
+    for ev in new_events:
+        group = (ev.kind, ev.tenant, ev.ip, ev.sending_domain, ev.provider, ev.day)
+        groups[group] = groups.get(group, 0) + 1
+    scopes: dict[tuple[str, str | None, str | None], list[tuple[str, str]]] = {}
+    acc: dict[tuple[str, str, str, int], list[int]] = {}
+    width = len(COUNT_FIELDS)
+    for (kind, tenant, ip, domain, provider, day), n in groups.items():
+        position = _KIND_POSITION[kind]
+        pairs = scopes.get((tenant, ip, domain))
+        if pairs is None:
+            probe = Event(key="", time=0.0, kind=kind, tenant=tenant, provider=provider, ip=ip,
+                          sending_domain=domain)
+            pairs = scopes[(tenant, ip, domain)] = [(_SCOPE_TEXT[scope], scope_id)
+                                                    for scope, scope_id in scope_keys(probe)]
+        for scope_text, scope_id in pairs:
+            for name in (provider, ALL_PROVIDERS):
+                bucket = (scope_text, scope_id, name, day)
+                counts = acc.get(bucket)
+                if counts is None:
+                    counts = acc[bucket] = [0] * width
+                counts[position] += n
+    return [(*bucket, *counts) for bucket, counts in acc.items()]
+
+
+def _sqlite_add_events(conn: Connection, unique: Sequence[Event]) -> list[Event]:
+    """Insert new events and count them, through the driver's executemany (no per-row
+    statement building): under BEGIN IMMEDIATE nobody else writes, so the rows with an
+    id above the largest before the insert are exactly the new ones."""
+    if not unique:
+        return []
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        before = cursor.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+        rows = sorted((ev.key, ev.time, ev.day, ev.kind.value, ev.tenant,
+                       ev.provider, ev.ip, ev.sending_domain, ev.recipient_domain, ev.reason)
+                      for ev in unique)  # key order: far fewer index pages touched
+        cursor.executemany(_SQLITE_INSERT_EVENTS, rows)
+        if cursor.rowcount == len(unique):
+            added = list(unique)
+        else:
+            cursor.execute("SELECT key FROM events WHERE id > ?", (before,))
+            new_keys = {key for (key,) in cursor.fetchall()}
+            added = [ev for ev in unique if ev.key in new_keys]
+        cursor.executemany(_SQLITE_UPSERT_COUNTERS, fold_rows(added))
+    finally:
+        cursor.close()
+    return added
 
 
 def open_store(url: str) -> SqlStore:

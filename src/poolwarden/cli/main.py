@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from poolwarden.cli import render
+from poolwarden.cli.ingest_cmds import ingest_app
 from poolwarden.cli.postfix_cmds import hold_app, postfix_app
 from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.errors import PoolwardenError
@@ -41,6 +42,7 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(ip_app, name="ip")
 app.add_typer(postfix_app, name="postfix")
 app.add_typer(hold_app, name="hold")
+app.add_typer(ingest_app, name="ingest")
 
 # wide enough for the tenant table when output goes to a file or a pipe
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)

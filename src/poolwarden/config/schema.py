@@ -9,6 +9,7 @@ threshold is never declared twice. ``iter_settings`` lists every setting for
 from __future__ import annotations
 
 import json
+import re
 import types
 from collections.abc import Iterator
 from dataclasses import fields
@@ -25,7 +26,7 @@ from typing import (
 )
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator
 
 from poolwarden.core.model import IpState, Plan, PoolKind, Tier
 from poolwarden.core.thresholds import Thresholds
@@ -106,6 +107,68 @@ class PolicydSettings(Section):
         None, description="Configuration directory of the Postfix instance (postfix -c DIR) "
         "used by poolwarden hold release and poolwarden postfix check. Unset: Postfix's "
         "default.")
+
+
+_LISTEN = re.compile(r"tcp:\[?[^\s\]]+\]?:\d{1,5}|unix:/\S+")
+
+
+class FeedbackSettings(Section):
+    """Feedback mail (bounces and complaints): VERP return paths, the LMTP listener, trust."""
+
+    verp_secrets: tuple[SecretStr, ...] = Field(
+        (), description="Keys of the HMAC that signs VERP return-path tokens, at least 16 "
+        "characters each (checked when feedback is processed, so that no key is ever echoed "
+        "in a configuration error); the first signs, every one verifies (rotate by putting the "
+        "new key first and dropping the old one once its mail can no longer bounce). Never "
+        "printed or logged. Prefer verp_secrets_file. Without any key every bounce is "
+        "untrusted.")
+    verp_secrets_file: str | None = Field(
+        None, description="File holding the VERP keys instead of verp_secrets, one per line "
+        "(blank lines and # comments ignored); relative to the configuration file's "
+        "directory. Keep it readable by poolwarden only.")
+    verp_domain: str | None = Field(
+        None, description="Domain of the VERP return paths (b+TOKEN@DOMAIN), delivered by "
+        "Postfix to the LMTP listener. When set, tokens found inside a message count only at "
+        "this domain.")
+    fbl_sources: tuple[str, ...] = Field(
+        (), description="Senders whose complaint reports (ARF, JMRP) are trusted: addresses "
+        "(staff@hotmail.com) or domains (feedback.yahoo.com, which covers subdomains), matched "
+        "against the envelope sender and the From address. A complaint from anyone else is "
+        "stored as untrusted and moves no tenant. DKIM is not verified yet: this list is the "
+        "gate.")
+    local_reporting_mtas: tuple[str, ...] = Field(
+        (), description="Host names of our own MTAs (their Reporting-MTA in DSNs). Their "
+        "bounces are stored as trusted feedback but add no events: the log ingester already "
+        "counts those outcomes from the Postfix logs.")
+    max_message_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, le=10 * 1024 * 1024, description="Largest feedback message "
+        "accepted, in bytes; the LMTP listener refuses larger ones at DATA (552) and poolwarden "
+        "ingest mail records them as rejected.")
+    max_events_per_message: int = Field(
+        50, ge=1, le=100_000, description="Recipients of one VERP token (one sent message) "
+        "that may count against its tenant; more feedback naming the same token is stored as "
+        "untrusted (a recipient replaying a genuine token cannot bounce a tenant down).")
+    lmtp_listen: str = Field(
+        "tcp:127.0.0.1:10041", description="Where the feedback LMTP listener listens: "
+        "tcp:HOST:PORT (loopback clients only) or unix:PATH (mode 0660, group postfix).")
+
+    @field_validator("lmtp_listen")
+    @classmethod
+    def _listen_form(cls, value: str) -> str:
+        if not _LISTEN.fullmatch(value):
+            raise ValueError("must be tcp:HOST:PORT or unix:/PATH")
+        return value
+
+
+class TrapSettings(Section):
+    """The operator's own spam traps: any delivery or attempt to them is a trap hit."""
+
+    addresses: tuple[str, ...] = Field(
+        (), description="Trap addresses (case-insensitive): mail to any of them counts as a "
+        "trap hit for the tenant and egress IP that sent it.")
+    domains: tuple[str, ...] = Field(
+        (), description="Trap domains: mail to any address at one of them, or at a subdomain, "
+        "is a trap hit.")
 
 
 def _threshold_fields() -> dict[str, Any]:
@@ -209,6 +272,10 @@ class PoolwardenSettings(Section):
                                      description=RoutingSettings.__doc__ or "")
     policyd: PolicydSettings = Field(default_factory=PolicydSettings,
                                      description=PolicydSettings.__doc__ or "")
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings,
+                                       description=FeedbackSettings.__doc__ or "")
+    traps: TrapSettings = Field(default_factory=TrapSettings,
+                                description=TrapSettings.__doc__ or "")
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings,
                                           description=_THRESHOLDS_DOC)
     ips: tuple[IpSettings, ...] = Field((), description=IpSettings.__doc__ or "")
@@ -271,7 +338,8 @@ def _section_of(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-_SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean"}
+_SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean",
+            SecretStr: "string (secret)"}
 
 
 def type_text(annotation: Any) -> str:

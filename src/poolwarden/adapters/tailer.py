@@ -1,0 +1,707 @@
+"""Follow one log path across rotations, truncation and restarts: bytes in, complete lines out.
+
+``Tailer(path, checkpoint).poll()`` reads what is there now and yields, in order:
+``Switch`` (lines now come from this file, from this offset), ``Chunk`` (complete,
+newline-terminated lines of one file, with their byte offset), ``Gap`` (bytes that
+can no longer be read: reported, never hidden) and ``Notice`` (worth logging, not a
+loss). It never parses a line and never writes anything: the caller (``ingestd``)
+stores the events of each chunk together with the position after it.
+
+**Identity.** A file's content is identified by a fingerprint of its first bytes:
+SHA-256 over the first min(``fingerprint_bytes``, offset) bytes *already consumed*
+(1 KiB by default). A file shorter than that has a short fingerprint, which grows as
+the file does; a candidate matches a stored fingerprint of length n when its own
+first n bytes hash the same. Inode and device only tell whether the path still names
+the open file. So inode reuse (delete + create gets the old inode) is a new file, and a
+copy of the file is the same content, wherever it is.
+
+**Rotation.** The followed file is read through an open descriptor. When the path
+names another file (``create``-style rename, delete + create), the old descriptor is
+read for ``rotate_wait`` seconds more (the writer may still append until it reopens),
+its last complete line included, then closed; an unterminated last line is a gap
+(the writer will never finish it). Files rotated in between (``mail.log.1``,
+``mail.log-20261123``, ``mail.log.20261123.gz``: names that start with the path's
+name and ``.`` or ``-``) whose modification time is not older than the finished file's
+(minus ``mtime_slack``) are read whole, oldest first, before the new file is read from 0.
+
+**Truncation and copytruncate.** A size below the offset, or first bytes that no
+longer match, mean the content was replaced in place. A rotated file with the old
+fingerprint (logrotate's copy, plain or ``.gz``) supplies what was not read yet; the
+lines written between the copy and the truncation exist nowhere: that is reported as a
+gap from the copy's end, with the bytes seen before the truncation as a lower bound
+(``end`` None: the amount is unknowable). Then the new content is read from byte 0.
+
+**Restart.** From a ``Checkpoint``: if the path's file matches the stored fingerprint
+(and is at least ``offset`` long) it is continued; otherwise the file is looked for
+among the rotated files, plain or gzip (``postfix logrotate`` gzips the renamed log:
+an unread tail then lives only in the ``.gz``), read from ``offset`` to its end; if
+it is gone, a gap from ``offset`` (unknown end) is reported. Rotated files newer than
+the checkpoint's file follow, then the path's file from 0. Before that, the bytes from
+the checkpoint's resume point (possibly in the file read before) up to ``offset`` are
+re-read as ``Chunk(replay=True)``: already stored, only there to rebuild the messages
+still open. Other compressions (.bz2, .xz, .zst) are not read (their tail is a gap).
+
+No clock except ``clock`` (for ``rotate_wait``), no global state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gzip
+import hashlib
+import os
+import stat
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, NamedTuple
+
+from poolwarden.ports import Checkpoint
+
+FINGERPRINT_BYTES = 1024
+CHUNK_BYTES = 256 * 1024  # bytes read per chunk (a few thousand lines)
+MAX_LINE_BYTES = 4 * 1024 * 1024  # a longer "line" is cut here (it is not Postfix's)
+ROTATE_WAIT = 1.0  # seconds a rotated file is still read before it is closed
+MTIME_SLACK = 2.0  # seconds: a rotated file this much older than the one finished is old
+EMPTY = hashlib.sha256(b"").hexdigest()
+
+
+def fingerprint_of(head: bytes) -> str:
+    """``"<n>:<sha256 hex>"`` of ``head`` (the first n bytes of a file)."""
+    return f"{len(head)}:{hashlib.sha256(head).hexdigest()}"
+
+
+def fingerprint_length(fingerprint: str) -> int:
+    length, _, _ = fingerprint.partition(":")
+    return int(length) if length.isdigit() else 0
+
+
+@dataclass(eq=False, slots=True)
+class LogFile:
+    """One file's content as the tailer knows it. ``name``, ``device`` and ``inode`` say
+    where it was last found (a rotated copy or a ``.gz`` keeps the identity: the content)."""
+
+    serial: int  # increases with every file this tailer opens
+    name: str
+    device: int
+    inode: int
+    compressed: bool
+    mtime: float
+    head: bytes = b""  # the first consumed bytes, up to the fingerprint length
+    head_limit: int = FINGERPRINT_BYTES
+
+    def fingerprint(self, offset: int) -> str:
+        """The fingerprint a checkpoint at ``offset`` stores."""
+        length = min(self.head_limit, offset)
+        assert len(self.head) >= length, "head shorter than the consumed bytes"
+        return fingerprint_of(self.head[:length])
+
+    def extend_head(self, start: int, data: bytes) -> None:
+        have = len(self.head)
+        if have < self.head_limit and start <= have < start + len(data):
+            self.head += data[have - start:self.head_limit - start]
+
+
+class Chunk(NamedTuple):
+    file: LogFile
+    start: int  # byte offset of data[0] in the file
+    data: bytes  # complete lines, each ending in b"\n"
+    replay: bool  # already stored: re-read only to rebuild open messages
+
+
+class Switch(NamedTuple):
+    """From here on, lines come from ``file`` starting at ``offset``."""
+
+    file: LogFile
+    offset: int
+    reason: str  # start, created, resume, replay, rotated, truncated, unread-rotated
+    replay: bool
+
+
+class Gap(NamedTuple):
+    """Bytes of a file that will never be read."""
+
+    source: str  # the followed path
+    name: str  # where the bytes were (the path, a rotated name, or the path when gone)
+    fingerprint: str  # the file's fingerprint as last stored or read
+    start: int
+    end: int | None  # None: unknown (the file is gone or was truncated under us)
+    known_bytes: int  # bytes known to be lost (a lower bound when ``end`` is None)
+    lines: int | None  # lines known to be lost, when countable
+    reason: str
+
+    def describe(self) -> str:
+        span = (f"bytes {self.start}-{self.end} ({self.end - self.start} bytes)"
+                if self.end is not None else
+                f"bytes from {self.start} on (amount unknown; {self.known_bytes} bytes seen)")
+        lines = f", {self.lines} line(s)" if self.lines is not None else ""
+        return f"{self.name}: {span}{lines} lost: {self.reason}"
+
+
+class Notice(NamedTuple):
+    what: str  # context-lost, relocated, unreadable, overlong
+    detail: str
+
+
+Item = Chunk | Switch | Gap | Notice
+
+
+class _Reader:
+    """Reads by offset from a plain file (pread) or a gzip stream (forward seeks)."""
+
+    __slots__ = ("broken", "fd", "gz", "raw")
+
+    def __init__(self, fd: int, compressed: bool) -> None:
+        self.fd = fd
+        self.gz: gzip.GzipFile | None = None
+        self.raw: BinaryIO | None = None
+        if compressed:
+            self.raw = os.fdopen(os.dup(fd), "rb")
+            self.gz = gzip.GzipFile(fileobj=self.raw, mode="rb")
+        self.broken: str | None = None  # why a .gz stopped early
+
+    def read(self, offset: int, size: int) -> bytes:
+        if self.gz is None:
+            return os.pread(self.fd, size, offset)
+        if self.broken is not None:
+            return b""
+        try:
+            if self.gz.tell() != offset:
+                self.gz.seek(offset)
+            return self.gz.read(size)
+        except (EOFError, OSError, zlib.error) as exc:  # truncated or corrupt archive
+            self.broken = f"{type(exc).__name__}: {exc}"
+            return b""
+
+    def head(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            more = self.read(len(data), size - len(data))
+            if not more:
+                break
+            data += more
+        return data
+
+    def close(self) -> None:
+        if self.gz is not None:
+            with contextlib.suppress(OSError, EOFError):
+                self.gz.close()
+        if self.raw is not None:
+            self.raw.close()
+        os.close(self.fd)
+
+
+@dataclass(eq=False, slots=True)
+class _Open:
+    file: LogFile
+    reader: _Reader
+    offset: int = 0  # the next byte to hand out
+    seen: int = 0  # the largest size observed (plain files)
+    follow: bool = False  # the path's file: keep following it
+    mtime_ns: int = 0  # the modification time last observed (followed files)
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        return self.file.device, self.file.inode
+
+
+@dataclass(slots=True)
+class _Candidate:
+    name: str
+    device: int
+    inode: int
+    size: int
+    mtime: float
+    compressed: bool
+    heads: dict[int, bytes] = field(default_factory=dict)
+
+
+class Tailer:
+    """Follows one path (see the module docstring). Not thread-safe; one per path."""
+
+    def __init__(self, path: str | os.PathLike[str], checkpoint: Checkpoint | None, *,
+                 fingerprint_bytes: int = FINGERPRINT_BYTES, chunk_bytes: int = CHUNK_BYTES,
+                 rotate_wait: float = ROTATE_WAIT, mtime_slack: float = MTIME_SLACK,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = os.fspath(path)
+        self._dir, self._base = os.path.split(os.path.abspath(self.path))
+        self._checkpoint = checkpoint
+        self._fp_bytes = fingerprint_bytes
+        self._chunk = chunk_bytes
+        self._rotate_wait = rotate_wait
+        self._slack = mtime_slack
+        self._clock = clock
+        self._cur: _Open | None = None
+        self._serial = 0
+        self._started = False
+        self._moved_since: float | None = None  # when the path was first seen elsewhere
+        # content consumed this session: (fingerprint, offset read up to). A file whose
+        # first bytes match one continues that content: it is read from that offset, so
+        # no line is ever fed twice (a repeat would count as a new line in the correlator)
+        # (fingerprint, its bytes when known, offset read up to)
+        self._done: deque[tuple[str, bytes | None, int]] = deque(maxlen=64)
+        self._checked: set[tuple[int, int, int, float]] = set()  # rotated files looked at
+        if checkpoint is not None and checkpoint.offset > 0:
+            self._done.append((checkpoint.fingerprint, None, checkpoint.offset))
+
+    # -- public ----------------------------------------------------------------
+
+    def poll(self) -> Iterator[Item]:
+        """Everything readable now, in order; returns at the end of what is there."""
+        if not self._started:
+            self._started = True
+            yield from self._start()
+        yield from self._follow()
+
+    def lag(self) -> int:
+        """Bytes written but not yet handed out (the current file and the path's file)."""
+        lag = 0
+        cur = self._cur
+        if cur is not None and cur.reader.gz is None:
+            with contextlib.suppress(OSError):
+                lag += max(0, os.fstat(cur.reader.fd).st_size - cur.offset)
+        if cur is None or not cur.follow:
+            with contextlib.suppress(OSError):
+                st = os.stat(self.path)
+                if cur is None or (st.st_dev, st.st_ino) != cur.identity:
+                    lag += st.st_size
+        return lag
+
+    def close(self) -> None:
+        if self._cur is not None:
+            self._cur.reader.close()
+            self._cur = None
+
+    # -- opening files ---------------------------------------------------------
+
+    def _new_file(self, name: str, st: os.stat_result, compressed: bool) -> LogFile:
+        self._serial += 1
+        return LogFile(self._serial, name, st.st_dev, st.st_ino, compressed, st.st_mtime,
+                       head_limit=self._fp_bytes)
+
+    def _open_path(self) -> _Open | None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return None
+        return _Open(self._new_file(self.path, st, False), _Reader(fd, False), seen=st.st_size,
+                      follow=True, mtime_ns=st.st_mtime_ns)
+
+    def _open_candidate(self, cand: _Candidate) -> _Open | None:
+        try:
+            fd = os.open(cand.name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return None
+        st = os.fstat(fd)
+        return _Open(self._new_file(cand.name, st, cand.compressed),
+                     _Reader(fd, cand.compressed), seen=st.st_size)
+
+    def _candidates(self) -> list[_Candidate]:
+        """Rotated files beside the path: plain or .gz, newest first, plain before gzip."""
+        found: list[_Candidate] = []
+        try:
+            names = os.listdir(self._dir or ".")
+        except OSError:
+            return found
+        for name in names:
+            if name == self._base or not name.startswith(self._base):
+                continue
+            if name[len(self._base)] not in ".-":
+                continue
+            lower = name.lower()
+            if lower.endswith((".bz2", ".xz", ".zst", ".lz4", ".z", ".zip", ".tmp")):
+                continue
+            full = os.path.join(self._dir, name)
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found.append(_Candidate(full, st.st_dev, st.st_ino, st.st_size, st.st_mtime,
+                                        lower.endswith(".gz")))
+        found.sort(key=lambda c: (c.compressed, -c.mtime, c.name))
+        return found
+
+    @staticmethod
+    def _head(cand: _Candidate, size: int) -> bytes:
+        head = cand.heads.get(size)
+        if head is None:
+            try:
+                fd = os.open(cand.name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                return b""
+            reader = _Reader(fd, cand.compressed)
+            try:
+                head = reader.head(size)
+            finally:
+                reader.close()
+            cand.heads[size] = head
+        return head
+
+    def _matches(self, cand: _Candidate, fingerprint: str) -> bool:
+        length = fingerprint_length(fingerprint)
+        head = self._head(cand, length)
+        return len(head) == length and fingerprint_of(head) == fingerprint
+
+    def _locate(self, fingerprint: str, offset: int, exclude: set[tuple[int, int]],
+                candidates: list[_Candidate]) -> _Open | None:
+        """The rotated file (plain, else .gz) holding the content of ``fingerprint``."""
+        if fingerprint_length(fingerprint) == 0:
+            return None  # nothing was consumed: no content to look for
+        for cand in candidates:
+            if (cand.device, cand.inode) in exclude:
+                continue
+            if not cand.compressed and cand.size < offset:
+                continue
+            if self._matches(cand, fingerprint):
+                opened = self._open_candidate(cand)
+                if opened is not None:
+                    opened.file.head = self._head(cand, min(self._fp_bytes, offset))
+                    return opened
+        return None
+
+    # -- reading ----------------------------------------------------------------
+
+    def _read(self, op: _Open, end: int | None, *, replay: bool = False) -> Iterator[Chunk]:
+        """Complete lines from ``op.offset`` up to ``end`` (None: to the end of the file)."""
+        while end is None or op.offset < end:
+            limit = self._chunk if end is None else min(self._chunk, end - op.offset)
+            data = op.reader.read(op.offset, limit)
+            if not data:
+                return
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                if len(data) < self._chunk:
+                    return  # an unfinished line (or one not yet complete at ``end``): wait
+                data = self._long_line(op, end)
+                if not data:
+                    return
+                cut = len(data)
+            chunk = data[:cut] if cut < len(data) else data
+            op.file.extend_head(op.offset, chunk)
+            yield Chunk(op.file, op.offset, chunk, replay)
+            op.offset += cut
+
+    def _long_line(self, op: _Open, end: int | None) -> bytes:
+        """A line longer than a chunk: up to its newline, cut at ``MAX_LINE_BYTES``."""
+        size = self._chunk
+        while True:
+            size = min(size * 4, MAX_LINE_BYTES)
+            limit = size if end is None else min(size, end - op.offset)
+            data = op.reader.read(op.offset, limit)
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                return data[:cut]
+            if len(data) < size:
+                return b""  # still unfinished (the file, or ``end``, stops first): wait
+            if size >= MAX_LINE_BYTES:
+                return data  # not a log line: consume it as one
+
+    def _tail_gap(self, op: _Open, reason: str) -> Iterator[Gap]:
+        """What is left after the last newline of a file that will not grow any more."""
+        if op.reader.gz is not None:
+            rest = op.reader.read(op.offset, MAX_LINE_BYTES)
+            size = op.offset + len(rest)
+            if op.reader.broken is not None:
+                yield Gap(self.path, op.file.name, op.file.fingerprint(op.offset), op.offset,
+                          None, len(rest), None, f"unreadable archive ({op.reader.broken})")
+                return
+        else:
+            try:
+                size = os.fstat(op.reader.fd).st_size
+            except OSError:
+                size = op.offset
+        if size > op.offset:
+            yield Gap(self.path, op.file.name, op.file.fingerprint(op.offset), op.offset, size,
+                      size - op.offset, 1, reason)
+
+    def _finish(self, op: _Open) -> Iterator[Item]:
+        """Read a file that no longer grows to its end, report its unfinished tail, close it."""
+        self._cur = op
+        op.follow = False
+        yield from self._read(op, None)
+        yield from self._tail_gap(op, "the last line never got its newline")
+        self._consumed(op.file, op.offset)
+        with contextlib.suppress(OSError):
+            op.file.mtime = max(op.file.mtime, os.fstat(op.reader.fd).st_mtime)
+        op.reader.close()
+        self._cur = None
+
+    def _consumed(self, file: LogFile, offset: int) -> None:
+        if offset > 0:
+            length = min(self._fp_bytes, offset)
+            self._done.append((file.fingerprint(offset), file.head[:length], offset))
+
+    def _continues(self, head: Callable[[int], bytes], size: int | None, *,
+                   growing: bool) -> int:
+        """How far a file (its first bytes by ``head(n)``; ``size`` None when unknown, as
+        for a .gz) holds content consumed already: 0 when it holds none. A file that is
+        all a prefix of consumed content (a copy taken before we read further) is skipped
+        whole, or, when it may still grow, up to its last complete line."""
+        best = 0
+        for fingerprint, known, end in self._done:
+            length = fingerprint_length(fingerprint)
+            first = head(length)
+            if len(first) == length and fingerprint_of(first) == fingerprint:
+                start = end if size is None else min(end, size)
+            elif known is not None and 0 < len(first) < length \
+                    and (size is None or size == len(first)) and first == known[:len(first)]:
+                start = first.rfind(b"\n") + 1 if growing else len(first)
+            else:
+                continue
+            best = max(best, start)
+        return best
+
+    # -- start (from a checkpoint) ---------------------------------------------
+
+    def _start(self) -> Iterator[Item]:
+        cp = self._checkpoint
+        here = self._open_path()
+        if cp is None:
+            if here is not None:
+                self._cur = here
+                yield Switch(here.file, 0, "start", False)
+            return
+        candidates = self._candidates()
+        exclude = {here.identity} if here is not None else set()
+        if cp.offset == 0:
+            # nothing consumed yet: an empty fingerprint matches any file, and the inode
+            # may have been handed out again: rotated files written since the checkpoint
+            # come first, then the path's file from 0
+            yield from self._replay(cp, None, exclude, candidates)
+            if here is not None and here.identity == (cp.device, cp.inode) \
+                    and self._rewritten(here, cp):
+                yield self._rewritten_gap(cp)
+            yield from self._move_on(cp.mtime, here, set(), "start")
+            return
+        target: _Open | None = None
+        if here is not None and self._same(here, cp):
+            target = here
+        else:
+            target = self._locate(cp.fingerprint, cp.offset, exclude, candidates)
+            if target is not None:
+                yield Notice("relocated", f"{self.path}: the file read up to byte {cp.offset} "
+                             f"is now {target.file.name}")
+        yield from self._replay(cp, target, exclude, candidates)
+        if target is None:
+            if here is not None and here.identity == (cp.device, cp.inode) \
+                    and self._rewritten(here, cp):
+                yield self._rewritten_gap(cp)
+            else:
+                yield Gap(self.path, self.path, cp.fingerprint, cp.offset, None, 0, None,
+                          "the file read up to this offset is gone (rotated and deleted, "
+                          "truncated, or replaced while stopped)")
+            yield from self._move_on(cp.mtime - self._slack, here, set())
+            return
+        target.offset = cp.offset
+        self._cur = target
+        yield Switch(target.file, cp.offset, "resume", False)
+        if target is here:
+            return  # _follow continues it
+        compressed = target.file.compressed
+        yield from self._finish(target)
+        if here is not None and here.identity == (cp.device, cp.inode):
+            # the old content is elsewhere while its inode holds new content: copied, then
+            # truncated in place (copytruncate) while we were stopped; with a .gz that is
+            # indistinguishable from rename + gzip + the inode handed out again
+            what = ("copytruncate: lines written between the copy and the truncation "
+                    "exist in neither file")
+            if not compressed:
+                yield Gap(self.path, target.file.name, target.file.fingerprint(target.offset),
+                          target.offset, None, 0, None, what)
+            else:
+                yield Notice("possible-gap", f"{self.path}: the file read before was found "
+                             f"only as {target.file.name} while its inode holds new content: "
+                             f"if that was copytruncate, {what} (from byte {target.offset})")
+        yield from self._move_on(cp.mtime - self._slack, here, {target.identity})
+
+    @staticmethod
+    def _rewritten(here: _Open, cp: Checkpoint) -> bool:
+        """Modified since the checkpoint without growing past it: written, then truncated
+        back (copytruncate on a file with nothing new), or touched."""
+        return here.seen <= cp.offset and here.file.mtime != cp.mtime
+
+    def _rewritten_gap(self, cp: Checkpoint) -> Gap:
+        return Gap(self.path, self.path, cp.fingerprint, cp.offset, None, 0, None,
+                   "modified while stopped without growing: truncated after writes nobody "
+                   "read (copytruncate?), or touched")
+
+    def _same(self, here: _Open, cp: Checkpoint) -> bool:
+        """Whether the path's file is the checkpoint's content and still reaches its offset."""
+        if here.seen < cp.offset or self._rewritten(here, cp):
+            return False
+        length = fingerprint_length(cp.fingerprint)
+        head = here.reader.head(length)
+        if len(head) != length or fingerprint_of(head) != cp.fingerprint:
+            return False
+        here.file.head = here.reader.head(min(self._fp_bytes, cp.offset))
+        return True
+
+    def _replay(self, cp: Checkpoint, target: _Open | None, exclude: set[tuple[int, int]],
+                candidates: list[_Candidate]) -> Iterator[Item]:
+        start = cp.resume_offset
+        if cp.resume_fingerprint is not None and cp.resume_fingerprint != cp.fingerprint:
+            previous = self._locate(cp.resume_fingerprint, cp.resume_offset,
+                                    exclude | ({target.identity} if target else set()),
+                                    candidates)
+            if previous is None:
+                yield Notice("context-lost", f"{self.path}: the file read before the "
+                             "checkpoint's is gone: messages open at the restart lose the "
+                             "lines it held")
+            else:
+                previous.offset = cp.resume_offset
+                yield Switch(previous.file, cp.resume_offset, "replay", True)
+                yield from self._read(previous, None, replay=True)
+                self._consumed(previous.file, previous.offset)  # not an unread rotated file
+                previous.reader.close()
+            start = 0
+        if target is not None and start < cp.offset:
+            target.offset = start
+            yield Switch(target.file, start, "replay", True)
+            yield from self._read(target, cp.offset, replay=True)
+
+    # -- following ---------------------------------------------------------------
+
+    def _follow(self) -> Iterator[Item]:
+        while True:
+            cur = self._cur
+            if cur is None:
+                here = self._open_path()
+                if here is None:
+                    return
+                yield from self._move_on(float("inf"), here, set(), "created")
+                continue
+            try:
+                st = os.fstat(cur.reader.fd)
+            except OSError:  # pragma: no cover - a descriptor we hold does not vanish
+                return
+            size = st.st_size
+            shrunk = size < cur.offset or size < cur.seen
+            rewritten = size == cur.seen == cur.offset and st.st_mtime_ns != cur.mtime_ns
+            if shrunk or rewritten or not self._head_intact(cur):
+                yield from self._truncated(cur, st)
+                continue
+            if cur.offset == 0 and self._unread(cur.file.mtime - self._slack,
+                                                {cur.identity}):
+                # nothing read from it yet, yet a rotated file appeared since: a copy taken
+                # by copytruncate (the truncation hidden by new writes) or a file rotated in
+                # between. Read it first; the path's file then continues past what it holds.
+                self._checked.clear()
+                yield from self._move_on(cur.file.mtime - self._slack, cur, set(), "rotated")
+                continue
+            cur.file.mtime, cur.mtime_ns, cur.seen = st.st_mtime, st.st_mtime_ns, size
+            yield from self._read(cur, size)
+            if self._path_is(cur):
+                self._moved_since = None
+                return
+            now = self._clock()
+            if self._moved_since is None:
+                self._moved_since = now
+            if now - self._moved_since < self._rotate_wait:
+                return  # the writer may still append to the renamed file: read it again later
+            self._moved_since = None
+            threshold = cur.file.mtime - self._slack
+            yield from self._finish(cur)
+            yield from self._move_on(threshold, None, {cur.identity})
+
+    def _head_intact(self, cur: _Open) -> bool:
+        length = min(self._fp_bytes, cur.offset)
+        if length == 0:
+            return True
+        return cur.reader.read(0, length) == cur.file.head[:length]
+
+    def _path_is(self, cur: _Open) -> bool:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == cur.identity
+
+    def _truncated(self, cur: _Open, st: os.stat_result) -> Iterator[Item]:
+        """The followed file was truncated (or rewritten) in place: recover what a copy
+        holds, report the rest, then read the new content (same descriptor)."""
+        old = cur.file
+        offset, seen = cur.offset, max(cur.seen, st.st_size)
+        threshold = old.mtime - self._slack  # as last seen, before the change
+        fingerprint = old.fingerprint(offset)
+        copy = None
+        if offset > 0:
+            copy = self._locate(fingerprint, offset, {cur.identity}, self._candidates())
+        if copy is not None:
+            copy_name = copy.file.name
+            old.name, old.device, old.inode = copy_name, copy.file.device, copy.file.inode
+            old.compressed = copy.file.compressed
+            copy.file = old  # the same content: it keeps its identity and serial
+            copy.offset = offset
+            self._cur = copy
+            yield from self._read(copy, None)
+            end = copy.offset
+            with contextlib.suppress(OSError):
+                end = max(end, os.fstat(copy.reader.fd).st_size)
+            yield Gap(self.path, copy_name, old.fingerprint(copy.offset), copy.offset, None,
+                      max(0, max(seen, end) - copy.offset), None,
+                      "copytruncate: lines written between the copy and the truncation "
+                      "exist in neither file")
+            self._consumed(old, copy.offset)
+            copy.reader.close()
+        else:
+            why = ("truncated in place, and no rotated copy holds the unread part"
+                   if offset else "modified without growing: truncated after writes nobody "
+                   "read (copytruncate?), or touched")
+            yield Gap(self.path, self.path, fingerprint, offset, None, max(0, seen - offset),
+                      None, why)
+            self._consumed(old, offset)
+        fresh = _Open(self._new_file(self.path, st, False), cur.reader, seen=st.st_size,
+                      follow=True, mtime_ns=st.st_mtime_ns)
+        yield from self._move_on(threshold, fresh, {cur.identity}, "truncated")
+
+    def _unread(self, threshold: float, exclude: set[tuple[int, int]]
+                ) -> list[tuple[_Candidate, int]]:
+        """Rotated files not older than ``threshold`` holding bytes nobody read, oldest
+        first, each with where those bytes start (past content consumed already)."""
+        todo: list[tuple[_Candidate, int]] = []
+        for cand in sorted(self._candidates(), key=lambda c: (c.mtime, c.compressed, c.name)):
+            key = (cand.device, cand.inode, cand.size, cand.mtime)
+            if cand.mtime < threshold or (cand.device, cand.inode) in exclude \
+                    or cand.size == 0 or key in self._checked:
+                continue
+            start = self._continues(functools.partial(self._head, cand),
+                                    None if cand.compressed else cand.size, growing=False)
+            if len(self._checked) > 4096:
+                self._checked.clear()
+            self._checked.add(key)  # either read now or nothing new in it
+            if start and not cand.compressed and start >= cand.size:
+                continue  # read already (a copy, a .gz of what was read)
+            todo.append((cand, start))
+        return todo
+
+    def _move_on(self, threshold: float, here: _Open | None, exclude: set[tuple[int, int]],
+                 reason: str = "rotated") -> Iterator[Item]:
+        """After the file read so far: rotated files nobody read yet (from where content
+        already consumed ends, if they continue it), then the path's file."""
+        if here is None:
+            here = self._open_path()
+        if here is not None:
+            exclude = exclude | {here.identity}
+        for cand, start in self._unread(threshold, exclude):
+            opened = self._open_candidate(cand)
+            if opened is None:
+                continue
+            opened.offset = start
+            opened.file.head = self._head(cand, min(self._fp_bytes, start))
+            yield Switch(opened.file, start, "unread-rotated", False)
+            yield from self._finish(opened)
+        if here is not None:
+            reader = here.reader
+            start = self._continues(reader.head, os.fstat(reader.fd).st_size, growing=True)
+            here.offset = start
+            here.file.head = reader.head(min(self._fp_bytes, start))
+            self._cur = here
+            yield Switch(here.file, start, reason, False)

@@ -18,8 +18,9 @@ import stat
 import tempfile
 
 from poolwarden.core.model import Tier
+from poolwarden.services.listeners import Listen
 from poolwarden.services.policy_agent import PolicyAgent
-from poolwarden.services.policyd import Listen, PolicyServer
+from poolwarden.services.policyd import PolicyServer
 from poolwarden.wire.postfix_policy import PolicyReader
 
 from .support import (

@@ -290,7 +290,7 @@ def serve(
     import asyncio
     import logging
 
-    from poolwarden.services.policyd import Listen
+    from poolwarden.services.listeners import Listen
     from poolwarden.services.runtime import Runtime
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,

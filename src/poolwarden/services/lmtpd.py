@@ -28,7 +28,6 @@ import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
@@ -36,7 +35,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from poolwarden.core.errors import StoreError
 from poolwarden.services.feedback import FeedbackService
-from poolwarden.services.policyd import Listen
+from poolwarden.services.listeners import Listen, open_listeners
 
 __all__ = ["MAX_RECIPIENTS", "LmtpServer", "parse_listen"]
 
@@ -140,33 +139,12 @@ class LmtpServer:
                         timeout=self.timeout, loop=asyncio.get_running_loop())
 
     async def start(self, listens: list[Listen]) -> None:
-        loop = asyncio.get_running_loop()
-        for where in listens:
-            if where.kind == "unix":
-                path = Path(where.path)
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                server = await loop.create_unix_server(self._session, path=str(path))
-                self._secure_socket(path)
-                self.addresses.append(f"unix:{path}")
-            else:
-                server = await loop.create_server(self._session, host=where.host,
-                                                  port=where.port, reuse_address=True)
-                sock = server.sockets[0].getsockname()
-                self.addresses.append(f"tcp:{sock[0]}:{sock[1]}")
-            self.servers.append(server)
+        servers, addresses = await open_listeners(
+            listens, self._session, socket_mode=self.socket_mode,
+            socket_group=self.socket_group)
+        self.servers.extend(servers)
+        self.addresses.extend(addresses)
         log.info("feedback LMTP listening on %s", ", ".join(self.addresses))
-
-    def _secure_socket(self, path: Path) -> None:
-        os.chmod(path, self.socket_mode)
-        if self.socket_group:
-            try:
-                import grp
-
-                os.chown(path, -1, grp.getgrnam(self.socket_group).gr_gid)
-            except (KeyError, PermissionError):
-                log.warning("cannot give %s to group %s; mode %o", path, self.socket_group,
-                            self.socket_mode)
 
     def _count(self, reply: str) -> str:
         self.replies[reply[:3]] = self.replies.get(reply[:3], 0) + 1

@@ -18,12 +18,10 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import os
 import socket
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
+from poolwarden.services.listeners import Listen, open_listeners
 from poolwarden.wire.postfix_policy import (
     PolicyReader,
     PolicyRequest,
@@ -45,27 +43,6 @@ class Answerer(Protocol):
     def answer(self, request: PolicyRequest, connection: int = 0) -> str: ...
 
     def forget_connection(self, connection: int) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Listen:
-    """Where to listen: ``tcp:HOST:PORT`` or ``unix:PATH``."""
-
-    kind: str
-    host: str = ""
-    port: int = 0
-    path: str = ""
-
-    @classmethod
-    def parse(cls, text: str) -> Listen:
-        kind, _, rest = text.partition(":")
-        if kind == "unix" and rest:
-            return cls("unix", path=rest)
-        if kind == "tcp":
-            host, _, port = rest.rpartition(":")
-            if host and port.isdigit() and 0 <= int(port) < 65536:
-                return cls("tcp", host=host.strip("[]"), port=int(port))
-        raise ValueError(f"listen address {text!r} is not tcp:HOST:PORT or unix:PATH")
 
 
 class _Connection(asyncio.Protocol):
@@ -166,34 +143,12 @@ class PolicyServer:
         self.violations = 0
 
     async def start(self, listens: list[Listen]) -> None:
-        loop = asyncio.get_running_loop()
-        for where in listens:
-            if where.kind == "unix":
-                path = Path(where.path)
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                server = await loop.create_unix_server(lambda: _Connection(self),
-                                                       path=str(path))
-                self._secure_socket(path)
-                self.addresses.append(f"unix:{path}")
-            else:
-                server = await loop.create_server(lambda: _Connection(self), host=where.host,
-                                                  port=where.port, reuse_address=True)
-                sock = server.sockets[0].getsockname()
-                self.addresses.append(f"tcp:{sock[0]}:{sock[1]}")
-            self.servers.append(server)
+        servers, addresses = await open_listeners(
+            listens, lambda: _Connection(self), socket_mode=self.socket_mode,
+            socket_group=self.socket_group)
+        self.servers.extend(servers)
+        self.addresses.extend(addresses)
         log.info("policyd listening on %s", ", ".join(self.addresses))
-
-    def _secure_socket(self, path: Path) -> None:
-        os.chmod(path, self.socket_mode)
-        if self.socket_group:
-            try:
-                import grp
-
-                os.chown(path, -1, grp.getgrnam(self.socket_group).gr_gid)
-            except (KeyError, PermissionError):
-                log.warning("cannot give %s to group %s; mode %o", path, self.socket_group,
-                            self.socket_mode)
 
     def admit(self, connection: _Connection, transport: asyncio.Transport) -> bool:
         if self.stopping or len(self._connections) >= self.max_connections:

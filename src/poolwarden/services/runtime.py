@@ -30,8 +30,9 @@ from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.snapshot import Snapshot
 from poolwarden.ports import DecisionRow, Store
 from poolwarden.services.engine import Engine
+from poolwarden.services.listeners import Listen
 from poolwarden.services.policy_agent import PolicyAgent
-from poolwarden.services.policyd import Listen, PolicyServer
+from poolwarden.services.policyd import PolicyServer
 
 log = logging.getLogger("poolwarden.serve")
 

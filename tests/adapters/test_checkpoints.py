@@ -9,13 +9,11 @@ decisions of a batch of queue ids in one call.
 
 from __future__ import annotations
 
-import random
 from dataclasses import replace
 
 import pytest
 
-from poolwarden.adapters.memory import MemoryStore, fold
-from poolwarden.adapters.sqlstore import fold_rows
+from poolwarden.adapters.memory import MemoryStore
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event, EventKind
 from poolwarden.ports import Checkpoint, DecisionRow, Store
@@ -118,24 +116,20 @@ def test_a_failing_checkpoint_write_rolls_the_events_back(store: Store) -> None:
     assert cp is not None and cp.offset == 10
 
 
-def test_fold_rows_fills_the_buckets_fold_does() -> None:
-    rng = random.Random(3)
-    events = random_events(500, seed=11)
-    events += [replace(ev, key=f"dup{i}") for i, ev in enumerate(rng.sample(events, 100))]
-    expected = {(scope.value, scope_id, provider, day): counts.as_tuple()
-                for scope, scope_id, provider, day, counts in fold(events).buckets()}
-    got = {row[:4]: tuple(row[4:]) for row in fold_rows(events)}
-    assert got == expected
-    assert fold_rows([]) == []
-
-
-def test_every_event_kind_counts_in_its_own_field() -> None:
-    for kind in EventKind:
-        ev = Event(key="k", time=86400.0 * 3, kind=kind, tenant="t", provider="p")
-        (row, *_) = [r for r in fold_rows([ev]) if r[0] == "tenant" and r[2] == "*"]
-        expected = next(c for s, _, p, _, c in fold([ev]).buckets()
-                        if s.value == "tenant" and p == "*")
-        assert tuple(row[4:]) == expected.as_tuple()
+def test_counters_are_those_of_the_ledger_for_every_kind_and_scope(store: Store) -> None:
+    """Every kind; with and without IP and sending domain (empty text counts as none):
+    the day counters equal a Ledger fed the same events (SQLite folds them in SQL)."""
+    events = [Event(key=f"k{kind.value}{n}", time=86400.0 * 20_000 + n, kind=kind,
+                    tenant="acme", provider=provider, ip=ip, sending_domain=domain)
+              for n, (ip, domain, provider) in enumerate([
+                  ("192.0.2.1", "a.example", "gmail"), (None, None, "other"),
+                  ("", "", "*"), ("192.0.2.2", None, "yahoo")])
+              for kind in EventKind]
+    store.add_events_at(events, None)
+    assert stored_buckets(store) == buckets_of_ledger(ledger_of(events))
+    store.add_events_at([replace(ev, key=ev.key + "b") for ev in events], None)
+    assert stored_buckets(store) == buckets_of_ledger(
+        ledger_of([*events, *(replace(ev, key=ev.key + "b") for ev in events)]))
 
 
 def decision(instance: str, queue_id: str | None, *, at: float, node: str = "mx1",

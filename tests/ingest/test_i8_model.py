@@ -16,8 +16,8 @@ written in a copytruncate race window that no poll read, and each of those lies 
 a reported gap of its file (same fingerprint, covering byte range) -- unless nothing had
 been read from that file yet: with no line of it consumed there is no reference to tell a
 truncation followed by new writes from plain growth (a documented limit). The store is the
-in-memory one (the crash tests cover the SQL stores); ``HYPOTHESIS_I8_EXAMPLES`` sets
-the number of examples (200 by default).
+in-memory one (the crash tests cover the SQL stores); ``HYPOTHESIS_I8_EXAMPLES`` and
+``HYPOTHESIS_I8_STEPS`` set the number of examples (200) and steps per example (25).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from tests.ingest.conftest import START, standalone, standalone_decisions
 from tests.ingest.loggen import config_toml
 
 EXAMPLES = int(os.environ.get("HYPOTHESIS_I8_EXAMPLES", "200"))
+STEPS = int(os.environ.get("HYPOTHESIS_I8_STEPS", "25"))
 MAX_LINES = 400
 CONFIG = load_config_text(config_toml("sqlite://"), file="pw.toml")
 SNAPSHOT = Engine(CONFIG, MemoryStore(), now=float(START)).snapshot(float(START))
@@ -257,6 +258,6 @@ class IngestModel(RuleBasedStateMachine):
 
 
 IngestModel.TestCase.settings = settings(
-    max_examples=EXAMPLES, stateful_step_count=25, deadline=None,
+    max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestIngestModel = IngestModel.TestCase

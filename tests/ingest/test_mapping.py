@@ -17,7 +17,8 @@ from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import load_config_text
 from poolwarden.core.reputation import ALL_PROVIDERS, Scope
 from poolwarden.ports import DecisionRow
-from poolwarden.services.ingestd import Ingestd, pick_decision
+from poolwarden.services.ingest_pipeline import pick_decision
+from poolwarden.services.ingestd import Ingestd
 from poolwarden.wire.postfix_correlate import Delivery, MessageInfo
 from tests.ingest.conftest import read_events
 from tests.ingest.loggen import config_toml, generate, observed

@@ -244,7 +244,12 @@ def test_i3b_postfix_logrotate_twice_while_stopped(harness: Harness) -> None:
     assert first.suffix == ".gz" and second.suffix == ".gz"
     metrics = harness.poll().metrics
     assert harness.stored_ids() == once(range(25))
-    assert (metrics.duplicates, metrics.gaps, metrics.lines_read) == (0, 0, 15)
+    assert (metrics.duplicates, metrics.lines_read, metrics.gap_bytes) == (0, 15, 0)
+    # the second rotation may hand the first file's inode to the new mail.log: then the
+    # sight (old content only in a .gz, its inode holding new content) is also what
+    # copytruncate + compress leaves, and that possible race loss is reported, not hidden
+    for gap in gaps_of(harness):
+        assert gap.end is None and gap.known_bytes == 0 and "copytruncate" in gap.reason
     harness.kill()
     harness.poll()
     assert harness.stored_ids() == once(range(25))

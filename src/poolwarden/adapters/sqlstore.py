@@ -52,14 +52,7 @@ from poolwarden.adapters.schema import feedback as feedback_table
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event, EventKind
 from poolwarden.core.model import TenantStanding, Tier
-from poolwarden.core.reputation import (
-    ALL_PROVIDERS,
-    COUNT_FIELDS,
-    Counts,
-    Ledger,
-    Scope,
-    scope_keys,
-)
+from poolwarden.core.reputation import ALL_PROVIDERS, COUNT_FIELDS, Counts, Ledger, Scope
 from poolwarden.core.tiers import TierMove
 from poolwarden.ports import AddResult, Checkpoint, CounterRow, DecisionRow, FeedbackRow
 
@@ -547,67 +540,73 @@ def _kind_positions() -> dict[EventKind, int]:
     return out
 
 
-_KIND_POSITION = _kind_positions()
-_SCOPE_TEXT = {scope: scope.value for scope in Scope}
-_SQLITE_INSERT_EVENTS = (
-    f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))}) ON CONFLICT (key) DO NOTHING")
-_SQLITE_UPSERT_COUNTERS = (
-    f"INSERT INTO counters (scope, scope_id, provider, day, {', '.join(COUNT_FIELDS)}) "
-    f"VALUES ({', '.join('?' * (4 + len(COUNT_FIELDS)))}) "
-    "ON CONFLICT (scope, scope_id, provider, day) DO UPDATE SET "
-    + ", ".join(f"{name} = {name} + excluded.{name}" for name in COUNT_FIELDS))
+def _sqlite_fold_counters() -> str:
+    """One statement that folds the events with ``id > ?`` into the day counters, in
+    SQLite: the buckets ``Ledger.add`` fills (``core.reputation.scope_keys``: the tenant;
+    the IP and IP|tenant when there is an IP; the sending domain when there is one; each
+    for the provider and for ``*``), grouped before the upsert."""
+    kind_at = {position: kind.value for kind, position in _kind_positions().items()}
+    sums = ", ".join(f"sum(kind = '{kind_at[i]}')" if i in kind_at else "0"
+                     for i in range(len(COUNT_FIELDS)))
+    scoped = (
+        f"SELECT '{Scope.TENANT.value}' AS scope, tenant AS scope_id, provider, day, kind "
+        f"FROM new UNION ALL "
+        f"SELECT '{Scope.IP.value}', ip, provider, day, kind FROM new WHERE ip <> '' "
+        f"UNION ALL SELECT '{Scope.IP_TENANT.value}', ip || '|' || tenant, provider, day, "
+        f"kind FROM new WHERE ip <> '' UNION ALL "
+        f"SELECT '{Scope.DOMAIN.value}', sending_domain, provider, day, kind FROM new "
+        f"WHERE sending_domain <> ''")
+    return (
+        "WITH new AS (SELECT tenant, ip, sending_domain, provider, day, kind FROM events "
+        f"WHERE id > ?), scoped AS ({scoped}), spread AS ("
+        "SELECT scope, scope_id, provider, day, kind FROM scoped UNION ALL "
+        f"SELECT scope, scope_id, '{ALL_PROVIDERS}', day, kind FROM scoped) "
+        f"INSERT INTO counters (scope, scope_id, provider, day, {', '.join(COUNT_FIELDS)}) "
+        f"SELECT scope, scope_id, provider, day, {sums} FROM spread WHERE true "
+        "GROUP BY scope, scope_id, provider, day "
+        "ON CONFLICT (scope, scope_id, provider, day) DO UPDATE SET "
+        + ", ".join(f"{name} = {name} + excluded.{name}" for name in COUNT_FIELDS))
 
 
-def fold_rows(new_events: Iterable[Event]) -> list[tuple[Any, ...]]:
-    """The counter deltas of ``fold`` as rows ``(scope, scope id, provider, day, *counts)``
-    (the buckets ``Ledger.add`` fills, in no particular order). Events are grouped
-    first and the scopes of each (tenant, ip, domain) are worked out once."""
-    groups: dict[tuple[EventKind, str, str | None, str | None, str, int], int] = {}
-    for ev in new_events:
-        group = (ev.kind, ev.tenant, ev.ip, ev.sending_domain, ev.provider, ev.day)
-        groups[group] = groups.get(group, 0) + 1
-    scopes: dict[tuple[str, str | None, str | None], list[tuple[str, str]]] = {}
-    acc: dict[tuple[str, str, str, int], list[int]] = {}
-    width = len(COUNT_FIELDS)
-    for (kind, tenant, ip, domain, provider, day), n in groups.items():
-        position = _KIND_POSITION[kind]
-        pairs = scopes.get((tenant, ip, domain))
-        if pairs is None:
-            probe = Event(key="", time=0.0, kind=kind, tenant=tenant, provider=provider, ip=ip,
-                          sending_domain=domain)
-            pairs = scopes[(tenant, ip, domain)] = [(_SCOPE_TEXT[scope], scope_id)
-                                                    for scope, scope_id in scope_keys(probe)]
-        for scope_text, scope_id in pairs:
-            for name in (provider, ALL_PROVIDERS):
-                bucket = (scope_text, scope_id, name, day)
-                counts = acc.get(bucket)
-                if counts is None:
-                    counts = acc[bucket] = [0] * width
-                counts[position] += n
-    return [(*bucket, *counts) for bucket, counts in acc.items()]
+# many rows per statement: one step each, which SQLite runs without holding the GIL (a
+# row-by-row executemany takes the GIL back for every row, and with a busy parser thread
+# that wait dominates). 3,000 rows x 10 columns stay below SQLite's 32,766 variables.
+SQLITE_ROWS_PER_INSERT = 3_000
+_SQLITE_ROW = f"({', '.join('?' * len(EVENT_COLUMNS))})"
+
+
+def _sqlite_insert_events(rows: int) -> str:
+    return (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES "
+            + ", ".join([_SQLITE_ROW] * rows) + " ON CONFLICT (key) DO NOTHING")
+_SQLITE_FOLD_COUNTERS = _sqlite_fold_counters()
 
 
 def _sqlite_add_events(conn: Connection, unique: Sequence[Event]) -> list[Event]:
-    """Insert new events and count them, through the driver's executemany (no per-row
-    statement building): under BEGIN IMMEDIATE nobody else writes, so the rows with an
-    id above the largest before the insert are exactly the new ones."""
+    """Insert the new events through the driver's executemany and fold them into the day
+    counters in SQL (no per-row statement building, no Python-side folding): under
+    BEGIN IMMEDIATE nobody else writes, so the rows with an id above the largest before
+    the insert are exactly the new ones."""
     if not unique:
         return []
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         before = cursor.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
-        rows = sorted((ev.key, ev.time, ev.day, ev.kind.value, ev.tenant,
-                       ev.provider, ev.ip, ev.sending_domain, ev.recipient_domain, ev.reason)
+        rows = sorted((ev.key, ev.time, ev.day, ev.kind.value, ev.tenant, ev.provider, ev.ip,
+                       ev.sending_domain, ev.recipient_domain, ev.reason)
                       for ev in unique)  # key order: far fewer index pages touched
-        cursor.executemany(_SQLITE_INSERT_EVENTS, rows)
-        if cursor.rowcount == len(unique):
+        inserted = 0
+        for chunk in _chunks(rows, SQLITE_ROWS_PER_INSERT):
+            cursor.execute(_sqlite_insert_events(len(chunk)),
+                           [value for row in chunk for value in row])
+            inserted += cursor.rowcount
+        if inserted == len(unique):
             added = list(unique)
         else:
             cursor.execute("SELECT key FROM events WHERE id > ?", (before,))
             new_keys = {key for (key,) in cursor.fetchall()}
             added = [ev for ev in unique if ev.key in new_keys]
-        cursor.executemany(_SQLITE_UPSERT_COUNTERS, fold_rows(added))
+        if added:
+            cursor.execute(_SQLITE_FOLD_COUNTERS, (before,))
     finally:
         cursor.close()
     return added

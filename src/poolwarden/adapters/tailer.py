@@ -5,15 +5,20 @@
 newline-terminated lines of one file, with their byte offset), ``Gap`` (bytes that
 can no longer be read: reported, never hidden) and ``Notice`` (worth logging, not a
 loss). It never parses a line and never writes anything: the caller (``ingestd``)
-stores the events of each chunk together with the position after it.
+stores the events of each chunk together with the position after it. A line without
+its newline is never handed out until the newline arrives.
 
 **Identity.** A file's content is identified by a fingerprint of its first bytes:
 SHA-256 over the first min(``fingerprint_bytes``, offset) bytes *already consumed*
 (1 KiB by default). A file shorter than that has a short fingerprint, which grows as
-the file does; a candidate matches a stored fingerprint of length n when its own
-first n bytes hash the same. Inode and device only tell whether the path still names
-the open file. So inode reuse (delete + create gets the old inode) is a new file, and a
-copy of the file is the same content, wherever it is.
+the file does (a checkpoint at offset 300 stores the hash of 300 bytes; one at 5,000,
+of 1,024); a candidate matches a stored fingerprint of length n when its own first n
+bytes hash the same. Inode and device only tell whether the path still names the open
+file. So inode reuse (delete + create gets the old inode) is a new file, and a copy of
+the file is the same content, wherever it is. Content consumed once in a session is
+never handed out again: a file whose first bytes match it (a copy, a ``.gz``, a file
+truncated back to a prefix) is read from where that content ends -- a re-fed line would
+count as a new, repeated line in the correlator.
 
 **Rotation.** The followed file is read through an open descriptor. When the path
 names another file (``create``-style rename, delete + create), the old descriptor is
@@ -22,182 +27,72 @@ its last complete line included, then closed; an unterminated last line is a gap
 (the writer will never finish it). Files rotated in between (``mail.log.1``,
 ``mail.log-20261123``, ``mail.log.20261123.gz``: names that start with the path's
 name and ``.`` or ``-``) whose modification time is not older than the finished file's
-(minus ``mtime_slack``) are read whole, oldest first, before the new file is read from 0.
+(minus ``mtime_slack``) are read, oldest first, before the path's new file.
 
-**Truncation and copytruncate.** A size below the offset, or first bytes that no
-longer match, mean the content was replaced in place. A rotated file with the old
-fingerprint (logrotate's copy, plain or ``.gz``) supplies what was not read yet; the
-lines written between the copy and the truncation exist nowhere: that is reported as a
-gap from the copy's end, with the bytes seen before the truncation as a lower bound
-(``end`` None: the amount is unknowable). Then the new content is read from byte 0.
+**Truncation and copytruncate.** A size below the offset or below what was seen, first
+bytes that no longer match, or a new modification time without growth mean the content
+was replaced in place. A rotated file with the old fingerprint (logrotate's copy, plain
+or ``.gz``) supplies what was not read yet; the lines written between the copy and the
+truncation exist nowhere: that is reported as a gap from the copy's end, with the bytes
+seen before the truncation as a lower bound (``end`` None: the amount is unknowable).
+Then the new content is read. Limit: while nothing of the file has been read yet
+(offset 0), a truncation followed by new writes before the next poll looks like growth;
+a copy that appeared meanwhile is still read first, but lines written between the copy
+and the truncation then go unreported.
 
-**Restart.** From a ``Checkpoint``: if the path's file matches the stored fingerprint
-(and is at least ``offset`` long) it is continued; otherwise the file is looked for
-among the rotated files, plain or gzip (``postfix logrotate`` gzips the renamed log:
-an unread tail then lives only in the ``.gz``), read from ``offset`` to its end; if
-it is gone, a gap from ``offset`` (unknown end) is reported. Rotated files newer than
-the checkpoint's file follow, then the path's file from 0. Before that, the bytes from
+**Restart.** From a ``Checkpoint``: if the path's file matches the stored fingerprint,
+is at least ``offset`` long and was not modified without growing, it is continued;
+otherwise the file is looked for among the rotated files, plain or gzip (``postfix
+logrotate`` gzips the renamed log: an unread tail then lives only in the ``.gz``), read
+from ``offset`` to its end; if it is gone, a gap from ``offset`` (unknown end) is
+reported. If the checkpoint's inode meanwhile holds other content while the old content
+sits in a copy, that was copytruncate: its race is reported as a gap too (with a .gz
+copy this cannot be told from rename + gzip + inode reuse; reported all the same).
+Rotated files written since follow, then the path's file. Before that, the bytes from
 the checkpoint's resume point (possibly in the file read before) up to ``offset`` are
 re-read as ``Chunk(replay=True)``: already stored, only there to rebuild the messages
 still open. Other compressions (.bz2, .xz, .zst) are not read (their tail is a gap).
 
 No clock except ``clock`` (for ``rotate_wait``), no global state.
 """
-
 from __future__ import annotations
 
 import contextlib
 import functools
-import gzip
-import hashlib
 import os
 import stat
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, NamedTuple
 
+from poolwarden.adapters.logfiles import (
+    FINGERPRINT_BYTES,
+    MAX_LINE_BYTES,
+    Chunk,
+    Gap,
+    Item,
+    LogFile,
+    Notice,
+    Reader,
+    Switch,
+    fingerprint_length,
+    fingerprint_of,
+)
 from poolwarden.ports import Checkpoint
 
-FINGERPRINT_BYTES = 1024
+__all__ = ["CHUNK_BYTES", "FINGERPRINT_BYTES", "MAX_LINE_BYTES", "MTIME_SLACK", "ROTATE_WAIT",
+           "Chunk", "Gap", "Item", "LogFile", "Notice", "Switch", "Tailer", "fingerprint_of"]
+
 CHUNK_BYTES = 256 * 1024  # bytes read per chunk (a few thousand lines)
-MAX_LINE_BYTES = 4 * 1024 * 1024  # a longer "line" is cut here (it is not Postfix's)
 ROTATE_WAIT = 1.0  # seconds a rotated file is still read before it is closed
 MTIME_SLACK = 2.0  # seconds: a rotated file this much older than the one finished is old
-EMPTY = hashlib.sha256(b"").hexdigest()
-
-
-def fingerprint_of(head: bytes) -> str:
-    """``"<n>:<sha256 hex>"`` of ``head`` (the first n bytes of a file)."""
-    return f"{len(head)}:{hashlib.sha256(head).hexdigest()}"
-
-
-def fingerprint_length(fingerprint: str) -> int:
-    length, _, _ = fingerprint.partition(":")
-    return int(length) if length.isdigit() else 0
-
-
-@dataclass(eq=False, slots=True)
-class LogFile:
-    """One file's content as the tailer knows it. ``name``, ``device`` and ``inode`` say
-    where it was last found (a rotated copy or a ``.gz`` keeps the identity: the content)."""
-
-    serial: int  # increases with every file this tailer opens
-    name: str
-    device: int
-    inode: int
-    compressed: bool
-    mtime: float
-    head: bytes = b""  # the first consumed bytes, up to the fingerprint length
-    head_limit: int = FINGERPRINT_BYTES
-
-    def fingerprint(self, offset: int) -> str:
-        """The fingerprint a checkpoint at ``offset`` stores."""
-        length = min(self.head_limit, offset)
-        assert len(self.head) >= length, "head shorter than the consumed bytes"
-        return fingerprint_of(self.head[:length])
-
-    def extend_head(self, start: int, data: bytes) -> None:
-        have = len(self.head)
-        if have < self.head_limit and start <= have < start + len(data):
-            self.head += data[have - start:self.head_limit - start]
-
-
-class Chunk(NamedTuple):
-    file: LogFile
-    start: int  # byte offset of data[0] in the file
-    data: bytes  # complete lines, each ending in b"\n"
-    replay: bool  # already stored: re-read only to rebuild open messages
-
-
-class Switch(NamedTuple):
-    """From here on, lines come from ``file`` starting at ``offset``."""
-
-    file: LogFile
-    offset: int
-    reason: str  # start, created, resume, replay, rotated, truncated, unread-rotated
-    replay: bool
-
-
-class Gap(NamedTuple):
-    """Bytes of a file that will never be read."""
-
-    source: str  # the followed path
-    name: str  # where the bytes were (the path, a rotated name, or the path when gone)
-    fingerprint: str  # the file's fingerprint as last stored or read
-    start: int
-    end: int | None  # None: unknown (the file is gone or was truncated under us)
-    known_bytes: int  # bytes known to be lost (a lower bound when ``end`` is None)
-    lines: int | None  # lines known to be lost, when countable
-    reason: str
-
-    def describe(self) -> str:
-        span = (f"bytes {self.start}-{self.end} ({self.end - self.start} bytes)"
-                if self.end is not None else
-                f"bytes from {self.start} on (amount unknown; {self.known_bytes} bytes seen)")
-        lines = f", {self.lines} line(s)" if self.lines is not None else ""
-        return f"{self.name}: {span}{lines} lost: {self.reason}"
-
-
-class Notice(NamedTuple):
-    what: str  # context-lost, relocated, unreadable, overlong
-    detail: str
-
-
-Item = Chunk | Switch | Gap | Notice
-
-
-class _Reader:
-    """Reads by offset from a plain file (pread) or a gzip stream (forward seeks)."""
-
-    __slots__ = ("broken", "fd", "gz", "raw")
-
-    def __init__(self, fd: int, compressed: bool) -> None:
-        self.fd = fd
-        self.gz: gzip.GzipFile | None = None
-        self.raw: BinaryIO | None = None
-        if compressed:
-            self.raw = os.fdopen(os.dup(fd), "rb")
-            self.gz = gzip.GzipFile(fileobj=self.raw, mode="rb")
-        self.broken: str | None = None  # why a .gz stopped early
-
-    def read(self, offset: int, size: int) -> bytes:
-        if self.gz is None:
-            return os.pread(self.fd, size, offset)
-        if self.broken is not None:
-            return b""
-        try:
-            if self.gz.tell() != offset:
-                self.gz.seek(offset)
-            return self.gz.read(size)
-        except (EOFError, OSError, zlib.error) as exc:  # truncated or corrupt archive
-            self.broken = f"{type(exc).__name__}: {exc}"
-            return b""
-
-    def head(self, size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            more = self.read(len(data), size - len(data))
-            if not more:
-                break
-            data += more
-        return data
-
-    def close(self) -> None:
-        if self.gz is not None:
-            with contextlib.suppress(OSError, EOFError):
-                self.gz.close()
-        if self.raw is not None:
-            self.raw.close()
-        os.close(self.fd)
 
 
 @dataclass(eq=False, slots=True)
 class _Open:
     file: LogFile
-    reader: _Reader
+    reader: Reader
     offset: int = 0  # the next byte to hand out
     seen: int = 0  # the largest size observed (plain files)
     follow: bool = False  # the path's file: keep following it
@@ -291,7 +186,7 @@ class Tailer:
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             return None
-        return _Open(self._new_file(self.path, st, False), _Reader(fd, False), seen=st.st_size,
+        return _Open(self._new_file(self.path, st, False), Reader(fd, False), seen=st.st_size,
                       follow=True, mtime_ns=st.st_mtime_ns)
 
     def _open_candidate(self, cand: _Candidate) -> _Open | None:
@@ -301,7 +196,7 @@ class Tailer:
             return None
         st = os.fstat(fd)
         return _Open(self._new_file(cand.name, st, cand.compressed),
-                     _Reader(fd, cand.compressed), seen=st.st_size)
+                     Reader(fd, cand.compressed), seen=0 if cand.compressed else st.st_size)
 
     def _candidates(self) -> list[_Candidate]:
         """Rotated files beside the path: plain or .gz, newest first, plain before gzip."""
@@ -337,7 +232,7 @@ class Tailer:
                 fd = os.open(cand.name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             except OSError:
                 return b""
-            reader = _Reader(fd, cand.compressed)
+            reader = Reader(fd, cand.compressed)
             try:
                 head = reader.head(size)
             finally:
@@ -421,6 +316,7 @@ class Tailer:
         if size > op.offset:
             yield Gap(self.path, op.file.name, op.file.fingerprint(op.offset), op.offset, size,
                       size - op.offset, 1, reason)
+        op.seen = max(op.seen, size)
 
     def _finish(self, op: _Open) -> Iterator[Item]:
         """Read a file that no longer grows to its end, report its unfinished tail, close it."""
@@ -428,16 +324,18 @@ class Tailer:
         op.follow = False
         yield from self._read(op, None)
         yield from self._tail_gap(op, "the last line never got its newline")
-        self._consumed(op.file, op.offset)
+        self._consumed(op.file, op.offset, max(op.offset, op.seen))  # the tail: a gap, done
         with contextlib.suppress(OSError):
             op.file.mtime = max(op.file.mtime, os.fstat(op.reader.fd).st_mtime)
         op.reader.close()
         self._cur = None
 
-    def _consumed(self, file: LogFile, offset: int) -> None:
+    def _consumed(self, file: LogFile, offset: int, end: int | None = None) -> None:
+        """Content read (or reported lost) up to ``end``, identified at ``offset``."""
         if offset > 0:
             length = min(self._fp_bytes, offset)
-            self._done.append((file.fingerprint(offset), file.head[:length], offset))
+            self._done.append((file.fingerprint(offset), file.head[:length],
+                               offset if end is None else end))
 
     def _continues(self, head: Callable[[int], bytes], size: int | None, *,
                    growing: bool) -> int:
@@ -507,19 +405,21 @@ class Tailer:
             return  # _follow continues it
         compressed = target.file.compressed
         yield from self._finish(target)
-        if here is not None and here.identity == (cp.device, cp.inode):
-            # the old content is elsewhere while its inode holds new content: copied, then
-            # truncated in place (copytruncate) while we were stopped; with a .gz that is
-            # indistinguishable from rename + gzip + the inode handed out again
+        inode = (cp.device, cp.inode)
+        holder = (here is not None and here.identity == inode) or any(
+            (c.device, c.inode) == inode and not c.compressed for c in candidates)
+        if holder and target.identity != inode:
+            # the old content is elsewhere while its inode (at the path, or rotated since)
+            # holds other content: copied, then truncated in place (copytruncate) while we
+            # were stopped. With a .gz that is
+            # indistinguishable from rename + gzip + the inode handed out again: reported
+            # all the same (a possible gap, amount unknown), never left out
             what = ("copytruncate: lines written between the copy and the truncation "
                     "exist in neither file")
-            if not compressed:
-                yield Gap(self.path, target.file.name, target.file.fingerprint(target.offset),
-                          target.offset, None, 0, None, what)
-            else:
-                yield Notice("possible-gap", f"{self.path}: the file read before was found "
-                             f"only as {target.file.name} while its inode holds new content: "
-                             f"if that was copytruncate, {what} (from byte {target.offset})")
+            if compressed:
+                what += " (or a rename + gzip that handed the inode out again: then none)"
+            yield Gap(self.path, target.file.name, target.file.fingerprint(target.offset),
+                      target.offset, None, 0, None, what)
         yield from self._move_on(cp.mtime - self._slack, here, {target.identity})
 
     @staticmethod

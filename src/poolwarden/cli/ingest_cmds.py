@@ -103,7 +103,7 @@ def ingest_log(
             now = time.time()
             result = import_logs(engine.config, engine.store, files,
                                  progress=lambda n: bar.advance(task, n),
-                                 snapshot=engine.snapshot(now))
+                                 snapshot=engine.snapshot(now), pipelined=True)
             moves = []
             if evaluate and result.metrics.events_stored:  # a fresh ledger: the new counters
                 moves = Engine(engine.config, engine.store, now=time.time()).evaluate(time.time())

@@ -26,9 +26,12 @@ without storing anything (their events are stored already), so the keys, the exp
 deferred recipients and the tenant of every open message come out as without the
 restart. Limits: a message opened two or more files back, or more than
 ``max_replay_bytes`` back, is re-read from the start of the file before / this file /
-not at all, and loses the lines before that (its deliveries are still stored, but with
-what the decision log and the remaining lines say); counted in ``context_lost``.
-Persisting the correlator instead would cost a write per open message per batch.
+not at all, and loses the lines before that: its deliveries are still read, with what
+the decision log and the remaining lines say (no tenant left: counted and logged as
+unknown). A file to re-read that is gone is counted in ``context_lost``. Persisting the
+correlator instead would cost a write per open message per batch; re-reading costs
+nothing until a restart. Keys do not depend on the read position, so re-read lines that
+do reach the store are duplicates it drops.
 
 **Mapping.** tenant: the routing agent's decision for the queue id (``decisions`` bound
 at END-OF-MESSAGE; same node as the log's host, made within the queue lifetime before
@@ -48,20 +51,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gzip
 import logging
 import os
-import re
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from poolwarden.adapters.tailer import (
     CHUNK_BYTES,
     FINGERPRINT_BYTES,
+    MAX_LINE_BYTES,
     MTIME_SLACK,
     ROTATE_WAIT,
     Chunk,
@@ -73,315 +78,57 @@ from poolwarden.adapters.tailer import (
 )
 from poolwarden.config.load import LoadedConfig
 from poolwarden.core.errors import InputError, StoreError
-from poolwarden.core.events import Event, EventKind
-from poolwarden.core.model import OTHER_PROVIDER
-from poolwarden.core.policy import RouteRequest, resolve_tenant
+from poolwarden.core.events import Event
 from poolwarden.core.snapshot import Snapshot
-from poolwarden.ports import AddResult, Checkpoint, DecisionRow, Store
-from poolwarden.wire.bounce_classify import classify
-from poolwarden.wire.postfix_correlate import Correlator, Delivery
+from poolwarden.ports import AddResult, Checkpoint, Store
+from poolwarden.services.ingest_pipeline import (
+    DeliveryMapper,
+    Hook,
+    IngestMetrics,
+    Pipeline,
+    lookup_decisions,
+    parser_at,
+    parser_state,
+)
 from poolwarden.wire.postfix_log import LogParser
 
 log = logging.getLogger("poolwarden.ingestd")
 
-BATCH_LINES = 5_000  # lines per transaction
+BATCH_LINES = 50_000  # lines per transaction at most (a catch-up; live, one per poll)
 POLL_INTERVAL = 0.5
 MAX_REPLAY_BYTES = 256 * 1024 * 1024
-MAX_QUEUE_AGE = 6 * 86400.0  # Postfix's maximal_queue_lifetime (5 d) plus a day
-DECISION_SKEW = 300.0  # a decision may be stamped this much after the delivery line
-MAX_UNKNOWN_LOGGED = 100  # distinct unknown senders logged one by one
-_CACHE_LIMIT = 50_000
-_KIND_OF_STATUS = {"sent": EventKind.DELIVERED, "deferred": EventKind.DEFERRED,
-                   "expired": EventKind.SOFT_BOUNCE}
-_ADDRESS = re.compile(r"[^\s<>\"'()\[\],;]+@[^\s<>\"'()\[\],;]+")
-_BRACKETED = re.compile(r"\[[0-9A-Fa-f.:]+\]")
-_TOKEN_ID = re.compile(r"\b(?=[\w.-]*\d)[\w.-]{10,}")
-Hook = Callable[[str], None]
-
-
-@dataclass(slots=True)
-class IngestMetrics:
-    """Counters of one ingester (all sources); ``lag_bytes`` is a level, not a count."""
-
-    lines_read: int = 0  # complete lines consumed (re-read lines not counted)
-    lines_replayed: int = 0  # lines re-read after a restart to rebuild open messages
-    bytes_read: int = 0
-    deliveries: int = 0  # delivery outcomes the correlator produced
-    events_stored: int = 0
-    duplicates: int = 0  # events whose key was stored already
-    unknown_tenants: int = 0  # deliveries of no known tenant (not stored)
-    skipped: int = 0  # Postfix's own notifications, probes, lines without a time
-    gaps: int = 0  # unreadable byte ranges reported
-    gap_bytes: int = 0  # bytes known to be lost (a lower bound)
-    gap_lines: int = 0  # lines known to be lost
-    context_lost: int = 0  # restarts that could not re-read where open messages began
-    rotations: int = 0
-    truncations: int = 0
-    commits: int = 0
-    errors: int = 0
-    lag_bytes: int = 0
-    gap_records: deque[Gap] = field(default_factory=lambda: deque(maxlen=1000))
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "gap_records"}
-
-
-# -- parsing and correlating ------------------------------------------------------
-
-
-def parser_at(year: int | None, month: int, reference: float | None) -> LogParser:
-    """A parser in the state a checkpoint recorded (``year``/``month`` of the log time at the
-    resume point); with no year, dates are placed by ``reference`` (the file's mtime)."""
-    if year is None:
-        return LogParser(reference=reference)
-    parser = LogParser(year=year)
-    parser._month = month  # LogParser keeps the Dec -> Jan rollover state here
-    return parser
-
-
-def parser_state(parser: LogParser) -> tuple[int | None, int]:
-    return parser._year, parser._month
-
-
-class TrackingCorrelator(Correlator):
-    """A ``Correlator`` that remembers where each open message began (file serial, byte
-    offset, parser state), so a checkpoint can say where re-reading must start."""
-
-    def __init__(self, parser: LogParser) -> None:
-        super().__init__()
-        self.parser = parser
-        self.serial = 0  # the file of the line being fed
-        self.line_offset = 0  # the byte offset of the line being fed
-        self._began: dict[tuple[str | None, str], tuple[int, int, int | None, int]] = {}
-
-    def _open(self, key: tuple[str | None, str]) -> Any:
-        message = super()._open(key)
-        p = self.parser
-        self._began[key] = (self.serial, self.line_offset, p._year, p._month)
-        if len(self._began) > 2 * len(self._messages) + 4096:
-            self._began = {k: v for k, v in self._began.items() if k in self._messages}
-        return message
-
-    def oldest(self) -> tuple[int, int, int | None, int] | None:
-        """Where the oldest open message began (messages keep their opening order)."""
-        for key in self._messages:
-            return self._began.get(key)
-        return None
-
-
-class Pipeline:
-    """Lines -> deliveries for one stream (a followed path, or one import)."""
-
-    def __init__(self, parser: LogParser) -> None:
-        self.parser = parser
-        self.correlator = TrackingCorrelator(parser)
-        self.deliveries: list[Delivery] = []
-
-    def set_parser(self, parser: LogParser) -> None:
-        self.parser = parser
-        self.correlator.parser = parser
-
-    def feed(self, serial: int, start: int, data: bytes, *, emit: bool) -> int:
-        """Feed complete lines (``data`` ends with a newline); returns how many."""
-        corr = self.correlator
-        corr.serial = serial
-        parse, feed, out = self.parser.parse, corr.feed, self.deliveries
-        pos = start
-        if data.isascii():  # byte offsets are character offsets
-            lines = data.decode("ascii").split("\n")
-            lines.pop()
-            for line in lines:
-                corr.line_offset = pos
-                pos += len(line) + 1
-                record = parse(line)
-                if record is not None and record.queue_id is not None:
-                    got = feed(record)
-                    if got and emit:
-                        out.extend(got)
-            return len(lines)
-        raw_lines = data.split(b"\n")
-        raw_lines.pop()
-        for raw in raw_lines:
-            corr.line_offset = pos
-            pos += len(raw) + 1
-            record = parse(raw.decode("utf-8", "replace"))
-            if record is not None and record.queue_id is not None:
-                got = feed(record)
-                if got and emit:
-                    out.extend(got)
-        return len(raw_lines)
-
-    def take(self) -> list[Delivery]:
-        out, self.deliveries = self.deliveries, []
-        return out
-
-
-# -- mapping deliveries to events ---------------------------------------------------
-
-
-def _clean(value: str | None, limit: int = 255) -> str | None:
-    if not value:
-        return None
-    value = value.replace("\x00", "").strip().lower().rstrip(".")
-    return value[:limit] or None
-
-
-def _domain(address: str | None) -> str | None:
-    if not address or "@" not in address:
-        return None
-    return _clean(address.rpartition("@")[2])
-
-
-def _same_node(node: str, host: str | None) -> bool:
-    if host is None:
-        return False
-    node, host = node.lower(), host.lower()
-    return node == host or node.partition(".")[0] == host.partition(".")[0]
-
-
-def pick_decision(rows: Sequence[DecisionRow], d: Delivery) -> DecisionRow | None:
-    """The decision that routed this delivery's message, if one can be told apart."""
-    if not rows or d.time is None:
-        return None
-    first = d.message.first_seen if d.message.first_seen is not None else d.time
-    fits = [r for r in rows if first - MAX_QUEUE_AGE <= r.at <= d.time + DECISION_SKEW]
-    if not fits:
-        return None
-    mine = [r for r in fits if _same_node(r.node, d.host)]
-    if mine:
-        fits = mine
-    elif len({r.node for r in fits}) > 1:
-        return None  # a short queue id on several other nodes: ambiguous
-    recipient = (d.recipient or "").lower()
-    exact = [r for r in fits if r.recipient.lower() == recipient]
-    return max(exact or fits, key=lambda r: r.at)
-
-
-class DeliveryMapper:
-    """Delivery -> Event (see the module docstring), with small caches for the hot path."""
-
-    def __init__(self, snapshot: Snapshot, metrics: IngestMetrics) -> None:
-        self.snapshot = snapshot
-        self.providers = snapshot.providers
-        self.metrics = metrics
-        self._tenants: dict[tuple[str | None, str | None, str | None], str | None] = {}
-        self._provider: dict[tuple[str | None, str], str] = {}
-        self._reasons: dict[tuple[str | None, str, str], tuple[str, bool]] = {}
-        self._unknown: set[tuple[str | None, str | None]] = set()
-
-    def events(self, deliveries: Iterable[Delivery],
-               decisions: dict[str, list[DecisionRow]]) -> list[Event]:
-        out: list[Event] = []
-        for d in deliveries:
-            event = self._event(d, decisions.get(d.queue_id))
-            if event is not None:
-                out.append(event)
-        return out
-
-    def _event(self, d: Delivery, rows: list[DecisionRow] | None) -> Event | None:
-        metrics = self.metrics
-        status = d.status
-        if d.time is None or d.recipient is None or d.message.notification_of is not None:
-            metrics.skipped += 1
-            return None
-        kind = _KIND_OF_STATUS.get(status)
-        if kind is None and status != "bounced":
-            metrics.skipped += 1  # address probes (deliverable/undeliverable) and the like
-            return None
-        decision = pick_decision(rows, d) if rows else None
-        tenant = decision.tenant if decision is not None else None
-        if tenant is None or tenant not in self.snapshot.tenants:
-            tenant = self._tenant(d)
-        if tenant is None:
-            metrics.unknown_tenants += 1
-            self._log_unknown(d)
-            return None
-        relay_host = (d.relay or "").partition("[")[0].lower()
-        reason = "delivered"
-        if status == "sent":
-            pass
-        elif status == "expired":
-            reason = "expired"
-        else:
-            reason, hard = self._classify(d, relay_host)
-            if kind is None:
-                kind = EventKind.HARD_BOUNCE if hard else EventKind.SOFT_BOUNCE
-        assert kind is not None
-        recipient_domain = _domain(d.recipient)
-        ip = d.egress_ip or (decision.ip if decision is not None else None)
-        return Event(key=d.key, time=d.time, kind=kind, tenant=tenant,
-                     provider=self._provider_of(recipient_domain, relay_host),
-                     ip=_clean(ip), sending_domain=_domain(d.message.sender),
-                     recipient_domain=recipient_domain, reason=reason)
-
-    def _tenant(self, d: Delivery) -> str | None:
-        info = d.message
-        key = (info.sasl_username, info.sender, info.client_ip)
-        if key in self._tenants:
-            return self._tenants[key]
-        found = resolve_tenant(RouteRequest(recipient=d.recipient or "", sender=info.sender,
-                                            sasl_username=info.sasl_username,
-                                            client_address=info.client_ip), self.snapshot)
-        if len(self._tenants) > _CACHE_LIMIT:
-            self._tenants.clear()
-        self._tenants[key] = found
-        return found
-
-    def _provider_of(self, domain: str | None, relay_host: str) -> str:
-        key = (domain, relay_host)
-        found = self._provider.get(key)
-        if found is None:
-            found = self.providers.for_domain(domain or "")
-            if found == OTHER_PROVIDER and relay_host:
-                found = self.providers.for_mx_host(relay_host)
-            if len(self._provider) > _CACHE_LIMIT:
-                self._provider.clear()
-            self._provider[key] = found
-        return found
-
-    def _classify(self, d: Delivery, relay_host: str) -> tuple[str, bool]:
-        text = d.reply or ""
-        site = ".".join(relay_host.rsplit(".", 2)[-2:])
-        key = (d.dsn, site, _TOKEN_ID.sub("#", _BRACKETED.sub("[ip]", _ADDRESS.sub("a@b", text))))
-        found = self._reasons.get(key)
-        if found is None:
-            result = classify(None, d.dsn, text, remote_mta=relay_host or None)
-            found = (result.reason, result.hard)
-            if len(self._reasons) > _CACHE_LIMIT:
-                self._reasons.clear()
-            self._reasons[key] = found
-        return found
-
-    def _log_unknown(self, d: Delivery) -> None:
-        info = d.message
-        who = (info.sasl_username, _domain(info.sender))
-        if who in self._unknown:
-            return
-        if len(self._unknown) < MAX_UNKNOWN_LOGGED:
-            self._unknown.add(who)
-            log.warning("ingest: no tenant for %s %s (sasl %r, sender domain %r, client %r): "
-                        "not stored", d.host, d.queue_id, *who, info.client_ip)
-        elif self.metrics.unknown_tenants % 1000 == 0:
-            log.warning("ingest: %d deliveries of unknown tenants so far",
-                        self.metrics.unknown_tenants)
-
-
-def lookup_decisions(store: Store, deliveries: Sequence[Delivery]
-                     ) -> dict[str, list[DecisionRow]]:
-    """The decision-log rows of a batch's queue ids, in one query."""
-    timed = [d for d in deliveries if d.time is not None]
-    if not timed:
-        return {}
-    since = min(d.time for d in timed if d.time is not None) - MAX_QUEUE_AGE
-    by_id: dict[str, list[DecisionRow]] = {}
-    for row in store.decisions_for_queue_ids(sorted({d.queue_id for d in timed}),
-                                             since=since):
-        if row.queue_id is not None:
-            by_id.setdefault(row.queue_id, []).append(row)
-    return by_id
 
 
 # -- following log paths ---------------------------------------------------------------
+
+
+class Writer:
+    """Stores batches one at a time and in order. ``threaded``: on a worker thread while
+    the caller prepares the next batch (the store's C code runs without the GIL), at most
+    one in flight; ``wait`` returns when it is stored and re-raises its error."""
+
+    def __init__(self, *, threaded: bool) -> None:
+        self._pool = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-store")
+                      if threaded else None)
+        self._pending: Future[None] | None = None
+
+    def submit(self, store_batch: Callable[[], None]) -> None:
+        if self._pool is None:
+            store_batch()
+            return
+        self.wait()
+        self._pending = self._pool.submit(store_batch)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.wait()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
 
 class _Source:
@@ -431,7 +178,7 @@ class Ingestd:
                  clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic,
                  hook: Hook | None = None, on_added: Callable[[AddResult], None] | None = None,
-                 snapshot: Snapshot | None = None) -> None:
+                 snapshot: Snapshot | None = None, pipelined: bool = False) -> None:
         if snapshot is None:
             from poolwarden.services.engine import Engine
 
@@ -450,6 +197,7 @@ class Ingestd:
         self._hook = hook
         self._on_added = on_added
         self.sources = [_Source(os.fspath(p)) for p in paths]
+        self._writer = Writer(threaded=pipelined)
 
     # -- the loop ------------------------------------------------------------------
 
@@ -485,6 +233,7 @@ class Ingestd:
             self.close()
 
     def close(self) -> None:
+        self._writer.close()
         for src in self.sources:
             if src.tailer is not None:
                 src.tailer.close()
@@ -521,6 +270,7 @@ class Ingestd:
                 self._notice(item)
         if src.dirty:
             self._commit(src)
+        self._writer.wait()
 
     def _pipeline(self, src: _Source, file: LogFile) -> Pipeline:
         if src.pipeline is None:
@@ -607,6 +357,7 @@ class Ingestd:
         return resume
 
     def _commit(self, src: _Source) -> None:
+        """Map the batch and store it with the position after it (one transaction)."""
         assert src.pipeline is not None
         deliveries = src.pipeline.take()
         self.metrics.deliveries += len(deliveries)
@@ -621,11 +372,14 @@ class Ingestd:
                 updated_at=self._clock(), mtime=cur.mtime, resume_fingerprint=resume_fp,
                 year=year, month=month)
         self._hook_at("parsed")
+        src.lines = 0
+        src.dirty = False
+        self._writer.submit(functools.partial(self._store, src, events, checkpoint))
+
+    def _store(self, src: _Source, events: list[Event], checkpoint: Checkpoint | None) -> None:
         result = self.store.add_events_at(events, checkpoint)
         self._hook_at("committed")
         src.checkpoint = checkpoint
-        src.lines = 0
-        src.dirty = False
         self.metrics.commits += 1
         self.metrics.events_stored += result.added
         self.metrics.duplicates += result.duplicates
@@ -655,15 +409,18 @@ def _open_archive(path: Path) -> tuple[Any, Any]:
 
 
 def import_logs(config: LoadedConfig, store: Store, files: Sequence[Path], *,
-                batch_lines: int = 20_000, progress: Callable[[int], None] | None = None,
-                snapshot: Snapshot | None = None, now: float | None = None) -> ImportLogsResult:
+                batch_lines: int = 50_000, progress: Callable[[int], None] | None = None,
+                snapshot: Snapshot | None = None, now: float | None = None,
+                pipelined: bool = False) -> ImportLogsResult:
     """Import Postfix log archives (plain or gzip), oldest first (by modification time).
 
     One correlator runs over all of them, so a message spanning two archives keeps its
     context; each file's year-less dates are placed by its own modification time.
     Idempotent: importing the same files again adds nothing. No checkpoints are written
     (a followed path's position is never moved by an import). A last line without a
-    newline is not imported (a file still being written will finish it).
+    newline is not imported (a file still being written will finish it). ``pipelined``
+    stores each batch on a worker thread while the next is parsed (a file store only:
+    not an in-memory SQLite database, whose one connection cannot be shared).
     """
     if snapshot is None:
         from poolwarden.services.engine import Engine
@@ -677,48 +434,60 @@ def import_logs(config: LoadedConfig, store: Store, files: Sequence[Path], *,
     unterminated = 0
     pending = 0
 
-    def commit() -> None:
-        deliveries = pipeline.take()
-        metrics.deliveries += len(deliveries)
-        events = mapper.events(deliveries, lookup_decisions(store, deliveries))
+    writer = Writer(threaded=pipelined)
+
+    def stored(events: list[Event]) -> None:
         result = store.add_events_at(events, None)
         metrics.events_stored += result.added
         metrics.duplicates += result.duplicates
         metrics.commits += 1
 
-    for serial, path in enumerate(ordered, start=1):
-        try:
-            reader, raw = _open_archive(path)
-            mtime = path.stat().st_mtime
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror}", source=str(path)) from exc
-        pipeline.set_parser(LogParser(reference=mtime))
-        offset, carry, done = 0, b"", 0
-        with raw, reader:
-            while True:
-                try:
-                    block = reader.read(CHUNK_BYTES)
-                except (OSError, EOFError) as exc:
-                    raise InputError(f"unreadable archive: {exc}", source=str(path)) from exc
-                if progress is not None:
-                    position = raw.tell()
-                    progress(position - done)
-                    done = position
-                if not block:
-                    break
-                data = carry + block
-                cut = data.rfind(b"\n") + 1
-                carry = data[cut:]
-                if cut:
-                    lines = pipeline.feed(serial, offset, data[:cut], emit=True)
-                    offset += cut
-                    metrics.lines_read += lines
-                    metrics.bytes_read += cut
-                    pending += lines
-                    if pending >= batch_lines:
-                        commit()
-                        pending = 0
-        if carry:
-            unterminated += 1
-    commit()
+    def commit() -> None:
+        deliveries = pipeline.take()
+        metrics.deliveries += len(deliveries)
+        events = mapper.events(deliveries, lookup_decisions(store, deliveries))
+        writer.submit(functools.partial(stored, events))
+
+    try:
+        for serial, path in enumerate(ordered, start=1):
+            try:
+                reader, raw = _open_archive(path)
+                mtime = path.stat().st_mtime
+            except OSError as exc:
+                raise InputError(f"cannot read: {exc.strerror}", source=str(path)) from exc
+            pipeline.set_parser(LogParser(reference=mtime))
+            offset, carry, done = 0, b"", 0
+            with raw, reader:
+                while True:
+                    try:
+                        block = reader.read(CHUNK_BYTES)
+                    except (OSError, EOFError, zlib.error) as exc:
+                        raise InputError(f"unreadable archive: {exc}", source=str(path)) from exc
+                    if progress is not None:
+                        position = raw.tell()
+                        progress(position - done)
+                        done = position
+                    if not block:
+                        break
+                    data = carry + block
+                    cut = data.rfind(b"\n") + 1
+                    if not cut and len(data) > MAX_LINE_BYTES:
+                        data += b"\n"  # not a log line: consumed as one, as the tailer does
+                        cut = len(data)
+                    carry = data[cut:]
+                    if cut:
+                        lines = pipeline.feed(serial, offset, data[:cut], emit=True)
+                        offset += cut
+                        metrics.lines_read += lines
+                        metrics.bytes_read += cut
+                        pending += lines
+                        if pending >= batch_lines:
+                            commit()
+                            pending = 0
+            if carry:
+                unterminated += 1
+        commit()
+        writer.wait()
+    finally:
+        writer.close()
     return ImportLogsResult(files=len(ordered), metrics=metrics, unterminated=unterminated)

@@ -1,0 +1,330 @@
+"""Postfix log lines -> deliveries -> attributed events: the work ``ingestd`` and the
+one-off import share (``services.ingestd`` for the loop, checkpoints and the mapping
+rules in its docstring).
+
+``Pipeline`` feeds complete lines to ``LogParser`` and a ``TrackingCorrelator`` (a
+``Correlator`` that also remembers where each open message began, for the checkpoint's
+resume point); ``DeliveryMapper`` turns deliveries into ``Event``s (tenant, egress IP,
+provider, kind, reason) with the routing snapshot, the decision log rows of the batch
+(``lookup_decisions``: one query) and the bounce classifier; ``IngestMetrics`` counts.
+Touches no file and no clock; the store only through ``lookup_decisions``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from poolwarden.adapters.tailer import Gap
+from poolwarden.core.events import Event, EventKind
+from poolwarden.core.model import OTHER_PROVIDER
+from poolwarden.core.policy import RouteRequest, resolve_tenant
+from poolwarden.core.snapshot import Snapshot
+from poolwarden.ports import DecisionRow, Store
+from poolwarden.wire.bounce_classify import classify
+from poolwarden.wire.postfix_correlate import Correlator, Delivery
+from poolwarden.wire.postfix_log import LogParser
+
+log = logging.getLogger("poolwarden.ingestd")
+
+MAX_QUEUE_AGE = 6 * 86400.0  # Postfix's maximal_queue_lifetime (5 d) plus a day
+DECISION_SKEW = 300.0  # a decision may be stamped this much after the delivery line
+MAX_UNKNOWN_LOGGED = 100  # distinct unknown senders logged one by one
+_CACHE_LIMIT = 50_000
+_KIND_OF_STATUS = {"sent": EventKind.DELIVERED, "deferred": EventKind.DEFERRED,
+                   "expired": EventKind.SOFT_BOUNCE}
+# what varies between replies that classify alike: addresses, [IP]s, long tokens with digits
+_NOISE = re.compile(r"[^\s<>\"'()\[\],;]+@[^\s<>\"'()\[\],;]+|\[[0-9A-Fa-f.:]+\]"
+                    r"|\b(?=[\w.-]*\d)[\w.-]{10,}")
+Hook = Callable[[str], None]
+
+
+@dataclass(slots=True)
+class IngestMetrics:
+    """Counters of one ingester (all sources); ``lag_bytes`` is a level, not a count."""
+
+    lines_read: int = 0  # complete lines consumed (re-read lines not counted)
+    lines_replayed: int = 0  # lines re-read after a restart to rebuild open messages
+    bytes_read: int = 0
+    deliveries: int = 0  # delivery outcomes the correlator produced
+    events_stored: int = 0
+    duplicates: int = 0  # events whose key was stored already
+    unknown_tenants: int = 0  # deliveries of no known tenant (not stored)
+    skipped: int = 0  # Postfix's own notifications, probes, lines without a time
+    gaps: int = 0  # unreadable byte ranges reported
+    gap_bytes: int = 0  # bytes known to be lost (a lower bound)
+    gap_lines: int = 0  # lines known to be lost
+    context_lost: int = 0  # restarts that could not re-read where open messages began
+    rotations: int = 0
+    truncations: int = 0
+    commits: int = 0
+    errors: int = 0
+    lag_bytes: int = 0
+    gap_records: deque[Gap] = field(default_factory=lambda: deque(maxlen=1000))
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "gap_records"}
+
+
+# -- parsing and correlating ------------------------------------------------------
+
+
+def parser_at(year: int | None, month: int, reference: float | None) -> LogParser:
+    """A parser in the state a checkpoint recorded (``year``/``month`` of the log time at the
+    resume point); with no year, dates are placed by ``reference`` (the file's mtime)."""
+    if year is None:
+        return LogParser(reference=reference)
+    parser = LogParser(year=year)
+    parser._month = month  # LogParser keeps the Dec -> Jan rollover state here
+    return parser
+
+
+def parser_state(parser: LogParser) -> tuple[int | None, int]:
+    return parser._year, parser._month
+
+
+class TrackingCorrelator(Correlator):
+    """A ``Correlator`` that remembers where each open message began, so a checkpoint can
+    say where re-reading must start: the file serial, the byte offset of the chunk that
+    holds the message's first line (a line boundary at or before it) and the log parser's
+    year and month before that chunk. Chunk granularity keeps the per-line cost at zero;
+    a restart re-reads at most one chunk more than needed."""
+
+    def __init__(self, parser: LogParser) -> None:
+        super().__init__()
+        self.parser = parser
+        self.position: tuple[int, int, int | None, int] = (0, 0, None, 0)  # the chunk's
+        self._began: dict[tuple[str | None, str], tuple[int, int, int | None, int]] = {}
+
+    def _open(self, key: tuple[str | None, str]) -> Any:
+        message = super()._open(key)
+        self._began[key] = self.position
+        if len(self._began) > 2 * len(self._messages) + 65_536:
+            self._began = {k: v for k, v in self._began.items() if k in self._messages}
+        return message
+
+    def oldest(self) -> tuple[int, int, int | None, int] | None:
+        """Where the oldest open message began (messages keep their opening order)."""
+        for key in self._messages:
+            return self._began.get(key)
+        return None
+
+
+class Pipeline:
+    """Lines -> deliveries for one stream (a followed path, or one import)."""
+
+    def __init__(self, parser: LogParser) -> None:
+        self.parser = parser
+        self.correlator = TrackingCorrelator(parser)
+        self.deliveries: list[Delivery] = []
+
+    def set_parser(self, parser: LogParser) -> None:
+        self.parser = parser
+        self.correlator.parser = parser
+
+    def feed(self, serial: int, start: int, data: bytes, *, emit: bool) -> int:
+        """Feed complete lines (``data`` ends with a newline) read at byte ``start`` of the
+        file numbered ``serial``; returns how many lines."""
+        corr = self.correlator
+        corr.position = (serial, start, *parser_state(self.parser))
+        parse, feed, out = self.parser.parse, corr.feed, self.deliveries
+        if data.isascii():
+            lines = data.decode("ascii").split("\n")
+        else:
+            lines = data.decode("utf-8", "replace").split("\n")
+        lines.pop()
+        for line in lines:
+            record = parse(line)
+            if record is not None and record.queue_id is not None:
+                got = feed(record)
+                if got and emit:
+                    out.extend(got)
+        return len(lines)
+
+    def take(self) -> list[Delivery]:
+        out, self.deliveries = self.deliveries, []
+        return out
+
+
+# -- mapping deliveries to events ---------------------------------------------------
+
+
+def _clean(value: str | None, limit: int = 255) -> str | None:
+    if not value:
+        return None
+    value = value.replace("\x00", "").strip().lower().rstrip(".")
+    return value[:limit] or None
+
+
+def _domain(address: str | None) -> str | None:
+    if not address or "@" not in address:
+        return None
+    return _clean(address.rpartition("@")[2])
+
+
+def _same_node(node: str, host: str | None) -> bool:
+    if host is None:
+        return False
+    node, host = node.lower(), host.lower()
+    return node == host or node.partition(".")[0] == host.partition(".")[0]
+
+
+def pick_decision(rows: Sequence[DecisionRow], d: Delivery) -> DecisionRow | None:
+    """The decision that routed this delivery's message, if one can be told apart."""
+    if not rows or d.time is None:
+        return None
+    first = d.message.first_seen if d.message.first_seen is not None else d.time
+    fits = [r for r in rows if first - MAX_QUEUE_AGE <= r.at <= d.time + DECISION_SKEW]
+    if not fits:
+        return None
+    mine = [r for r in fits if _same_node(r.node, d.host)]
+    if mine:
+        fits = mine
+    elif len({r.node for r in fits}) > 1:
+        return None  # a short queue id on several other nodes: ambiguous
+    recipient = (d.recipient or "").lower()
+    exact = [r for r in fits if r.recipient.lower() == recipient]
+    return max(exact or fits, key=lambda r: r.at)
+
+
+class DeliveryMapper:
+    """Delivery -> Event (see the module docstring), with small caches for the hot path."""
+
+    def __init__(self, snapshot: Snapshot, metrics: IngestMetrics) -> None:
+        self.snapshot = snapshot
+        self.providers = snapshot.providers
+        self.metrics = metrics
+        self._tenants: dict[tuple[str | None, str | None, str | None], str | None] = {}
+        self._provider: dict[tuple[str | None, str], str] = {}
+        self._reasons: dict[tuple[str | None, str, str], tuple[str, bool]] = {}
+        self._unknown: set[tuple[str | None, str | None]] = set()
+        self._cleaned: dict[str, str | None] = {}  # domains, IPs: few distinct values
+
+    def events(self, deliveries: Iterable[Delivery],
+               decisions: dict[str, list[DecisionRow]]) -> list[Event]:
+        out: list[Event] = []
+        for d in deliveries:
+            event = self._event(d, decisions.get(d.queue_id))
+            if event is not None:
+                out.append(event)
+        return out
+
+    def _event(self, d: Delivery, rows: list[DecisionRow] | None) -> Event | None:
+        metrics = self.metrics
+        status = d.status
+        if d.time is None or d.recipient is None or d.message.notification_of is not None:
+            metrics.skipped += 1
+            return None
+        kind = _KIND_OF_STATUS.get(status)
+        if kind is None and status != "bounced":
+            metrics.skipped += 1  # address probes (deliverable/undeliverable) and the like
+            return None
+        decision = pick_decision(rows, d) if rows else None
+        tenant = decision.tenant if decision is not None else None
+        if tenant is None or tenant not in self.snapshot.tenants:
+            tenant = self._tenant(d)
+        if tenant is None:
+            metrics.unknown_tenants += 1
+            self._log_unknown(d)
+            return None
+        relay_host = (d.relay or "").partition("[")[0].lower()
+        reason = "delivered"
+        if status == "sent":
+            pass
+        elif status == "expired":
+            reason = "expired"
+        else:
+            reason, hard = self._classify(d, relay_host)
+            if kind is None:
+                kind = EventKind.HARD_BOUNCE if hard else EventKind.SOFT_BOUNCE
+        assert kind is not None
+        recipient = d.recipient
+        recipient_domain = self._clean(recipient[recipient.rfind("@") + 1:]) \
+            if "@" in recipient else None
+        sender = d.message.sender
+        ip = d.egress_ip or (decision.ip if decision is not None else None)
+        return Event(key=d.key, time=d.time, kind=kind, tenant=tenant,
+                     provider=self._provider_of(recipient_domain, relay_host),
+                     ip=self._clean(ip) if ip else None,
+                     sending_domain=self._clean(sender[sender.rfind("@") + 1:])
+                     if sender and "@" in sender else None,
+                     recipient_domain=recipient_domain, reason=reason)
+
+    def _clean(self, value: str) -> str | None:
+        found = self._cleaned.get(value, "")
+        if found == "":
+            found = _clean(value)
+            if len(self._cleaned) > _CACHE_LIMIT:
+                self._cleaned.clear()
+            self._cleaned[value] = found
+        return found
+
+    def _tenant(self, d: Delivery) -> str | None:
+        info = d.message
+        key = (info.sasl_username, info.sender, info.client_ip)
+        if key in self._tenants:
+            return self._tenants[key]
+        found = resolve_tenant(RouteRequest(recipient=d.recipient or "", sender=info.sender,
+                                            sasl_username=info.sasl_username,
+                                            client_address=info.client_ip), self.snapshot)
+        if len(self._tenants) > _CACHE_LIMIT:
+            self._tenants.clear()
+        self._tenants[key] = found
+        return found
+
+    def _provider_of(self, domain: str | None, relay_host: str) -> str:
+        key = (domain, relay_host)
+        found = self._provider.get(key)
+        if found is None:
+            found = self.providers.for_domain(domain or "")
+            if found == OTHER_PROVIDER and relay_host:
+                found = self.providers.for_mx_host(relay_host)
+            if len(self._provider) > _CACHE_LIMIT:
+                self._provider.clear()
+            self._provider[key] = found
+        return found
+
+    def _classify(self, d: Delivery, relay_host: str) -> tuple[str, bool]:
+        text = d.reply or ""
+        site = ".".join(relay_host.rsplit(".", 2)[-2:])
+        key = (d.dsn, site, _NOISE.sub("#", text))
+        found = self._reasons.get(key)
+        if found is None:
+            result = classify(None, d.dsn, text, remote_mta=relay_host or None)
+            found = (result.reason, result.hard)
+            if len(self._reasons) > _CACHE_LIMIT:
+                self._reasons.clear()
+            self._reasons[key] = found
+        return found
+
+    def _log_unknown(self, d: Delivery) -> None:
+        info = d.message
+        who = (info.sasl_username, _domain(info.sender))
+        if who in self._unknown:
+            return
+        if len(self._unknown) < MAX_UNKNOWN_LOGGED:
+            self._unknown.add(who)
+            log.warning("ingest: no tenant for %s %s (sasl %r, sender domain %r, client %r): "
+                        "not stored", d.host, d.queue_id, *who, info.client_ip)
+        elif self.metrics.unknown_tenants % 1000 == 0:
+            log.warning("ingest: %d deliveries of unknown tenants so far",
+                        self.metrics.unknown_tenants)
+
+
+def lookup_decisions(store: Store, deliveries: Sequence[Delivery]
+                     ) -> dict[str, list[DecisionRow]]:
+    """The decision-log rows of a batch's queue ids, in one query."""
+    timed = [d for d in deliveries if d.time is not None]
+    if not timed:
+        return {}
+    since = min(d.time for d in timed if d.time is not None) - MAX_QUEUE_AGE
+    by_id: dict[str, list[DecisionRow]] = {}
+    for row in store.decisions_for_queue_ids(sorted({d.queue_id for d in timed}),
+                                             since=since):
+        if row.queue_id is not None:
+            by_id.setdefault(row.queue_id, []).append(row)
+    return by_id

@@ -246,11 +246,13 @@ class Tailer:
         return len(head) == length and fingerprint_of(head) == fingerprint
 
     def _locate(self, fingerprint: str, offset: int, exclude: set[tuple[int, int]],
-                candidates: list[_Candidate]) -> _Open | None:
-        """The rotated file (plain, else .gz) holding the content of ``fingerprint``."""
+                candidates: list[_Candidate], prefer: tuple[int, int] | None = None
+                ) -> _Open | None:
+        """The rotated file holding the content of ``fingerprint``: the one with the inode
+        ``prefer`` (the file itself, renamed), else a plain copy, else a .gz."""
         if fingerprint_length(fingerprint) == 0:
             return None  # nothing was consumed: no content to look for
-        for cand in candidates:
+        for cand in sorted(candidates, key=lambda c: (c.device, c.inode) != prefer):
             if (cand.device, cand.inode) in exclude:
                 continue
             if not cand.compressed and cand.size < offset:
@@ -383,7 +385,8 @@ class Tailer:
         if here is not None and self._same(here, cp):
             target = here
         else:
-            target = self._locate(cp.fingerprint, cp.offset, exclude, candidates)
+            target = self._locate(cp.fingerprint, cp.offset, exclude, candidates,
+                                  (cp.device, cp.inode))
             if target is not None:
                 yield Notice("relocated", f"{self.path}: the file read up to byte {cp.offset} "
                              f"is now {target.file.name}")
@@ -408,10 +411,12 @@ class Tailer:
         inode = (cp.device, cp.inode)
         holder = (here is not None and here.identity == inode) or any(
             (c.device, c.inode) == inode and not c.compressed for c in candidates)
-        if holder and target.identity != inode:
-            # the old content is elsewhere while its inode (at the path, or rotated since)
-            # holds other content: copied, then truncated in place (copytruncate) while we
-            # were stopped. With a .gz that is
+        copied = not compressed and target.identity != inode  # a rename keeps the inode
+        if (holder or copied) and target.identity != inode:
+            # the old content is in a plain file of another inode (a copy: a rename keeps
+            # the inode), or its inode (at the path, or rotated since) holds other content:
+            # copied, then truncated in place (copytruncate) while we were stopped. With a
+            # .gz and the inode at the path that is
             # indistinguishable from rename + gzip + the inode handed out again: reported
             # all the same (a possible gap, amount unknown), never left out
             what = ("copytruncate: lines written between the copy and the truncation "

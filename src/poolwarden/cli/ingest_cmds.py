@@ -17,6 +17,7 @@ Errors print one line on stderr and exit with status 2.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -85,24 +86,33 @@ def ingest_log(
                                                 "(read oldest first, by modification time).")],
     config: ConfigOption = None,
     evaluate: EvaluateOption = True,
+    log_level: Annotated[str, typer.Option(
+        help="Logging level (WARNING lists unknown senders).")] = "ERROR",
 ) -> None:
     """Import Postfix log archives once (plain or .gz); importing twice adds nothing."""
+    import contextlib
+    import logging
+
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
     from poolwarden.services.engine import Engine
     from poolwarden.services.ingestd import import_logs
 
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(levelname)s %(message)s")
     for file in files:
         if not file.is_file():
             _fail(f"{file}: no such file")
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
+    bar = (Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                    console=err, transient=True) if err.is_terminal else None)
     try:
-        with _engine(config) as engine, Progress(*columns, console=err, transient=True,
-                                                 disable=not err.is_terminal) as bar:
-            task = bar.add_task("reading logs", total=sum(f.stat().st_size for f in files))
+        with _engine(config) as engine, bar or contextlib.nullcontext():
+            advance = None
+            if bar is not None:
+                task = bar.add_task("reading logs", total=sum(f.stat().st_size for f in files))
+                advance = functools.partial(bar.advance, task)
             now = time.time()
-            result = import_logs(engine.config, engine.store, files,
-                                 progress=lambda n: bar.advance(task, n),
+            result = import_logs(engine.config, engine.store, files, progress=advance,
                                  snapshot=engine.snapshot(now), pipelined=True)
             moves = []
             if evaluate and result.metrics.events_stored:  # a fresh ledger: the new counters

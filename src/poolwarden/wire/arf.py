@@ -20,12 +20,12 @@ VERP token, and trust it only from a configured FBL source (RELIABILITY B5).
 
 from __future__ import annotations
 
-import contextlib
-import json
 import re
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
+
+from poolwarden.wire.dsn_fields import ses_json
 
 __all__ = ["FEEDBACK_TYPES", "Complaint", "find_complaints", "parse_complaints"]
 
@@ -143,18 +143,8 @@ def _from_ses(texts: list[str]) -> list[Complaint]:
     for text in texts:
         if "Complaint" not in text:
             continue
-        start = text.find("{")
-        if start < 0:
-            continue
-        text = re.sub(r"!\r?\n ", "", text)
-        try:
-            data = json.JSONDecoder().raw_decode(text[start:])[0]
-        except ValueError:
-            continue
-        if isinstance(data, dict) and isinstance(data.get("Message"), str):
-            with contextlib.suppress(ValueError):
-                data = json.loads(data["Message"])
-        if not isinstance(data, dict):
+        data = ses_json(text)
+        if data is None:
             continue
         kind = data.get("notificationType") or data.get("eventType")
         body = data.get("complaint")

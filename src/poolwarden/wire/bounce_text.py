@@ -13,12 +13,10 @@ Addresses found here are display data only (RELIABILITY B4/B5).
 
 from __future__ import annotations
 
-import contextlib
-import json
 import re
 
 from poolwarden.wire.bounce_classify import find_reply_code, find_status
-from poolwarden.wire.dsn_fields import ADDR, Candidate, clean_address, typed
+from poolwarden.wire.dsn_fields import ADDR, Candidate, clean_address, ses_json, typed
 
 __all__ = [
     "complete_reply",
@@ -198,18 +196,10 @@ def remote_from_text(text: str) -> str:
 def from_ses(texts: list[str]) -> tuple[str, list[Candidate]] | None:
     """("bounce" | "delivered", candidates) from an SES notification in the texts, else None."""
     for text in texts:
-        start = text.find("{")
-        if start < 0 or ('"notificationType"' not in text and '"Type"' not in text):
+        if '"notificationType"' not in text and '"Type"' not in text:
             continue
-        text = re.sub(r"!\r?\n ", "", text)
-        try:
-            data = json.JSONDecoder().raw_decode(text[start:])[0]
-        except ValueError:
-            continue
-        if isinstance(data, dict) and isinstance(data.get("Message"), str):
-            with contextlib.suppress(ValueError):
-                data = json.loads(data["Message"])
-        if not isinstance(data, dict):
+        data = ses_json(text)
+        if data is None:
             continue
         kind = str(data.get("notificationType") or data.get("eventType") or "")
         if kind == "Bounce" and isinstance(data.get("bounce"), dict):

@@ -12,8 +12,11 @@ classifies, and never does I/O. Addresses found here are display data only
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from poolwarden.wire.bounce_classify import find_status
 
@@ -114,3 +117,19 @@ def from_dsn(texts: list[str]) -> tuple[list[Candidate], str]:
                 remote_mta=typed(block.get("remote-mta", ""))[1],
             ))
     return cands, reporting
+
+
+def ses_json(text: str) -> dict[str, Any] | None:
+    """The Amazon SES notification JSON in a body (unwrapped from an SNS envelope), if any."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    text = re.sub(r"!\r?\n ", "", text)
+    try:
+        data = json.JSONDecoder().raw_decode(text[start:])[0]
+    except ValueError:
+        return None
+    if isinstance(data, dict) and isinstance(data.get("Message"), str):
+        with contextlib.suppress(ValueError):
+            data = json.loads(data["Message"])
+    return data if isinstance(data, dict) else None

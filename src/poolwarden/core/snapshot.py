@@ -10,7 +10,7 @@ tenants, which keeps 100,000 tenants cheap. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -24,6 +24,7 @@ from poolwarden.core.model import (
     Tier,
 )
 from poolwarden.core.providers import ProviderIndex
+from poolwarden.core.shaping import EMPTY_RESTRICTIONS, Restriction, RestrictionIndex
 
 SNAPSHOT_FORMAT = 1
 
@@ -109,6 +110,8 @@ class Snapshot:
     pools: Mapping[str, Pool]
     format: int = SNAPSHOT_FORMAT
     notes: tuple[str, ...] = field(default=())
+    # reaction-rule limits (core.shaping), honoured by decide()
+    restrictions: RestrictionIndex = EMPTY_RESTRICTIONS
 
 
 class _RouteFactory:
@@ -148,7 +151,8 @@ class _RouteFactory:
 def build_snapshot(inventory: Inventory, *, tiers: Mapping[str, Tier],
                    dedicated_advised: Mapping[str, bool], settings: RoutingSettings,
                    version: int, built_at: float,
-                   learned_providers: Mapping[str, str] | None = None) -> Snapshot:
+                   learned_providers: Mapping[str, str] | None = None,
+                   restrictions: Iterable[Restriction] = ()) -> Snapshot:
     """Resolve every tenant's plan and tier into routes."""
     providers = ProviderIndex(inventory.providers, learned_providers)
     ips = {ip.address: ip for ip in inventory.ips}
@@ -175,7 +179,8 @@ def build_snapshot(inventory: Inventory, *, tiers: Mapping[str, Tier],
             by_client[address] = tenant.name
     return Snapshot(version=version, built_at=built_at, providers=providers, tenants=tenants,
                     by_sasl=by_sasl, by_domain=by_domain, by_client=by_client,
-                    settings=settings, ips=ips, pools=pools)
+                    settings=settings, ips=ips, pools=pools,
+                    restrictions=RestrictionIndex.build(restrictions, now=built_at))
 
 
 def _shared(tenant: Tenant, tier: Tier, shared_for: Mapping[Tier, Pool],

@@ -9,16 +9,18 @@ say the same per tenant and per IP.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import load_config_text
+from poolwarden.core.events import Event
 from poolwarden.core.reputation import ALL_PROVIDERS, Scope
 from poolwarden.ports import DecisionRow
 from poolwarden.services.ingest_pipeline import pick_decision
-from poolwarden.services.ingestd import Ingestd
+from poolwarden.services.ingestd import Ingestd, import_logs
 from poolwarden.wire.postfix_correlate import Delivery, MessageInfo
 from tests.ingest.conftest import read_events
 from tests.ingest.loggen import config_toml, generate, observed
@@ -101,3 +103,50 @@ def test_the_decision_is_the_newest_of_this_node_within_the_queue_lifetime() -> 
     mine = row(9_970.0, tenant="mine")
     other = row(9_985.0, tenant="other", recipient="carol@example.net")
     assert pick_decision([mine, other], d) == mine
+
+
+def test_on_batch_pairs_each_new_event_with_its_delivery(tmp_path: Path) -> None:
+    """The per-batch callback gets every newly stored event once, next to the delivery it
+    came from (reply text, DSN, egress IP); a failing callback is counted, and ingestion
+    and the stored position go on."""
+    url = f"sqlite:///{tmp_path / 'pw.db'}"
+    config = load_config_text(config_toml(url), file=str(tmp_path / "pw.toml"))
+    store = open_store(url)
+    try:
+        log = generate(11, 300, fmt="iso")
+        store.add_decisions(log.decisions)
+        path = tmp_path / "mail.log"
+        path.write_text("".join(log.lines))
+        seen: list[tuple[Delivery, Event]] = []
+        calls = 0
+
+        def on_batch(deliveries: Sequence[Delivery], events: Sequence[Event]) -> None:
+            nonlocal calls
+            calls += 1
+            assert len(deliveries) == len(events)
+            seen.extend(zip(deliveries, events, strict=True))
+            if calls == 2:
+                raise RuntimeError("a bug in the callback")
+
+        ingestd = Ingestd(config, store, [path], batch_lines=200, chunk_bytes=4096,
+                          on_batch=on_batch)
+        metrics = ingestd.run_once()
+        assert calls >= 3 and metrics.callback_errors == 1
+        stored = read_events(store)
+        assert sorted(e.key for _, e in seen) == sorted(e.key for e in stored)
+        assert observed([e for _, e in seen]) == log.truth()
+        for d, e in seen:
+            assert d.key == e.key and d.time == e.time
+            if e.kind.value == "deferred":
+                assert d.status == "deferred" and d.reply and d.dsn and d.dsn.startswith("4")
+            if d.egress_ip is not None:
+                assert e.ip == d.egress_ip
+        # the position moved past every batch, the failing one included: nothing again
+        seen.clear()
+        again = Ingestd(config, store, [path], batch_lines=400, on_batch=on_batch)
+        assert again.run_once().events_stored == 0 and seen == []
+        # an import of the same log: every event a duplicate, so no callback
+        assert import_logs(config, store, [path], on_batch=on_batch).metrics.duplicates > 0
+        assert seen == []
+    finally:
+        store.close()

@@ -24,7 +24,7 @@ from poolwarden.core.events import Event, EventKind
 from poolwarden.core.model import OTHER_PROVIDER
 from poolwarden.core.policy import RouteRequest, resolve_tenant
 from poolwarden.core.snapshot import Snapshot
-from poolwarden.ports import DecisionRow, Store
+from poolwarden.ports import AddResult, DecisionRow, Store
 from poolwarden.wire.bounce_classify import classify
 from poolwarden.wire.postfix_correlate import Correlator, Delivery
 from poolwarden.wire.postfix_log import LogParser
@@ -41,6 +41,10 @@ _KIND_OF_STATUS = {"sent": EventKind.DELIVERED, "deferred": EventKind.DEFERRED,
 _NOISE = re.compile(r"[^\s<>\"'()\[\],;]+@[^\s<>\"'()\[\],;]+|\[[0-9A-Fa-f.:]+\]"
                     r"|\b(?=[\w.-]*\d)[\w.-]{10,}")
 Hook = Callable[[str], None]
+# ``on_batch(deliveries, events)``: after a batch is committed, the events it newly stored
+# and, at the same index, the delivery each was made from (``deliveries[i].key ==
+# events[i].key``): the raw reply, DSN and egress IP next to tenant and provider.
+BatchCallback = Callable[[Sequence[Delivery], Sequence[Event]], None]
 
 
 @dataclass(slots=True)
@@ -63,6 +67,7 @@ class IngestMetrics:
     truncations: int = 0
     commits: int = 0
     errors: int = 0
+    callback_errors: int = 0  # ``on_batch`` calls that raised (logged; ingestion goes on)
     lag_bytes: int = 0
     gap_records: deque[Gap] = field(default_factory=lambda: deque(maxlen=1000))
 
@@ -205,12 +210,17 @@ class DeliveryMapper:
         self._cleaned: dict[str, str | None] = {}  # domains, IPs: few distinct values
 
     def events(self, deliveries: Iterable[Delivery],
-               decisions: dict[str, list[DecisionRow]]) -> list[Event]:
+               decisions: dict[str, list[DecisionRow]],
+               sources: list[Delivery] | None = None) -> list[Event]:
+        """The events of ``deliveries`` (those to store). With ``sources``, the delivery
+        each event came from is appended to it: ``sources[i]`` made ``events[i]``."""
         out: list[Event] = []
         for d in deliveries:
             event = self._event(d, decisions.get(d.queue_id))
             if event is not None:
                 out.append(event)
+                if sources is not None:
+                    sources.append(d)
         return out
 
     def _event(self, d: Delivery, rows: list[DecisionRow] | None) -> Event | None:
@@ -328,3 +338,27 @@ def lookup_decisions(store: Store, deliveries: Sequence[Delivery]
         if row.queue_id is not None:
             by_id.setdefault(row.queue_id, []).append(row)
     return by_id
+
+
+def notify_batch(on_batch: BatchCallback, result: AddResult, sources: Sequence[Delivery],
+                 events: Sequence[Event], metrics: IngestMetrics) -> None:
+    """Call ``on_batch`` with the newly stored events of a committed batch, each paired
+    with its delivery (``sources[i]`` made ``events[i]``); duplicates (stored by an earlier
+    batch, which reported them) are left out. An error is logged and counted, never
+    raised: ingestion and the stored position go on whatever the callback does."""
+    added = result.added_events
+    if len(added) == len(events):
+        paired_d, paired_e = sources, events
+    else:
+        by_key = {ev.key: d for d, ev in zip(sources, events, strict=True)}
+        paired_e = [ev for ev in added if ev.key in by_key]
+        paired_d = [by_key[ev.key] for ev in paired_e]
+    if not paired_e:
+        return
+    try:
+        on_batch(paired_d, paired_e)
+    except Exception:  # the callback's bug must not stop ingestion
+        metrics.callback_errors += 1
+        if metrics.callback_errors <= 10 or metrics.callback_errors % 1000 == 0:
+            log.exception("ingest: the on_batch callback failed (%d failures so far); "
+                          "the batch is stored, ingestion goes on", metrics.callback_errors)

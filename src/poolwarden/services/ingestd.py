@@ -8,6 +8,16 @@ events together with the read position in ONE transaction
 ``import_logs`` is the one-off import of archives (plain or .gz) behind
 ``poolwarden ingest log``.
 
+**Per-batch callback.** ``on_batch(deliveries, events)`` (both ``Ingestd`` and
+``import_logs``) is called after a batch of events and its checkpoint are committed,
+with the events that batch newly stored and, at the same index, the ``Delivery`` each
+was made from (``deliveries[i].key == events[i].key``: reply text, DSN, relay, egress IP
+next to the event's tenant and provider). It runs on the thread that stored the batch
+(the worker thread when ``pipelined``), in batch order. An exception it raises is logged
+and counted (``metrics.callback_errors``), never stops ingestion. Delivery to it is at
+most once: a crash between the commit and the call, or a duplicate (stored earlier),
+is not passed again. Without a callback nothing extra is built.
+
 **Exactly once.** The stored position never runs ahead of the stored events (one
 transaction), and every event's key is the delivery's idempotency key (host, queue id,
 recipient, status, the line's time, repeat counter: ``Delivery.key``), so whatever is
@@ -82,14 +92,17 @@ from poolwarden.core.events import Event
 from poolwarden.core.snapshot import Snapshot
 from poolwarden.ports import AddResult, Checkpoint, Store
 from poolwarden.services.ingest_pipeline import (
+    BatchCallback,
     DeliveryMapper,
     Hook,
     IngestMetrics,
     Pipeline,
     lookup_decisions,
+    notify_batch,
     parser_at,
     parser_state,
 )
+from poolwarden.wire.postfix_correlate import Delivery
 from poolwarden.wire.postfix_log import LogParser
 
 log = logging.getLogger("poolwarden.ingestd")
@@ -178,7 +191,8 @@ class Ingestd:
                  clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic,
                  hook: Hook | None = None, on_added: Callable[[AddResult], None] | None = None,
-                 snapshot: Snapshot | None = None, pipelined: bool = False) -> None:
+                 snapshot: Snapshot | None = None, pipelined: bool = False,
+                 on_batch: BatchCallback | None = None) -> None:
         if snapshot is None:
             from poolwarden.services.engine import Engine
 
@@ -196,6 +210,7 @@ class Ingestd:
         self._clock = clock
         self._hook = hook
         self._on_added = on_added
+        self._on_batch = on_batch
         self.sources = [_Source(os.fspath(p)) for p in paths]
         self._writer = Writer(threaded=pipelined)
 
@@ -361,7 +376,9 @@ class Ingestd:
         assert src.pipeline is not None
         deliveries = src.pipeline.take()
         self.metrics.deliveries += len(deliveries)
-        events = self.mapper.events(deliveries, lookup_decisions(self.store, deliveries))
+        sources: list[Delivery] | None = [] if self._on_batch is not None else None
+        events = self.mapper.events(deliveries, lookup_decisions(self.store, deliveries),
+                                    sources)
         checkpoint = None
         if src.cur is not None:
             resume_fp, resume_offset, year, month = self._resume(src)
@@ -374,9 +391,10 @@ class Ingestd:
         self._hook_at("parsed")
         src.lines = 0
         src.dirty = False
-        self._writer.submit(functools.partial(self._store, src, events, checkpoint))
+        self._writer.submit(functools.partial(self._store, src, events, checkpoint, sources))
 
-    def _store(self, src: _Source, events: list[Event], checkpoint: Checkpoint | None) -> None:
+    def _store(self, src: _Source, events: list[Event], checkpoint: Checkpoint | None,
+               sources: list[Delivery] | None = None) -> None:
         result = self.store.add_events_at(events, checkpoint)
         self._hook_at("committed")
         src.checkpoint = checkpoint
@@ -385,6 +403,8 @@ class Ingestd:
         self.metrics.duplicates += result.duplicates
         if self._on_added is not None:
             self._on_added(result)
+        if self._on_batch is not None and sources is not None:
+            notify_batch(self._on_batch, result, sources, events, self.metrics)
         self._hook_at("updated")
 
 
@@ -411,7 +431,8 @@ def _open_archive(path: Path) -> tuple[Any, Any]:
 def import_logs(config: LoadedConfig, store: Store, files: Sequence[Path], *,
                 batch_lines: int = 50_000, progress: Callable[[int], None] | None = None,
                 snapshot: Snapshot | None = None, now: float | None = None,
-                pipelined: bool = False) -> ImportLogsResult:
+                pipelined: bool = False, on_batch: BatchCallback | None = None
+                ) -> ImportLogsResult:
     """Import Postfix log archives (plain or gzip), oldest first (by modification time).
 
     One correlator runs over all of them, so a message spanning two archives keeps its
@@ -436,17 +457,20 @@ def import_logs(config: LoadedConfig, store: Store, files: Sequence[Path], *,
 
     writer = Writer(threaded=pipelined)
 
-    def stored(events: list[Event]) -> None:
+    def stored(events: list[Event], sources: list[Delivery] | None) -> None:
         result = store.add_events_at(events, None)
         metrics.events_stored += result.added
         metrics.duplicates += result.duplicates
         metrics.commits += 1
+        if on_batch is not None and sources is not None:
+            notify_batch(on_batch, result, sources, events, metrics)
 
     def commit() -> None:
         deliveries = pipeline.take()
         metrics.deliveries += len(deliveries)
-        events = mapper.events(deliveries, lookup_decisions(store, deliveries))
-        writer.submit(functools.partial(stored, events))
+        sources: list[Delivery] | None = [] if on_batch is not None else None
+        events = mapper.events(deliveries, lookup_decisions(store, deliveries), sources)
+        writer.submit(functools.partial(stored, events, sources))
 
     try:
         for serial, path in enumerate(ordered, start=1):

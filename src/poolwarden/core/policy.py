@@ -14,6 +14,8 @@ from __future__ import annotations
 import zlib
 from typing import NamedTuple, Protocol
 
+from poolwarden.core.caps import OVERFLOW_DEFER, Cap, CapCounter
+from poolwarden.core.shaping import RestrictionKind
 from poolwarden.core.snapshot import (
     Action,
     Decision,
@@ -22,6 +24,8 @@ from poolwarden.core.snapshot import (
     TenantEntry,
     TenantLookup,
 )
+
+_NO_COUNTS = CapCounter()
 
 
 class RandomSource(Protocol):
@@ -88,16 +92,18 @@ def _unknown(request: RouteRequest, snapshot: Snapshot) -> Decision:
 
 
 def decide(request: RouteRequest, snapshot: Snapshot, now: float,
-           rng: RandomSource | None = None) -> Decision:
-    """Route one recipient of one message."""
+           rng: RandomSource | None = None, counts: CapCounter | None = None) -> Decision:
+    """Route one recipient of one message; ``counts`` are today's routed recipients
+    (the agent's counter) that daily caps are checked against (none: zero)."""
     tenant = resolve_tenant(request, snapshot)
     if tenant is None:
         return _unknown(request, snapshot)
-    return decide_for(snapshot.tenants[tenant], request, snapshot, rng)
+    return decide_for(snapshot.tenants[tenant], request, snapshot, rng, counts, now)
 
 
 def decide_for(entry: TenantEntry, request: RouteRequest, snapshot: Snapshot,
-               rng: RandomSource | None = None) -> Decision:
+               rng: RandomSource | None = None, counts: CapCounter | None = None,
+               now: float = 0.0) -> Decision:
     """Route one recipient for an already identified tenant."""
     if entry.fixed is not None:
         return entry.fixed
@@ -114,6 +120,9 @@ def decide_for(entry: TenantEntry, request: RouteRequest, snapshot: Snapshot,
         sender_domain = _domain_of(request.sender)
         if sender_domain and sender_domain in entry.private_domains:
             route = entry.private_route
+    if snapshot.limited:
+        return _limited(entry, request, snapshot, route, provider, rng,
+                        counts or _NO_COUNTS, now)
     if route.fixed is not None:
         return route.fixed
     choices = route.by_provider[provider]
@@ -122,3 +131,108 @@ def decide_for(entry: TenantEntry, request: RouteRequest, snapshot: Snapshot,
     if rng is not None:
         return choices[rng.randrange(len(choices))]
     return choices[zlib.crc32(request.recipient.encode()) % len(choices)]
+
+
+def _index(request: RouteRequest, size: int, rng: RandomSource | None) -> int:
+    if size == 1:
+        return 0
+    if rng is not None:
+        return rng.randrange(size)
+    return zlib.crc32(request.recipient.encode()) % size
+
+
+def _exhausted(cap: Cap | None, count: int, now: float) -> Cap | None:
+    """The cap in force when ``count`` has reached it, else None."""
+    if cap is None:
+        return None
+    live = cap.at(now)
+    return live if live is not None and count >= live.limit else None
+
+
+def _limited(entry: TenantEntry, request: RouteRequest, snapshot: Snapshot, route: Route,
+             provider: str, rng: RandomSource | None, counts: CapCounter,
+             now: float) -> Decision:
+    """The decision under daily caps and reaction-rule restrictions (core.caps)."""
+    limits = snapshot.limits
+    key = (entry.name, provider)
+    for rule in limits.tenant_rules.get(key, ()):
+        r = rule.restriction
+        if r.until <= now:
+            continue
+        if r.kind is RestrictionKind.PAUSE:
+            return Decision(Action.DEFER, None, route.pool,
+                            f"{entry.name} → {provider} paused by reaction rule '{r.rule}': "
+                            f"{r.why}; deferred, the mail stays queued",
+                            f"restriction:pause:{r.rule}", entry.tier, entry.plan, provider)
+        if r.kind is RestrictionKind.REROUTE and isinstance(rule.route, Route):
+            route = rule.route
+            break
+    if route.fixed is not None:
+        return route.fixed
+    choices = route.by_provider[provider]
+    start = _index(request, len(choices), rng)
+    decision = choices[start]
+    cap = _exhausted(limits.tenant_caps.get(key), counts.tenants.get(key, 0), now)
+    if cap is not None:  # the cap is on the tenant: no other route would be under it
+        return Decision(Action.DEFER, None, route.pool,
+                        f"{entry.name} → {provider}: {cap.why}: "
+                        f"{counts.tenants.get(key, 0):,} of {cap.limit:,} sent today; "
+                        "deferred, the mail stays queued", cap.rule, entry.tier, entry.plan,
+                        provider)
+    if limits.domain_caps:
+        domain = _domain_of(request.sender)
+        count = counts.domains.get((domain, provider), 0)
+        cap = _exhausted(limits.domain_caps.get((domain, provider)), count, now)
+        if cap is not None:
+            return _overflow(entry, route, provider, snapshot, counts, now, request, rng,
+                             f"{cap.why}: {count:,} of {cap.limit:,} sent today", cap.rule)
+    ip_caps = limits.ip_caps
+    if not ip_caps:
+        return decision
+    count = counts.ips.get((decision.ip or "", provider), 0)
+    cap = _exhausted(ip_caps.get((decision.ip or "", provider)), count, now)
+    if cap is None:
+        return decision
+    for step in range(1, len(choices)):  # the route's other IPs first
+        other = choices[(start + step) % len(choices)]
+        ip = other.ip or ""
+        if _exhausted(ip_caps.get((ip, provider)), counts.ips.get((ip, provider), 0),
+                      now) is None:
+            return other
+    return _overflow(entry, route, provider, snapshot, counts, now, request, rng,
+                     f"{cap.why}: {count:,} of {cap.limit:,} sent today", cap.rule)
+
+
+def _overflow(entry: TenantEntry, route: Route, provider: str, snapshot: Snapshot,
+              counts: CapCounter, now: float, request: RouteRequest,
+              rng: RandomSource | None, why: str, rule: str) -> Decision:
+    """A capped route's mail: to the tenant's overflow route, else DEFER (fail safe)."""
+    setting = snapshot.limits.overflow.get(entry.name, "shared")
+    target = entry.overflow
+    if setting == OVERFLOW_DEFER or target is None:
+        return Decision(Action.DEFER, None, route.pool,
+                        f"{why}; warmup_overflow = {setting}: deferred, the mail stays queued",
+                        rule.replace("warmup:cap", "warmup:defer"), entry.tier, entry.plan,
+                        provider)
+    if target.fixed is not None or target.pool == route.pool:
+        return Decision(Action.DEFER, None, route.pool,
+                        f"{why}; no other route to overflow to: deferred, the mail stays "
+                        "queued", rule.replace("warmup:cap", "warmup:defer"), entry.tier,
+                        entry.plan, provider)
+    choices = target.by_provider[provider]
+    start = _index(request, len(choices), rng)
+    ip_caps = snapshot.limits.ip_caps
+    for step in range(len(choices)):
+        other = choices[(start + step) % len(choices)]
+        ip = other.ip or ""
+        if _exhausted(ip_caps.get((ip, provider)), counts.ips.get((ip, provider), 0),
+                      now) is None:
+            return Decision(Action.ROUTE, other.ip, other.pool,
+                            f"{why} → overflow (warmup_overflow = shared): {other.reason}",
+                            rule.replace("warmup:cap", "warmup:overflow"), entry.tier,
+                            entry.plan, provider)
+    return Decision(Action.DEFER, None, target.pool,
+                    f"{why}, and every IP of the overflow pool '{target.pool}' is at its cap "
+                    "too: deferred, the mail stays queued",
+                    rule.replace("warmup:cap", "warmup:defer"), entry.tier, entry.plan,
+                    provider)

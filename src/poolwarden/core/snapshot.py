@@ -11,9 +11,17 @@ tenants, which keeps 100,000 tenants cheap. Pure.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from poolwarden.core.caps import (
+    EMPTY_PLAN,
+    NO_LIMITS,
+    OVERFLOW_DEFER,
+    CapPlan,
+    Limits,
+    fold_restrictions,
+)
 from poolwarden.core.model import (
     EgressIp,
     Inventory,
@@ -94,6 +102,9 @@ class TenantEntry:
     # suspended tenants: the routes their held mail takes once released (tier risky, the
     # tier a suspension recovers to), so held mail carries a route and -H keeps it
     release: TenantEntry | None = None
+    # where mail goes when the tenant's warm-up (or restricted) IP is at its cap today: the
+    # shared pool for its tier (warmup_overflow = shared); None defers it
+    overflow: Route | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +123,10 @@ class Snapshot:
     notes: tuple[str, ...] = field(default=())
     # reaction-rule limits (core.shaping), honoured by decide()
     restrictions: RestrictionIndex = EMPTY_RESTRICTIONS
+    # daily caps and tenant restrictions (core.caps); ``limited`` is False when there are
+    # none, so decide() pays one attribute test for them
+    limits: Limits = NO_LIMITS
+    limited: bool = False
 
 
 class _RouteFactory:
@@ -152,8 +167,9 @@ def build_snapshot(inventory: Inventory, *, tiers: Mapping[str, Tier],
                    dedicated_advised: Mapping[str, bool], settings: RoutingSettings,
                    version: int, built_at: float,
                    learned_providers: Mapping[str, str] | None = None,
-                   restrictions: Iterable[Restriction] = ()) -> Snapshot:
-    """Resolve every tenant's plan and tier into routes."""
+                   restrictions: Iterable[Restriction] = (),
+                   caps: CapPlan = EMPTY_PLAN) -> Snapshot:
+    """Resolve every tenant's plan and tier into routes; fold in warm-up caps and restrictions."""
     providers = ProviderIndex(inventory.providers, learned_providers)
     ips = {ip.address: ip for ip in inventory.ips}
     pools = {pool.name: pool for pool in inventory.pools}
@@ -177,10 +193,46 @@ def build_snapshot(inventory: Inventory, *, tiers: Mapping[str, Tier],
             by_domain[domain.lower()] = tenant.name
         for address in tenant.client_addresses:
             by_client[address] = tenant.name
+    index = RestrictionIndex.build(restrictions, now=built_at)
+    limits = NO_LIMITS
+    if index.all or caps.ip_caps or caps.domain_caps:
+        limits = _limits(inventory, tenants, shared_for, factory, caps, index, pools)
     return Snapshot(version=version, built_at=built_at, providers=providers, tenants=tenants,
                     by_sasl=by_sasl, by_domain=by_domain, by_client=by_client,
-                    settings=settings, ips=ips, pools=pools,
-                    restrictions=RestrictionIndex.build(restrictions, now=built_at))
+                    settings=settings, ips=ips, pools=pools, restrictions=index,
+                    limits=limits, limited=limits.any)
+
+
+def _limits(inventory: Inventory, tenants: dict[str, TenantEntry],
+            shared_for: Mapping[Tier, Pool], factory: _RouteFactory, caps: CapPlan,
+            index: RestrictionIndex, pools: Mapping[str, Pool]) -> Limits:
+    """Give tenants on their own IPs an overflow route and build the REROUTE routes."""
+    by_name = {t.name: t for t in inventory.tenants}
+    for name, entry in list(tenants.items()):
+        tenant = by_name[name]
+        if (entry.fixed is not None or not tenant.dedicated_ips
+                or caps.overflow.get(name) == OVERFLOW_DEFER):
+            continue
+        overflow = _shared(tenant, entry.tier, shared_for, factory,
+                           f"plan {tenant.plan.value}, tier {entry.tier.value}: overflow")
+        tenants[name] = replace(entry, overflow=overflow)
+    routes: dict[tuple[str, str], object] = {}
+    for r in index.all:
+        if r.tenant is None or r.pool is None or r.tenant not in tenants:
+            continue
+        entry = tenants[r.tenant]
+        pool = pools.get(r.pool)
+        why = f"rerouted by reaction rule '{r.rule}': {r.why}"
+        if pool is None:
+            routes[(r.tenant, r.pool)] = factory.fixed(Decision(
+                Action.DEFER, None, r.pool, f"{why}, but there is no pool '{r.pool}'; "
+                "deferring", f"restriction:reroute:{r.rule}", entry.tier, entry.plan))
+            continue
+        routes[(r.tenant, r.pool)] = factory.to_ips(
+            key=("reroute", r.pool, r.rule, entry.tier, entry.plan), pool=pool.name,
+            ips=pool.ips, rule=f"restriction:reroute:{r.rule}",
+            reason=f"{why} → pool '{pool.name}'", tier=entry.tier, plan=entry.plan)
+    return fold_restrictions(caps, index.all, routes)
 
 
 def _shared(tenant: Tenant, tier: Tier, shared_for: Mapping[Tier, Pool],

@@ -19,11 +19,13 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from poolwarden.config.locate import index_lines, line_for
+from poolwarden.config.reaction_rules import resolve_rules
 from poolwarden.config.schema import PoolwardenSettings, ProviderSettings
 from poolwarden.core.errors import ConfigError
 from poolwarden.core.inventory import canonical_ip, validate_inventory
 from poolwarden.core.model import EgressIp, Inventory, Pool, Provider, Tenant
 from poolwarden.core.providers import DEFAULT_PROVIDERS
+from poolwarden.core.reaction import Rule
 from poolwarden.core.thresholds import Thresholds, validate_thresholds
 
 DEFAULT_DB_NAME = "poolwarden.db"
@@ -39,6 +41,7 @@ class LoadedConfig:
     inventory: Inventory
     thresholds: Thresholds
     store_url: str
+    reaction_rules: tuple[Rule, ...] = ()  # built-in and [reaction] rule_files, validated
 
 
 def load_config(path: str | Path) -> LoadedConfig:
@@ -86,8 +89,15 @@ def load_config_text(text: str, *, file: str) -> LoadedConfig:
     if problems:
         raise _combined(file, problems)
     inventory = _inventory(settings, _merge_providers(declared.providers))
+    reaction = settings.reaction
+    rules = resolve_rules(builtin=reaction.builtin_rules, files=reaction.rule_files,
+                          disable=reaction.disable, base=Path(file).absolute().parent,
+                          providers=[p.name for p in inventory.providers] + ["other"],
+                          pools=[p.name for p in inventory.pools], config_file=file,
+                          index=index)
     return LoadedConfig(Path(file), settings, inventory, thresholds,
-                        resolve_store_url(settings.store.url, Path(file).absolute().parent))
+                        resolve_store_url(settings.store.url, Path(file).absolute().parent),
+                        reaction_rules=rules)
 
 
 Located = tuple[int | None, str, str]  # line, dotted field, message

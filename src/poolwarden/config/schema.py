@@ -200,6 +200,21 @@ else:
                                      __doc__=_THRESHOLDS_DOC, **_threshold_fields())
 
 
+class ReactionSettings(Section):
+    """Reaction rules: provider replies that pause, cap or reroute traffic automatically."""
+
+    builtin_rules: bool = Field(
+        True, strict=True, description="Use poolwarden's built-in rules for Google, "
+        "Microsoft, Yahoo/AOL and generic reputation deferrals (see poolwarden validate "
+        "--rules). A rule in rule_files with the same name replaces the built-in one.")
+    rule_files: tuple[str, ...] = Field(
+        (), description="Reaction rule files (TOML, [[rules]] tables), relative to the "
+        "configuration file's directory, loaded after the built-in rules in this order. "
+        "Checked by poolwarden validate; a bad file on SIGHUP keeps the running rules.")
+    disable: tuple[str, ...] = Field(
+        (), description="Names of rules (built-in or from rule_files) not to use.")
+
+
 class IpSettings(Section):
     """One egress IP address the MTA can send from."""
 
@@ -276,6 +291,8 @@ class PoolwardenSettings(Section):
                                        description=FeedbackSettings.__doc__ or "")
     traps: TrapSettings = Field(default_factory=TrapSettings,
                                 description=TrapSettings.__doc__ or "")
+    reaction: ReactionSettings = Field(default_factory=ReactionSettings,
+                                       description=ReactionSettings.__doc__ or "")
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings,
                                           description=_THRESHOLDS_DOC)
     ips: tuple[IpSettings, ...] = Field((), description=IpSettings.__doc__ or "")

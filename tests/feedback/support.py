@@ -26,6 +26,7 @@ FEEDBACK_SECTION = f"""
 verp_secrets = ["{SECRET.decode()}", "{OLD_SECRET.decode()}"]
 verp_domain = "{VERP_DOMAIN}"
 fbl_sources = ["fbl.example.org", "staff@hotmail.com"]
+fbl_require_dkim = false  # the From allowlist on its own; DKIM: test_dkim.py
 local_reporting_mtas = ["mta.example.net"]
 max_message_bytes = 1048576
 max_events_per_message = 5

@@ -8,6 +8,7 @@ threshold is never declared twice. ``iter_settings`` lists every setting for
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import types
@@ -134,8 +135,22 @@ class FeedbackSettings(Section):
         (), description="Senders whose complaint reports (ARF, JMRP) are trusted: addresses "
         "(staff@hotmail.com) or domains (feedback.yahoo.com, which covers subdomains), matched "
         "against the envelope sender and the From address. A complaint from anyone else is "
-        "stored as untrusted and moves no tenant. DKIM is not verified yet: this list is the "
-        "gate.")
+        "stored as untrusted and moves no tenant. With fbl_require_dkim, list the domain that "
+        "signs the reports (DKIM d=): a From address is easy to forge, the signature is not.")
+    fbl_require_dkim: bool = Field(
+        True, strict=True, description="Trust a complaint only when it also carries a valid "
+        "DKIM signature whose signing domain (d=) is the matching fbl_sources entry's domain "
+        "or a subdomain of it. A complaint whose signature is missing, does not verify or is "
+        "by another domain is stored as untrusted with that reason. A DNS failure while "
+        "fetching the key stores nothing: the LMTP listener answers 451 (Postfix retries) and "
+        "poolwarden ingest mail reports the file as unreadable. Turn off only for an FBL that "
+        "does not sign its reports: the From allowlist is then the only gate.")
+    dkim_nameservers: tuple[str, ...] = Field(
+        (), description="DNS servers asked for DKIM keys, as IP or IP:PORT. Unset: the "
+        "system resolver (/etc/resolv.conf).")
+    dkim_timeout: float = Field(
+        5.0, gt=0, le=60, description="Seconds one DKIM key lookup may take before it counts "
+        "as a temporary failure.")
     local_reporting_mtas: tuple[str, ...] = Field(
         (), description="Host names of our own MTAs (their Reporting-MTA in DSNs). Their "
         "bounces are stored as trusted feedback but add no events: the log ingester already "
@@ -158,6 +173,49 @@ class FeedbackSettings(Section):
         if not _LISTEN.fullmatch(value):
             raise ValueError("must be tcp:HOST:PORT or unix:/PATH")
         return value
+
+    @field_validator("dkim_nameservers")
+    @classmethod
+    def _nameserver_form(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            if nameserver_address(entry) is None:
+                raise ValueError(f"{entry!r} is not an IP address or IP:PORT ([IPv6]:PORT)")
+        return value
+
+
+def nameserver_address(text: str) -> tuple[str, int] | None:
+    """``(ip, port)`` of ``IP``, ``IP:PORT``, ``IPv6`` or ``[IPv6]:PORT``; None if neither."""
+    host, port = text.strip(), 53
+    match = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d{1,5})|([0-9.]+):(\d{1,5})", host)
+    if match:
+        host = match.group(1) or match.group(3)
+        port = int(match.group(2) or match.group(4))
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return (host, port) if 0 < port < 65536 else None
+
+
+class IngestSettings(Section):
+    """Outcome ingestion inside poolwarden serve: Postfix logs followed, feedback LMTP."""
+
+    logs: tuple[str, ...] = Field(
+        (), description="Postfix log files poolwarden serve follows (maillog_file or syslog), "
+        "exactly once across restarts and rotation, like poolwarden ingest log. Relative "
+        "paths are resolved against the configuration file's directory. Empty: no log is "
+        "followed. Changes take effect at the next start, not on SIGHUP.")
+    poll_interval: float = Field(
+        0.5, gt=0, le=60, description="Seconds between two reads of the followed logs.")
+    lmtp: bool = Field(
+        False, strict=True, description="Run the feedback LMTP listener (feedback.lmtp_listen) "
+        "inside poolwarden serve, instead of poolwarden ingest lmtp. Changes take effect at "
+        "the next start.")
+    retry_interval: float = Field(
+        30.0, gt=0, le=3600, description="Seconds before poolwarden serve tries again to start "
+        "a log follower or the LMTP listener that could not start (store unreachable, address "
+        "in use); routing goes on meanwhile.")
+
 
 
 class TrapSettings(Section):
@@ -289,6 +347,8 @@ class PoolwardenSettings(Section):
                                      description=PolicydSettings.__doc__ or "")
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings,
                                        description=FeedbackSettings.__doc__ or "")
+    ingest: IngestSettings = Field(default_factory=IngestSettings,
+                                   description=IngestSettings.__doc__ or "")
     traps: TrapSettings = Field(default_factory=TrapSettings,
                                 description=TrapSettings.__doc__ or "")
     reaction: ReactionSettings = Field(default_factory=ReactionSettings,

@@ -13,9 +13,13 @@ One raw message at a time (from the LMTP listener or ``poolwarden ingest mail``)
    names no configured tenant, or two different valid tokens, attribute nothing.
 3. Trust (B5): a bounce is trusted when it carries a valid token; a complaint also
    needs its sender (From address, and the envelope sender when known) on the
-   ``fbl_sources`` list. DKIM is not verified yet (dkimpy is not a dependency): the
-   allowlist is the gate, so list the FBL senders exactly. Each token may count for at
-   most ``max_events_per_message`` recipients (a recipient replaying a genuine token
+   ``fbl_sources`` list and, with ``fbl_require_dkim`` (the default), a DKIM signature
+   that verifies (``services.dkim_verify``) by the matching entry's domain or a
+   subdomain of it: a From header is forgeable, the FBL's signature is not. A missing,
+   failing or foreign signature makes the complaint untrusted with that reason; a key
+   that cannot be fetched for a temporary reason raises ``DkimTemporaryError`` (nothing
+   stored: the LMTP listener answers 451 and Postfix retries). Each token may count for
+   at most ``max_events_per_message`` recipients (a recipient replaying a genuine token
    cannot bounce its tenant down); the rest is untrusted.
 4. Trusted bounces become HARD_BOUNCE / SOFT_BOUNCE events (delay notices none, DSNs
    of our own MTAs none: the log ingester counts those), trusted abuse/fraud/virus
@@ -54,15 +58,23 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from poolwarden.config.load import LoadedConfig
+from poolwarden.config.schema import nameserver_address
 from poolwarden.core.errors import ConfigError, StoreError
 from poolwarden.core.events import Event, EventKind
 from poolwarden.ports import FeedbackRow
+from poolwarden.services.dkim_verify import (
+    DkimTemporaryError,
+    DkimVerifier,
+    TxtLookup,
+    txt_lookup,
+)
 from poolwarden.services.engine import Engine
 from poolwarden.wire import dsn, verp
 from poolwarden.wire.arf import Complaint
 
 __all__ = [
     "Assessment",
+    "DkimTemporaryError",
     "FeedbackService",
     "FeedbackSettings",
     "MailIngestSummary",
@@ -105,6 +117,9 @@ class FeedbackSettings:
     local_reporting_mtas: frozenset[str] = frozenset()
     max_message_bytes: int = dsn.MAX_BYTES
     max_events_per_message: int = 50
+    require_dkim: bool = True
+    dkim_nameservers: tuple[tuple[str, int], ...] = ()  # () -> the system resolver
+    dkim_timeout: float = 5.0
 
 
 def _secret_problem(secrets: Sequence[bytes]) -> str | None:
@@ -149,6 +164,10 @@ def feedback_settings(config: LoadedConfig) -> FeedbackSettings:
                                        for h in section.local_reporting_mtas if h.strip()),
         max_message_bytes=section.max_message_bytes,
         max_events_per_message=section.max_events_per_message,
+        require_dkim=section.fbl_require_dkim,
+        dkim_nameservers=tuple(a for a in map(nameserver_address, section.dkim_nameservers)
+                               if a is not None),
+        dkim_timeout=section.dkim_timeout,
     )
 
 
@@ -193,15 +212,24 @@ def mailbox(text: str | None) -> str | None:
     return f"{local.lower()}@{domain}"
 
 
-def _source_ok(address: str, sources: Sequence[str]) -> bool:
+def _matching_source(address: str, sources: Sequence[str]) -> str | None:
+    """The first ``fbl_sources`` entry that covers ``address``, or None."""
     domain = address.rpartition("@")[2]
     for entry in sources:
         if "@" in entry:
             if address == entry:
-                return True
+                return entry
         elif domain == entry or domain.endswith("." + entry):
-            return True
-    return False
+            return entry
+    return None
+
+
+def _source_ok(address: str, sources: Sequence[str]) -> bool:
+    return _matching_source(address, sources) is not None
+
+
+def _within(domain: str, parent: str) -> bool:
+    return domain == parent or domain.endswith("." + parent)
 
 
 def _hash(*parts: str) -> str:
@@ -282,10 +310,13 @@ class FeedbackService:
     """Assess and store feedback mail for one engine (one store, one configuration)."""
 
     def __init__(self, engine: Engine, settings: FeedbackSettings, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 dnsfunc: TxtLookup | None = None) -> None:
         self.engine = engine
         self.settings = settings
         self._clock = clock
+        self._dnsfunc = dnsfunc  # None: txt_lookup on the configured servers, made lazily
+        self._dkim: DkimVerifier | None = None
         self.counts: Counter[str] = Counter()  # messages by status since start
         self._alert = _Alert(clock)
         # (tenant, message ref) -> recipients already counted for that token
@@ -298,7 +329,8 @@ class FeedbackService:
     def process(self, raw: bytes, *, source: str, envelope_sender: str | None = None,
                 envelope_recipients: Sequence[str] = (),
                 received_at: float | None = None) -> tuple[Assessment, StoreResult]:
-        """Assess one message and store its rows and events. Raises only ``StoreError``."""
+        """Assess one message and store its rows and events. Raises only ``StoreError``
+        and ``DkimTemporaryError`` (try the message again later)."""
         assessment = self.assess(raw, source=source, envelope_sender=envelope_sender,
                                  envelope_recipients=envelope_recipients,
                                  received_at=received_at)
@@ -348,7 +380,7 @@ class FeedbackService:
             return self._assess(parsed, raw, _headers(raw), source=source, at=at,
                                 identity=identity, envelope_sender=envelope_sender,
                                 envelope_recipients=envelope_recipients)
-        except StoreError:
+        except (StoreError, DkimTemporaryError):
             raise
         except Exception as exc:  # a bug on one message must not stop the next one (B4)
             log.exception("feedback from %s could not be assessed", source)
@@ -386,7 +418,8 @@ class FeedbackService:
             return None, "conflicting VERP tokens"
         return found[0], ""
 
-    def _complaint_sender(self, head: Message, envelope_sender: str | None) -> str:
+    def _complaint_sender(self, head: Message, envelope_sender: str | None,
+                          raw: bytes) -> str:
         """Why the complaint's sender is not trusted ("" when it is)."""
         sources = self.settings.fbl_sources
         froms = _all(head, "From")
@@ -397,7 +430,8 @@ class FeedbackService:
             return "complaint From is not one plain address"
         if not sources:
             return "no FBL source configured"
-        if not _source_ok(sender, sources):
+        entry = _matching_source(sender, sources)
+        if entry is None:
             return f"complaint sender {sender} is not a configured FBL source"
         envelope = envelope_sender if envelope_sender is not None else _header(head,
                                                                                "Return-Path")
@@ -406,7 +440,29 @@ class FeedbackService:
             if address is None or not _source_ok(address, sources):
                 return (f"complaint envelope sender {address or '(unparseable)'} is not a "
                         "configured FBL source")
+        if self.settings.require_dkim:
+            return self._dkim_problem(raw, sender, entry.rpartition("@")[2])
         return ""
+
+    def verifier(self) -> DkimVerifier:
+        if self._dkim is None:
+            timeout = self.settings.dkim_timeout
+            dnsfunc = self._dnsfunc or txt_lookup(self.settings.dkim_nameservers, timeout)
+            self._dkim = DkimVerifier(dnsfunc, timeout=timeout)
+        return self._dkim
+
+    def _dkim_problem(self, raw: bytes, sender: str, source_domain: str) -> str:
+        """Why the complaint's DKIM does not vouch for the FBL source ("" when it does)."""
+        result = self.verifier().verify(raw)
+        if any(_within(d, source_domain) for d in result.valid):
+            return ""
+        prefix = f"complaint from {sender}: DKIM required (fbl_require_dkim): "
+        if not result.signatures:
+            return prefix + "no DKIM signature"
+        if result.valid and not result.failures:
+            return (prefix + f"signed by {', '.join(result.valid)}, not by the FBL source "
+                    f"domain {source_domain}")
+        return (prefix + f"no valid signature by {source_domain} ({result.describe()})")[:1024]
 
     def _reporting_mta(self, raw: bytes) -> str:
         match = _REPORTING_MTA.search(raw)
@@ -456,7 +512,7 @@ class FeedbackService:
             why = f"VERP token names unknown tenant '{token.tenant}'"
             token = None
         if kind == "complaint" and not why:
-            why = self._complaint_sender(head, envelope_sender)
+            why = self._complaint_sender(head, envelope_sender, raw)
         no_events = ""
         if kind == "bounce" and not why and self.settings.local_reporting_mtas:
             mta = self._reporting_mta(raw)
@@ -628,7 +684,12 @@ def ingest_files(service: FeedbackService, files: Iterable[Path], *, batch: int 
                 raw_size=size, received_at=received_at,
                 identity=f"sha256:{hashlib.sha256(raw).hexdigest()}|{size}")
         else:
-            assessment = service.assess(raw, source=str(path), received_at=received_at)
+            try:
+                assessment = service.assess(raw, source=str(path), received_at=received_at)
+            except DkimTemporaryError as exc:  # nothing stored: importing it again will do
+                summary.messages -= 1
+                summary.unreadable.append((str(path), f"{exc}; import it again later"))
+                continue
         setattr(summary, assessment.status, getattr(summary, assessment.status) + 1)
         pending.append(assessment)
         if len(pending) >= batch:

@@ -10,7 +10,8 @@ one reply per accepted recipient after DATA, including when aiosmtpd itself refu
 the data (``552`` over ``max_message_bytes``, ``500`` for an over-long line), which
 it answers only once; those refusals are recorded as ``rejected:`` feedback rows.
 A bad message gets its rejected row and ``250`` (retrying cannot help); only a
-store failure answers ``451`` so that Postfix retries later. One bad message never
+store failure, or a DKIM key that could not be fetched for a temporary reason, answers
+``451`` so that Postfix retries later. One bad message never
 stops the next (RELIABILITY B4). TCP listens on loopback only; a unix socket gets
 mode 0660 and group postfix. Replies carry only our own vocabulary, never text
 from the message.
@@ -34,7 +35,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from poolwarden.core.errors import StoreError
-from poolwarden.services.feedback import FeedbackService
+from poolwarden.services.feedback import DkimTemporaryError, FeedbackService
 from poolwarden.services.listeners import Listen, open_listeners
 
 __all__ = ["MAX_RECIPIENTS", "LmtpServer", "parse_listen"]
@@ -162,6 +163,9 @@ class LmtpServer:
         except StoreError as exc:
             log.error("feedback not stored, asking the client to retry: %s", exc)
             return self._count("451 4.3.0 Feedback store unavailable, try again later")
+        except DkimTemporaryError as exc:
+            log.warning("feedback deferred, asking the client to retry: %s", exc)
+            return self._count("451 4.4.3 DKIM key lookup failed, try again later")
         except Exception:
             log.exception("feedback processing failed, asking the client to retry")
             return self._count("451 4.3.0 Internal error, try again later")

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from poolwarden.core.events import Event
 from poolwarden.core.model import TenantStanding
+from poolwarden.core.reaction import Activation
 from poolwarden.core.reputation import Counts, Scope
 from poolwarden.core.tiers import TierMove
 
@@ -191,6 +192,20 @@ class Store(Protocol):
                                 ) -> list[DecisionRow]:
         """The decisions bound to any of ``queue_ids`` and made at or after ``since``
         (in no particular order): one query for a batch of log lines."""
+        ...
+
+    def add_reaction_activations(self, rows: Sequence[Activation], *, recorded_at: float
+                                 ) -> list[Activation]:
+        """Store reaction-rule activations idempotently (by ``Activation.key``) in one
+        transaction; the newly stored ones with their ids. Moves ``change_marker``."""
+        ...
+
+    def reaction_activations(self, *, after_id: int | None = None, since: float | None = None,
+                             active_at: float | None = None, ip: str | None = None,
+                             tenant: str | None = None, limit: int = 100) -> list[Activation]:
+        """Stored activations, newest first: with an id above ``after_id`` (a poller's
+        cursor, e.g. the alerts loop), recorded at or after ``since``, still in force
+        (main phase or ramp-back) at ``active_at``, of one IP or one tenant."""
         ...
 
     def close(self) -> None:

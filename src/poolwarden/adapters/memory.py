@@ -16,9 +16,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from poolwarden.adapters.reaction_store import ActivationLog
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event
 from poolwarden.core.model import TenantStanding
+from poolwarden.core.reaction import Activation
 from poolwarden.core.reputation import Counts, Ledger
 from poolwarden.core.tiers import TierMove
 from poolwarden.ports import AddResult, Checkpoint, CounterRow, DecisionRow, FeedbackRow
@@ -188,6 +190,7 @@ class MemoryStore:
         self._checkpoints: dict[str, Checkpoint] = {}  # log source -> read position
         self._feedback: list[FeedbackRow] = []  # oldest first, cleaned, with ids
         self._feedback_keys: set[str] = set()
+        self._reactions = ActivationLog()  # reaction-rule activations, with ids
 
     def add_events(self, events: Iterable[Event]) -> AddResult:
         received = list(events)
@@ -256,9 +259,20 @@ class MemoryStore:
 
     def change_marker(self) -> int:
         """The number of recorded moves: moves are only ever appended, one or more
-        by every ``record_moves`` or ``clear_pin`` that changes anything."""
+        by every ``record_moves`` or ``clear_pin`` that changes anything; plus the
+        reaction activations recorded (an activation changes routing too)."""
         with self._lock:
-            return len(self._moves)
+            return len(self._moves) + self._reactions.count()
+
+    def add_reaction_activations(self, rows: Sequence[Activation], *, recorded_at: float
+                                 ) -> list[Activation]:
+        return self._reactions.add(rows, recorded_at)
+
+    def reaction_activations(self, *, after_id: int | None = None, since: float | None = None,
+                             active_at: float | None = None, ip: str | None = None,
+                             tenant: str | None = None, limit: int = 100) -> list[Activation]:
+        return self._reactions.select(after_id=after_id, since=since, active_at=active_at,
+                                      ip=ip, tenant=tenant, limit=limit)
 
     # -- routing decisions ---------------------------------------------------
 

@@ -171,3 +171,35 @@ feedback = Table(
     Index("ix_feedback_trusted_id", "trusted", "id"),
     Index("ix_feedback_message_ref", "message_ref"),
 )
+
+# Every reaction-rule activation (issue 6): the rule, its scope (provider × IP or
+# provider × tenant), when it started, ends and ramps back, the numbers and the log
+# lines that triggered it. Stored once by key; its id feeds the change marker.
+reaction_activations = Table(
+    "reaction_activations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(1024), nullable=False),
+    Column("rule", String(255), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("provider", String(255), nullable=False),
+    Column("ip", String(255), nullable=True),
+    Column("tenant", String(255), nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("until", Float, nullable=False),
+    Column("ends_at", Float, nullable=False),
+    Column("steps", JSON, nullable=False),
+    Column("cap_factor", Float, nullable=True),
+    Column("pool", String(255), nullable=True),
+    Column("matches", Integer, nullable=False),
+    Column("threshold", Integer, nullable=False),
+    Column("period", Float, nullable=False),
+    Column("why", Text, nullable=False),
+    Column("lines", JSON, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+    UniqueConstraint("key", name="uq_reaction_activations_key"),
+    Index("ix_reaction_activations_ends_at", "ends_at"),
+    Index("ix_reaction_activations_ip", "ip"),
+    Index("ix_reaction_activations_tenant", "tenant"),
+)

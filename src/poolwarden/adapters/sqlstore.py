@@ -45,6 +45,11 @@ from poolwarden.adapters.memory import (
     json_dumps,
     unique_by_key,
 )
+from poolwarden.adapters.reaction_store import (
+    insert_activations,
+    newest_activation_id,
+    select_activations,
+)
 from poolwarden.adapters.schema import checkpoints as checkpoints_table
 from poolwarden.adapters.schema import counters, decisions, tenant_state, tier_moves
 from poolwarden.adapters.schema import events as events_table
@@ -52,6 +57,7 @@ from poolwarden.adapters.schema import feedback as feedback_table
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event, EventKind
 from poolwarden.core.model import TenantStanding, Tier
+from poolwarden.core.reaction import Activation
 from poolwarden.core.reputation import ALL_PROVIDERS, COUNT_FIELDS, Counts, Ledger, Scope
 from poolwarden.core.tiers import TierMove
 from poolwarden.ports import AddResult, Checkpoint, CounterRow, DecisionRow, FeedbackRow
@@ -327,9 +333,29 @@ class SqlStore:
         """The newest tier move id (0 before any): moves are only ever appended, one
         or more by every ``record_moves`` or ``clear_pin`` that changes anything, and
         ``_lock_moves`` makes ids become visible in increasing order."""
-        query = select(func.coalesce(func.max(tier_moves.c.id), 0))
+        # plus the newest reaction activation id: an activation changes routing too (both
+        # only grow, so the sum moves with every change of either)
+        query = select(func.coalesce(func.max(tier_moves.c.id), 0)
+                       + newest_activation_id())
         with self._read("read the change marker") as conn:
             return int(conn.execute(query).scalar_one())
+
+    # -- reaction-rule activations (adapters.reaction_store) -----------------
+
+    def add_reaction_activations(self, rows: Sequence[Activation], *, recorded_at: float
+                                 ) -> list[Activation]:
+        if not rows:
+            return []
+        with self._write("add reaction activations") as conn:
+            return insert_activations(conn, self._insert, rows, recorded_at)
+
+    def reaction_activations(self, *, after_id: int | None = None, since: float | None = None,
+                             active_at: float | None = None, ip: str | None = None,
+                             tenant: str | None = None, limit: int = 100) -> list[Activation]:
+        with self._read("read reaction activations") as conn:
+            return select_activations(
+                conn, after_id=after_id, since=since, active_at=active_at, ip=ip,
+                tenant=tenant, limit=limit)
 
     # -- routing decisions ---------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from poolwarden.core.events import Event
 from poolwarden.core.model import TenantStanding
@@ -110,6 +110,95 @@ class Checkpoint:
     resume_fingerprint: str | None = None
     year: int | None = None
     month: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    """One API token as stored: never the token itself, only its SHA-256 and a short
+    prefix (enough to tell tokens apart in a listing, far too little to guess one)."""
+
+    id: int
+    name: str
+    prefix: str
+    token_hash: str  # hex SHA-256 of the whole token
+    role: str  # operator-read | operator-write | tenant
+    tenant: str | None
+    created_at: float
+    created_by: str
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    """One dashboard user: a scrypt hash of the password with its per-user salt."""
+
+    name: str
+    role: str
+    tenant: str | None
+    salt: str  # hex
+    password_hash: str  # hex scrypt output
+    created_at: float
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One append-only audit record: who did what to which target, from where, and the
+    state before and after (JSON objects)."""
+
+    at: float
+    actor: str
+    source: str  # api | cli | dashboard | engine
+    action: str
+    target: str
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    id: int | None = None  # set on rows read back from the store
+
+
+class AccessStore(Protocol):
+    """API tokens, dashboard users and the audit log (migration 0008)."""
+
+    def add_token(self, row: TokenRow) -> int:
+        """Store a token (its ``id`` is ignored); the id it got."""
+        ...
+
+    def tokens(self) -> list[TokenRow]:
+        ...
+
+    def token_by_hash(self, token_hash: str) -> TokenRow | None:
+        ...
+
+    def touch_token(self, token_id: int, at: float) -> None:
+        ...
+
+    def revoke_token(self, token_id: int, at: float) -> bool:
+        """Mark the token revoked; False when no such live token."""
+        ...
+
+    def add_user(self, row: UserRow) -> None:
+        """Store a new user; ``StoreError`` when the name is taken."""
+        ...
+
+    def users(self) -> list[UserRow]:
+        ...
+
+    def user(self, name: str) -> UserRow | None:
+        ...
+
+    def remove_user(self, name: str) -> bool:
+        ...
+
+    def add_audit(self, row: AuditRow) -> int:
+        """Append one audit row; its id. There is no update or delete."""
+        ...
+
+    def audit(self, *, actor: str | None = None, action: str | None = None,
+              target: str | None = None, since: float | None = None,
+              limit: int = 100) -> list[AuditRow]:
+        """Audit rows, newest first, optionally filtered."""
+        ...
 
 
 class Store(Protocol):

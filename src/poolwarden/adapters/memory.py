@@ -23,7 +23,16 @@ from poolwarden.core.model import TenantStanding
 from poolwarden.core.reaction import Activation
 from poolwarden.core.reputation import Counts, Ledger
 from poolwarden.core.tiers import TierMove
-from poolwarden.ports import AddResult, Checkpoint, CounterRow, DecisionRow, FeedbackRow
+from poolwarden.ports import (
+    AddResult,
+    AuditRow,
+    Checkpoint,
+    CounterRow,
+    DecisionRow,
+    FeedbackRow,
+    TokenRow,
+    UserRow,
+)
 
 MAX_REASON_LENGTH = 1024  # the width of events.reason in the SQL schema
 MAX_RECIPIENT_LENGTH = 1024  # the width of decisions.recipient in the SQL schema
@@ -175,7 +184,103 @@ def json_copy(value: dict[str, Any], what: str) -> dict[str, Any]:
     return copied
 
 
-class MemoryStore:
+MAX_AUDIT_NAME_LENGTH = 255  # audit actor and action (column widths)
+MAX_AUDIT_TARGET_LENGTH = 1024
+
+
+def clean_audit(row: AuditRow) -> AuditRow:
+    """The audit row as stored: text cleaned and cut like decisions, before/after as
+    JSON copies (``StoreError`` when they are not JSON objects)."""
+    return AuditRow(at=row.at, actor=clean_text(row.actor, MAX_AUDIT_NAME_LENGTH),
+                    source=clean_text(row.source, 32),
+                    action=clean_text(row.action, MAX_AUDIT_NAME_LENGTH),
+                    target=clean_text(row.target, MAX_AUDIT_TARGET_LENGTH),
+                    before=None if row.before is None else json_copy(row.before, "audit before"),
+                    after=None if row.after is None else json_copy(row.after, "audit after"),
+                    id=row.id)
+
+
+class AccessMemory:
+    """``ports.AccessStore`` in memory: tokens, users and an append-only audit list."""
+
+    def _init_access(self) -> None:
+        self._access_lock = threading.Lock()
+        self._tokens: list[TokenRow] = []  # position + 1 is the id
+        self._users: dict[str, UserRow] = {}
+        self._audit: list[AuditRow] = []  # oldest first, with ids
+
+    def add_token(self, row: TokenRow) -> int:
+        with self._access_lock:
+            if any(t.token_hash == row.token_hash for t in self._tokens):
+                raise StoreError("store: a token with this hash exists")
+            token_id = len(self._tokens) + 1
+            self._tokens.append(replace(row, id=token_id))
+            return token_id
+
+    def tokens(self) -> list[TokenRow]:
+        with self._access_lock:
+            return list(self._tokens)
+
+    def token_by_hash(self, token_hash: str) -> TokenRow | None:
+        with self._access_lock:
+            return next((t for t in self._tokens if t.token_hash == token_hash), None)
+
+    def touch_token(self, token_id: int, at: float) -> None:
+        with self._access_lock:
+            if 0 < token_id <= len(self._tokens):
+                self._tokens[token_id - 1] = replace(self._tokens[token_id - 1],
+                                                     last_used_at=at)
+
+    def revoke_token(self, token_id: int, at: float) -> bool:
+        with self._access_lock:
+            if not 0 < token_id <= len(self._tokens):
+                return False
+            token = self._tokens[token_id - 1]
+            if token.revoked_at is not None:
+                return False
+            self._tokens[token_id - 1] = replace(token, revoked_at=at)
+            return True
+
+    def add_user(self, row: UserRow) -> None:
+        with self._access_lock:
+            if row.name in self._users:
+                raise StoreError(f"store: user '{row.name}' exists")
+            self._users[row.name] = row
+
+    def users(self) -> list[UserRow]:
+        with self._access_lock:
+            return sorted(self._users.values(), key=lambda u: u.name)
+
+    def user(self, name: str) -> UserRow | None:
+        with self._access_lock:
+            return self._users.get(name)
+
+    def remove_user(self, name: str) -> bool:
+        with self._access_lock:
+            return self._users.pop(name, None) is not None
+
+    def add_audit(self, row: AuditRow) -> int:
+        clean = clean_audit(row)
+        with self._access_lock:
+            audit_id = len(self._audit) + 1
+            self._audit.append(replace(clean, id=audit_id))
+            return audit_id
+
+    def audit(self, *, actor: str | None = None, action: str | None = None,
+              target: str | None = None, since: float | None = None,
+              limit: int = 100) -> list[AuditRow]:
+        with self._access_lock:
+            rows = [r for r in reversed(self._audit)
+                    if (actor is None or r.actor == actor)
+                    and (action is None or r.action == action)
+                    and (target is None or r.target == target)
+                    and (since is None or r.at >= since)]
+        return [replace(r, before=None if r.before is None else json.loads(json.dumps(r.before)),
+                        after=None if r.after is None else json.loads(json.dumps(r.after)))
+                for r in rows[:max(limit, 0)]]
+
+
+class MemoryStore(AccessMemory):
     """``ports.Store`` held in dictionaries; safe to share between threads."""
 
     def __init__(self) -> None:
@@ -191,6 +296,7 @@ class MemoryStore:
         self._feedback: list[FeedbackRow] = []  # oldest first, cleaned, with ids
         self._feedback_keys: set[str] = set()
         self._reactions = ActivationLog()  # reaction-rule activations, with ids
+        self._init_access()
 
     def add_events(self, events: Iterable[Event]) -> AddResult:
         received = list(events)

@@ -203,3 +203,50 @@ reaction_activations = Table(
     Index("ix_reaction_activations_ip", "ip"),
     Index("ix_reaction_activations_tenant", "tenant"),
 )
+
+# API tokens (issue 7): only a SHA-256 of each token and a short prefix are kept;
+# the token itself is shown once when created (RELIABILITY S4).
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("prefix", String(32), nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("tenant", String(255), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("last_used_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
+)
+
+# Dashboard users: a scrypt hash of the password with its per-user salt.
+api_users = Table(
+    "api_users",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("role", String(32), nullable=False),
+    Column("tenant", String(255), nullable=True),
+    Column("salt", String(64), nullable=False),
+    Column("password_hash", String(256), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+)
+
+# The append-only audit log of every write through the API, CLI or dashboard: the
+# store offers insert and select only (RELIABILITY S5).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("action", String(255), nullable=False),
+    Column("target", String(1024), nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Index("ix_audit_log_at", "at"),
+)

@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from poolwarden.cli import render
+from poolwarden.cli import api_cmds, render
 from poolwarden.cli.ingest_cmds import ingest_app
 from poolwarden.cli.postfix_cmds import hold_app, postfix_app
 from poolwarden.config.load import LoadedConfig, load_config
@@ -43,6 +43,7 @@ app.add_typer(ip_app, name="ip")
 app.add_typer(postfix_app, name="postfix")
 app.add_typer(hold_app, name="hold")
 app.add_typer(ingest_app, name="ingest")
+api_cmds.register(app, tenant_app, ip_app)  # token, user and the API's reads
 
 # wide enough for the tenant table when output goes to a file or a pipe
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -244,6 +245,7 @@ def override(
     if (tier is None) == (not clear):
         fail("give exactly one of --tier or --clear")
     with engine_for(config) as (_, engine):
+        before = engine.standings().get(tenant)
         if clear:
             engine.clear_override(tenant, actor=who, why=why, now=time.time(), source="cli")
             out.print(f"{render.escape(tenant)}: pin cleared by {render.escape(who)}")
@@ -252,6 +254,21 @@ def override(
             move = engine.override(tenant, tier, actor=who, why=why, now=time.time(),
                                    source="cli")
             render.move_line(out, reports.move_dict(move))
+        _audit_override(engine, tenant, before, actor=who, clear=clear)
+
+
+def _audit_override(engine: Engine, tenant: str, before: Any, *, actor: str,
+                    clear: bool) -> None:
+    """One audit row per CLI override, like the API's and the dashboard's."""
+    from poolwarden.http.api.overrides import standing_dict
+    from poolwarden.services import audit
+
+    after = engine.standings()[tenant]
+    audit.record(engine.store, actor=f"cli:{actor}", source="cli",  # type: ignore[arg-type]
+                 action="override.clear" if clear else "override.set",
+                 target=f"tenant:{tenant}", at=time.time(),
+                 before=standing_dict(tenant, before) if before is not None else None,
+                 after=standing_dict(tenant, after))
 
 
 @app.command()

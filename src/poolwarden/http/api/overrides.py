@@ -1,0 +1,77 @@
+"""Operator overrides: pin a tenant to a tier with a reason, list pins, clear them.
+
+Every write leaves one audit row with the state before and after.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Request
+
+from poolwarden.core.model import TenantStanding
+from poolwarden.http.access import (
+    API_PREFIX,
+    UNKNOWN_TENANT,
+    Caller,
+    Ctx,
+    Rule,
+    route,
+    scoped_tenant,
+)
+from poolwarden.http.models import ClearIn, Move, Override, OverrideIn
+from poolwarden.services import audit, reports
+from poolwarden.services.engine import Engine
+
+router = APIRouter(prefix=API_PREFIX, tags=["overrides"])
+
+
+def standing_dict(tenant: str, standing: TenantStanding) -> dict[str, Any]:
+    return {"tenant": tenant, "tier": standing.tier.value, "since": standing.since,
+            "pinned": standing.pinned, "pinned_by": standing.pinned_by,
+            "pinned_why": standing.pinned_why}
+
+
+def override_rows(engine: Engine, tenant: str | None = None) -> list[dict[str, Any]]:
+    return [standing_dict(name, s) for name, s in sorted(engine.standings().items())
+            if s.pinned and (tenant is None or name == tenant)]
+
+
+@route(router, "GET", "/overrides", Rule.TENANT_FILTER, response_model=list[Override],
+       summary="Tenants pinned to a tier by an operator, with who and why")
+def list_overrides(request: Request, ctx: Ctx, who: Caller) -> list[dict[str, Any]]:
+    return override_rows(ctx.engine(), scoped_tenant(ctx, request, who, None))
+
+
+@route(router, "POST", "/overrides", Rule.OPERATOR_WRITE, response_model=Move,
+       status_code=201, summary="Pin a tenant to a tier (audited)")
+def create_override(body: OverrideIn, ctx: Ctx, who: Caller) -> dict[str, Any]:
+    engine = ctx.engine()
+    if body.tenant not in engine.tenants:
+        raise HTTPException(404, UNKNOWN_TENANT)
+    now = ctx.now()
+    before = standing_dict(body.tenant, engine.standings()[body.tenant])
+    move = engine.override(body.tenant, body.tier, actor=who.name, why=body.reason, now=now,
+                           source="api")
+    after = standing_dict(body.tenant, ctx.store.standings()[body.tenant])
+    audit.record(ctx.store, actor=who.name, source="api", action="override.set",
+                 target=f"tenant:{body.tenant}", at=now, before=before, after=after)
+    return reports.move_dict(move)
+
+
+@route(router, "POST", "/overrides/{tenant}/clear", Rule.OPERATOR_WRITE,
+       response_model=Override, summary="Remove a tenant's pin (audited)")
+def clear_override(tenant: Annotated[str, Path(max_length=255)], body: ClearIn, ctx: Ctx,
+                   who: Caller) -> dict[str, Any]:
+    engine = ctx.engine()
+    if tenant not in engine.tenants:
+        raise HTTPException(404, UNKNOWN_TENANT)
+    now = ctx.now()
+    before = standing_dict(tenant, engine.standings()[tenant])
+    if not before["pinned"]:
+        raise HTTPException(409, "this tenant has no pin")
+    engine.clear_override(tenant, actor=who.name, why=body.reason, now=now, source="api")
+    after = standing_dict(tenant, engine.standings()[tenant])
+    audit.record(ctx.store, actor=who.name, source="api", action="override.clear",
+                 target=f"tenant:{tenant}", at=now, before=before, after=after)
+    return after

@@ -6,7 +6,7 @@ Adapters implement these (``adapters/sqlstore.py`` for SQLite and PostgreSQL,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,6 +15,7 @@ from poolwarden.core.model import TenantStanding
 from poolwarden.core.reaction import Activation
 from poolwarden.core.reputation import Counts, Scope
 from poolwarden.core.tiers import TierMove
+from poolwarden.core.warmup import WarmupState
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +199,27 @@ class AccessStore(Protocol):
               target: str | None = None, since: float | None = None,
               limit: int = 100) -> list[AuditRow]:
         """Audit rows, newest first, optionally filtered."""
+        ...
+
+
+class WarmupStore(Protocol):
+    """Warm-up progress per (scope, id, provider) and the daily routed-recipient counts
+    (``adapters.warmup_store``; beside the Store, in the same database)."""
+
+    def warmup_states(self) -> list[WarmupState]:
+        ...
+
+    def save_warmup_states(self, states: Sequence[WarmupState], *, at: float) -> None:
+        """Insert or replace the states, in one transaction."""
+        ...
+
+    def add_warmup_counts(self, day: int, counts: Mapping[tuple[str, str, str], int]) -> None:
+        """Add routed recipients of ``day`` per (scope, id, provider); counts of every node
+        add up. Old days are pruned."""
+        ...
+
+    def warmup_counts(self, day: int) -> dict[tuple[str, str, str], int]:
+        """Every node's routed recipients of ``day`` per (scope, id, provider)."""
         ...
 
 

@@ -172,6 +172,40 @@ feedback = Table(
     Index("ix_feedback_message_ref", "message_ref"),
 )
 
+# Warm-up progress (issue 6): where each warming IP or new sending domain stands with
+# each provider, and why (core.warmup.WarmupState).
+warmup_state = Table(
+    "warmup_state",
+    metadata,
+    Column("scope", String(32), nullable=False),
+    Column("scope_id", String(255), nullable=False),
+    Column("provider", String(255), nullable=False),
+    Column("schedule", String(255), nullable=False),
+    Column("stage", Integer, nullable=False),
+    Column("started_day", Integer, nullable=False),
+    Column("stage_day", Integer, nullable=False),
+    Column("judged_day", Integer, nullable=False),
+    Column("last_active_day", Integer, nullable=True),
+    Column("why", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("scope", "scope_id", "provider", name="pk_warmup_state"),
+)
+
+# Recipients the routing agents routed per UTC day and (ip | domain | tenant, provider):
+# the counts daily caps are checked against, summed over every node, so a restart does
+# not reset today's counts.
+warmup_counts = Table(
+    "warmup_counts",
+    metadata,
+    Column("scope", String(32), nullable=False),
+    Column("scope_id", String(255), nullable=False),
+    Column("provider", String(255), nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("count", Integer, nullable=False),
+    PrimaryKeyConstraint("scope", "scope_id", "provider", "day", name="pk_warmup_counts"),
+    Index("ix_warmup_counts_day", "day"),
+)
+
 # Every reaction-rule activation (issue 6): the rule, its scope (provider × IP or
 # provider × tenant), when it started, ends and ramps back, the numbers and the log
 # lines that triggered it. Stored once by key; its id feeds the change marker.

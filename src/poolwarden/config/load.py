@@ -21,12 +21,14 @@ from pydantic import BaseModel, ValidationError
 from poolwarden.config.locate import index_lines, line_for
 from poolwarden.config.reaction_rules import resolve_rules
 from poolwarden.config.schema import PoolwardenSettings, ProviderSettings
+from poolwarden.config.warmup_files import check_warmup
 from poolwarden.core.errors import ConfigError
 from poolwarden.core.inventory import canonical_ip, validate_inventory
 from poolwarden.core.model import EgressIp, Inventory, Pool, Provider, Tenant
 from poolwarden.core.providers import DEFAULT_PROVIDERS
 from poolwarden.core.reaction import Rule
 from poolwarden.core.thresholds import Thresholds, validate_thresholds
+from poolwarden.core.warmup import Schedule
 
 DEFAULT_DB_NAME = "poolwarden.db"
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
@@ -41,6 +43,7 @@ class LoadedConfig:
     inventory: Inventory
     thresholds: Thresholds
     store_url: str
+    warmup_schedules: tuple[Schedule, ...] = ()  # built-in and [warmup] schedule_files
     reaction_rules: tuple[Rule, ...] = ()  # built-in and [reaction] rule_files, validated
 
 
@@ -95,9 +98,10 @@ def load_config_text(text: str, *, file: str) -> LoadedConfig:
                           providers=[p.name for p in inventory.providers] + ["other"],
                           pools=[p.name for p in inventory.pools], config_file=file,
                           index=index)
+    schedules = check_warmup(settings, inventory, index=index, file=file)
     return LoadedConfig(Path(file), settings, inventory, thresholds,
                         resolve_store_url(settings.store.url, Path(file).absolute().parent),
-                        reaction_rules=rules)
+                        reaction_rules=rules, warmup_schedules=schedules)
 
 
 Located = tuple[int | None, str, str]  # line, dotted field, message

@@ -273,6 +273,32 @@ class ReactionSettings(Section):
         (), description="Names of rules (built-in or from rule_files) not to use.")
 
 
+class WarmupSettings(Section):
+    """Warm-up of new egress IPs (state warming) and new sending domains: daily caps per provider."""
+
+    schedule_files: tuple[str, ...] = Field(
+        (), description="Warm-up schedule files (TOML: a [caps] table mapping each provider to "
+        "its daily cap per stage), relative to the configuration file's directory. Loaded "
+        "after the built-in schedules sparkpost and week-one; a file may replace a built-in "
+        "by using its name. Checked by poolwarden validate.")
+    ip_schedule: str = Field(
+        "sparkpost", description="Schedule of an egress IP in state warming that names none "
+        "(ips[].warmup_schedule).", json_schema_extra={"source": "SparkPost docs"})
+    domain_schedule: str = Field(
+        "week-one", description="Schedule of a tenant's new sending domain (tenants[]."
+        "warmup_domains).", json_schema_extra={"source": "PowerMTA guide (third-party)"})
+    advance_fraction: float = Field(
+        0.9, gt=0, le=1, description="A stage advances only after a day that delivered more "
+        "than this fraction of the stage's cap at that provider (and the IP's reputation "
+        "there is not deteriorating).", json_schema_extra={"source": "SparkPost docs"})
+    idle_restart_days: int = Field(
+        30, ge=1, le=365, description="Days without traffic to a provider after which its "
+        "warm-up starts again at stage 1.", json_schema_extra={"source": "SendGrid"})
+    baseline_days: int = Field(
+        7, ge=1, le=90, description="Days before a judged day whose deferral and hard-bounce "
+        "rates it is compared with: a significant rise (95 % bounds) holds the stage.")
+
+
 class IpSettings(Section):
     """One egress IP address the MTA can send from."""
 
@@ -282,6 +308,9 @@ class IpSettings(Section):
     state: IpState = Field(IpState.ACTIVE, description="warming (new, volume capped by the "
                            "warm-up schedule), active, draining (no new mail) or retired (no "
                            "mail at all).")
+    warmup_schedule: str | None = Field(
+        None, description="Warm-up schedule of this IP while it is warming. Unset: "
+        "warmup.ip_schedule.")
 
 
 class PoolSettings(Section):
@@ -321,6 +350,14 @@ class TenantSettings(Section):
         "(tenant_lookup client_address).")
     tier: Tier = Field(Tier.NEW, description="Initial tier of a tenant poolwarden has not seen "
                        "before; afterwards the reputation engine and operators move it.")
+    warmup_overflow: Literal["shared", "defer"] = Field(
+        "shared", description="Mail over a warm-up cap (of the tenant's warming IP or new "
+        "domain) or to a paused IP: shared (sent from the shared pool for the tenant's tier, "
+        "so it is not delayed) or defer (stays queued until the cap allows it).")
+    warmup_domains: tuple[str, ...] = Field(
+        (), description="New sending domains of this tenant that warm up (warmup."
+        "domain_schedule caps per provider, whatever IP they leave from). A subset of "
+        "domains.")
 
 
 class ProviderSettings(Section):
@@ -351,6 +388,8 @@ class PoolwardenSettings(Section):
                                    description=IngestSettings.__doc__ or "")
     traps: TrapSettings = Field(default_factory=TrapSettings,
                                 description=TrapSettings.__doc__ or "")
+    warmup: WarmupSettings = Field(default_factory=WarmupSettings,
+                                   description=WarmupSettings.__doc__ or "")
     reaction: ReactionSettings = Field(default_factory=ReactionSettings,
                                        description=ReactionSettings.__doc__ or "")
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings,

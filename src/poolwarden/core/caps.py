@@ -88,7 +88,7 @@ NO_LIMITS = Limits()
 
 def _restricted(base: Cap | None, rs: Iterable[Restriction], full: int | None) -> Cap | None:
     """``base`` under the PAUSE / CAP restrictions ``rs`` (the tightest wins)."""
-    tightest: Cap | None = None
+    candidates: list[Cap] = []
     for r in rs:
         if r.kind is RestrictionKind.PAUSE:
             cap = Cap(0, f"paused by reaction rule '{r.rule}' until {r.until:.0f}: {r.why}",
@@ -154,19 +154,23 @@ class CapCounter:
     UTC day starts from zero.
     """
 
-    __slots__ = ("day", "domains", "ips", "pending", "tenants")
+    __slots__ = ("day", "domains", "earlier", "ips", "pending", "tenants")
 
     def __init__(self, day: int = 0) -> None:
         self.day = day
+        self.earlier: list[tuple[int, dict[tuple[str, str, str], int]]] = []
         self.ips: dict[tuple[str, str], int] = {}
         self.domains: dict[tuple[str, str], int] = {}
         self.tenants: dict[tuple[str, str], int] = {}
         self.pending: dict[tuple[str, str, str], int] = {}  # (scope, id, provider) -> n
 
     def roll(self, day: int) -> None:
-        """Start ``day``: counts of an earlier day are dropped (their pending rows are kept
-        for the store, which keys them by day)."""
+        """Start ``day``: counts of an earlier day are dropped (their unflushed rows are kept
+        for the store, under their own day)."""
         if day != self.day:
+            if self.pending:
+                self.earlier.append((self.day, self.pending))
+                self.pending = {}
             self.day = day
             self.ips = {}
             self.domains = {}
@@ -189,14 +193,16 @@ class CapCounter:
             pkey = ("domain", domain, provider)
             pending[pkey] = pending.get(pkey, 0) + 1
 
-    def take_pending(self) -> tuple[int, dict[tuple[str, str, str], int]]:
-        """The unflushed counts (and their day), handed to the flusher; cleared here."""
-        taken, self.pending = self.pending, {}
-        return self.day, taken
+    def take_pending(self) -> list[tuple[int, dict[tuple[str, str, str], int]]]:
+        """The unflushed counts by day, handed to the flusher; cleared here."""
+        taken = [*self.earlier, (self.day, self.pending)]
+        self.earlier, self.pending = [], {}
+        return [(day, rows) for day, rows in taken if rows]
 
     def restore_pending(self, day: int, rows: Mapping[tuple[str, str, str], int]) -> None:
-        """Put back counts a failed flush did not store (same day only)."""
+        """Put back counts a failed flush did not store."""
         if day != self.day:
+            self.earlier.append((day, dict(rows)))
             return
         for key, n in rows.items():
             self.pending[key] = self.pending.get(key, 0) + n

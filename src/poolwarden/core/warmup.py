@@ -140,6 +140,7 @@ class WarmupSettings:
     confidence_z: float = 1.96
     hard_bounce_keep_under: float = 0.02  # Amazon SES recommended
     complaint_keep_under: float = 0.001  # Google sender guidelines
+    min_sample: int = 100  # a day's outcomes at a provider below which its rates prove nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,11 +189,15 @@ def deterioration(day: Counts, baseline: Counts, settings: WarmupSettings) -> st
     lower confidence bound is above the keep-under level (2 %, 0.1 %); or a
     deferral or hard-bounce rate whose lower bound is above the upper bound of the
     same rate over the ``baseline_days`` before (the provider pushing back harder
-    than it did). Wilson 95 % bounds, so a handful of messages proves nothing.
+    than it did). Wilson 95 % bounds, and no rate of a day with fewer than
+    ``min_sample`` outcomes (the provider_min_daily threshold) is judged: a handful
+    of messages proves nothing.
     """
     z = settings.confidence_z
     if day.trap_hits:
         return f"{day.trap_hits} spam-trap hit(s)"
+    if day.attempts < settings.min_sample:
+        return None
     checks = (("hard-bounce rate", day.hard_bounces, day.volume, settings.hard_bounce_keep_under),
               ("complaint rate", day.complaints, day.delivered, settings.complaint_keep_under))
     for label, count, sample, level in checks:

@@ -38,6 +38,7 @@ from poolwarden.core.snapshot import (
 )
 from poolwarden.core.tiers import TierMove, evaluate
 from poolwarden.ports import AddResult, Store
+from poolwarden.services.warmup import Warmup, counter_for
 
 DAY = 86400
 
@@ -197,10 +198,20 @@ class Engine:
             tiers={name: s.tier for name, s in standings.items()},
             dedicated_advised={name: self.advice(name, now).advised for name in auto},
             settings=routing_settings(self.config), version=self._snapshot_version,
-            built_at=now)
+            built_at=now, caps=self.warmup().cap_plan(now))
+
+    def warmup(self) -> Warmup:
+        """Warm-up of the configured warming IPs and new domains (services.warmup)."""
+        return Warmup(self.config, self.store, self.ledger)
+
+    def advance_warmup(self, now: float) -> list[str]:
+        """Judge warm-up stages up to yesterday and store them; the explanations of changes."""
+        return [f"{s.scope} {s.scope_id} → {s.provider}: {s.why}"
+                for s in self.warmup().advance(now)]
 
     def route(self, request: RouteRequest, now: float,
               rng: RandomSource | None = None) -> Decision:
         if request.tenant is not None:
             self._require(request.tenant)
-        return decide(request, self.snapshot(now), now, rng)
+        counts = counter_for(self.warmup().store, now)  # today's, as the agents counted
+        return decide(request, self.snapshot(now), now, rng, counts)

@@ -5,7 +5,10 @@ snapshot and maps the Decision to a Postfix action: ``FILTER pw-<ip>:``,
 ``HOLD``, ``REJECT`` or ``451 4.3.5`` (can't decide). Keeps per-transaction
 state keyed by Postfix's ``instance`` so every recipient of one message
 shares the first recipient's route, and the others get ``DEFER_IF_PERMIT``
-(FILTER is message-wide and the last one wins). Records each applied decision
+(FILTER is message-wide and the last one wins). Counts every routed recipient
+per (IP, provider), (tenant, provider) and warming sending domain in a
+``CapCounter`` that ``decide()`` checks today's caps against (the runtime
+flushes it to the store in batches and reloads it at start). Records each applied decision
 in a bounded in-memory log, bound to the queue id at END-OF-MESSAGE, for a
 background flusher. Never raises: any internal error answers the safe defer.
 No sockets here; the asyncio server (``policyd``) is a thin loop around it.
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from poolwarden.core.caps import CapCounter
 from poolwarden.core.policy import RouteRequest, decide_for, resolve_tenant
 from poolwarden.core.snapshot import Action, Decision, Snapshot, TenantEntry
 from poolwarden.core.transports import transport_name
@@ -34,6 +38,7 @@ log = logging.getLogger("poolwarden.policyd")
 MAX_TRANSACTIONS = 100_000
 TRANSACTION_TTL = 3600.0
 MAX_LOG = 200_000
+DAY = 86400
 
 
 @dataclass(slots=True)
@@ -80,6 +85,9 @@ class PolicyAgent:
         self.stats = AgentStats()
         self._logged_causes: set[str] = set()
         self._filters: dict[str, str] = {}  # ip -> its FILTER action, built once
+        # today's routed recipients per (ip | domain | tenant, provider): what daily caps are
+        # checked against; flushed to the store and reloaded at start by the runtime
+        self.counts = CapCounter(int(clock() // DAY))
 
     # -- entry point ----------------------------------------------------------
 
@@ -135,7 +143,11 @@ class PolicyAgent:
             return self._record(request, snapshot, None, decision,
                                 self._unknown_action(decision))
         entry = snapshot.tenants[tenant]
-        decision = decide_for(entry, route_request, snapshot)
+        now = self._clock()
+        counts = self.counts
+        if now // DAY != counts.day:  # a new UTC day: caps start again
+            counts.roll(int(now // DAY))
+        decision = decide_for(entry, route_request, snapshot, None, counts, now)
         instance = get("instance", "")
         current = self._transactions.get(instance)
         if decision.action is Action.HOLD:
@@ -145,14 +157,18 @@ class PolicyAgent:
         if current is None:
             if decision.action is Action.ROUTE:
                 self._open(instance, Transaction(
-                    self._clock(), action, decision, tenant, snapshot.version))
+                    now, action, decision, tenant, snapshot.version))
+                self._count(snapshot, decision.ip, tenant, route_request, decision)
             return self._record(request, snapshot, tenant, decision, action)
         if decision.action is Action.ROUTE and not current.held:
             if action == current.action:
+                self._count(snapshot, decision.ip, tenant, route_request, decision)
                 return self._record(request, snapshot, tenant, decision, action)
             if (decision.pool is not None and decision.pool == current.decision.pool
-                    and snapshot.version == current.version):
+                    and snapshot.version == current.version
+                    and self._room(snapshot, current.decision.ip, decision.provider, now)):
                 # same pool in the same snapshot, other IP by hash: keep the message's IP
+                self._count(snapshot, current.decision.ip, tenant, route_request, decision)
                 return self._record(request, snapshot, tenant, current.decision, current.action)
         if decision.action is not Action.ROUTE:
             return self._record(request, snapshot, tenant, decision, action)
@@ -175,6 +191,29 @@ class PolicyAgent:
               and release.pool != current.release.pool):
             return self._split(request, snapshot, entry.name, release)
         return self._record(request, snapshot, entry.name, decision, action)
+
+    def _count(self, snapshot: Snapshot, ip: str | None, tenant: str,
+               request: RouteRequest, decision: Decision) -> None:
+        """Count one routed recipient against today's caps (per recipient, at the decision
+        that routes it, for the IP the message really leaves from)."""
+        provider = decision.provider
+        if ip is None or provider is None:
+            return
+        domain = None
+        if snapshot.limits.domain_caps and request.sender:
+            sender_domain = request.sender.rpartition("@")[2].strip().strip(">").lower()
+            if (sender_domain, provider) in snapshot.limits.domain_caps:
+                domain = sender_domain
+        self.counts.add(ip, tenant, domain, provider)
+
+    def _room(self, snapshot: Snapshot, ip: str | None, provider: str | None,
+              now: float) -> bool:
+        """Whether ``ip`` may take one more recipient for ``provider`` today."""
+        if not snapshot.limited or ip is None or provider is None:
+            return True
+        cap = snapshot.limits.ip_caps.get((ip, provider))
+        live = cap.at(now) if cap is not None else None
+        return live is None or self.counts.ip_count(ip, provider) < live.limit
 
     def _split(self, request: PolicyRequest, snapshot: Snapshot, tenant: str,
                decision: Decision) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from poolwarden.adapters.sqlstore import open_store
+from poolwarden.adapters.warmup_store import warmup_store_of
 from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.snapshot import Snapshot
@@ -33,6 +34,7 @@ from poolwarden.services.engine import Engine
 from poolwarden.services.listeners import Listen
 from poolwarden.services.policy_agent import PolicyAgent
 from poolwarden.services.policyd import PolicyServer
+from poolwarden.services.warmup import counter_for, flush_counts
 
 log = logging.getLogger("poolwarden.serve")
 
@@ -108,6 +110,7 @@ class Runtime:
 
     async def flush(self) -> None:
         agent = self.agent
+        await self.flush_counts()
         rows = []
         while agent.decision_log:
             d = agent.decision_log.popleft()
@@ -125,6 +128,28 @@ class Runtime:
         except PoolwardenError as exc:
             log.error("decision log: %d rows not stored: %s", len(rows), exc)
 
+    async def flush_counts(self) -> None:
+        """Write the agent's warm-up counts (batched) and take back every node's totals."""
+        counts = self.agent.counts
+        batches = counts.take_pending()
+        store, today = warmup_store_of(self.store), counts.day
+        try:
+            totals = await self._in_store_thread(lambda: flush_counts(store, batches, today))
+        except PoolwardenError as exc:
+            for day, rows in batches:
+                counts.restore_pending(day, rows)
+            log.error("warm-up counts not stored, kept for the next flush: %s", exc)
+            return
+        counts.merge(today, totals)
+
+    async def load_counts(self) -> None:
+        """Today's stored counts, so a restart does not reset the daily caps."""
+        try:
+            self.agent.counts = await self._in_store_thread(
+                lambda: counter_for(warmup_store_of(self.store), self.clock()))
+        except PoolwardenError as exc:
+            log.error("warm-up counts not loaded, today's caps count from zero: %s", exc)
+
     def _write_log(self, rows: list[DecisionRow], pairs: list[tuple[str, str]]) -> None:
         if rows:
             self.store.add_decisions(rows)
@@ -141,6 +166,11 @@ class Runtime:
                 for move in moves:
                     log.info("tier move %s: %s -> %s (%s)", move.tenant, move.before.value,
                              move.after.value, move.reason)
+                notes = await self._in_store_thread(
+                    lambda: Engine(self.config, self.store, now=self.clock())
+                    .advance_warmup(self.clock()))
+                for note in notes:
+                    log.info("warm-up %s", note)
             except PoolwardenError as exc:
                 log.error("tier evaluation failed: %s", exc)
 
@@ -164,6 +194,7 @@ class Runtime:
             await self.rebuild("start")
         except PoolwardenError as exc:  # serve anyway: every request defers until a snapshot
             log.error("no snapshot at start, deferring all mail: %s", exc)
+        await self.load_counts()
         await self.server.start(self.listens)
         self._tasks = [asyncio.create_task(job()) for job in
                        (self._watch_store, self._flush_decisions, self._evaluate)]

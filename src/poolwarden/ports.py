@@ -202,6 +202,37 @@ class AccessStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """One alert raised for operators, with the numbers behind it and what became of it on
+    each channel (``outcome``: channel -> sent | failed | suppressed | off)."""
+
+    at: float
+    key: str  # the condition it is about; one alert per condition until it clears
+    kind: str  # tier_move, suspension, bad_neighbour, warmup_stall, reaction, ingest_lag, ...
+    subject: str
+    text: str  # the explanation, numbers and thresholds included
+    link: str  # the dashboard page that explains it
+    numbers: dict[str, Any]
+    tenant: str | None = None
+    ip: str | None = None
+    outcome: dict[str, str] | None = None
+    id: int | None = None  # set on rows read back from the store
+
+
+class AlertStore(Protocol):
+    """Alerts raised (migration 0009), for the dashboard and the API to list."""
+
+    def add_alert(self, row: AlertRow) -> int:
+        """Append one alert (its ``id`` is ignored); the id it got."""
+        ...
+
+    def alerts(self, *, since: float | None = None, kind: str | None = None,
+               tenant: str | None = None, limit: int = 100) -> list[AlertRow]:
+        """Recorded alerts, newest first, optionally filtered."""
+        ...
+
+
 class WarmupStore(Protocol):
     """Warm-up progress per (scope, id, provider) and the daily routed-recipient counts
     (``adapters.warmup_store``; beside the Store, in the same database)."""

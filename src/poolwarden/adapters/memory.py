@@ -25,6 +25,7 @@ from poolwarden.core.reputation import Counts, Ledger
 from poolwarden.core.tiers import TierMove
 from poolwarden.ports import (
     AddResult,
+    AlertRow,
     AuditRow,
     Checkpoint,
     CounterRow,
@@ -280,6 +281,17 @@ class AccessMemory:
                 for r in rows[:max(limit, 0)]]
 
 
+def clean_alert(row: AlertRow) -> AlertRow:
+    """The alert as stored: text cleaned and cut to the column widths, numbers and outcome
+    as JSON copies (``StoreError`` when they are not JSON objects)."""
+    return AlertRow(at=row.at, key=clean_text(row.key, 255), kind=clean_text(row.kind, 64),
+                    subject=clean_text(row.subject, 1024), text=clean_text(row.text, 65_536),
+                    link=clean_text(row.link, 1024),
+                    numbers=json_copy(row.numbers, "alert numbers"),
+                    tenant=_clean_name(row.tenant), ip=_clean_name(row.ip),
+                    outcome=json_copy(dict(row.outcome or {}), "alert outcome"), id=row.id)
+
+
 class MemoryStore(AccessMemory):
     """``ports.Store`` held in dictionaries; safe to share between threads."""
 
@@ -297,6 +309,7 @@ class MemoryStore(AccessMemory):
         self._feedback_keys: set[str] = set()
         self._reactions = ActivationLog()  # reaction-rule activations, with ids
         self._init_access()
+        self._alerts: list[AlertRow] = []  # oldest first, cleaned, with ids
 
     def add_events(self, events: Iterable[Event]) -> AddResult:
         received = list(events)
@@ -470,6 +483,23 @@ class MemoryStore(AccessMemory):
         with self._lock:
             return [row for row in self._decisions
                     if row.queue_id is not None and row.queue_id in wanted and row.at >= since]
+
+    # -- alerts (ports.AlertStore) ------------------------------------------------
+
+    def add_alert(self, row: AlertRow) -> int:
+        clean = clean_alert(row)
+        with self._lock:
+            alert_id = len(self._alerts) + 1
+            self._alerts.append(replace(clean, id=alert_id))
+            return alert_id
+
+    def alerts(self, *, since: float | None = None, kind: str | None = None,
+               tenant: str | None = None, limit: int = 100) -> list[AlertRow]:
+        with self._lock:
+            rows = [r for r in reversed(self._alerts)
+                    if (since is None or r.at >= since) and (kind is None or r.kind == kind)
+                    and (tenant is None or r.tenant == tenant)][:max(limit, 0)]
+        return [clean_alert(r) for r in rows]  # fresh copies of the JSON fields
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object is dropped."""

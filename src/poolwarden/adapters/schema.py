@@ -284,3 +284,24 @@ audit_log = Table(
     Column("after", JSON, nullable=True),
     Index("ix_audit_log_at", "at"),
 )
+
+# Every alert raised for operators (issue 7), sent or suppressed: what it is about
+# (its dedup key), the explanation and numbers, the dashboard link and the outcome on
+# each channel. Listed by the dashboard and the API.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("subject", String(1024), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("link", String(1024), nullable=False),
+    Column("numbers", JSON, nullable=False),
+    Column("tenant", String(255), nullable=True),
+    Column("ip", String(255), nullable=True),
+    Column("outcome", JSON, nullable=False),
+    Index("ix_alerts_at", "at"),
+    Index("ix_alerts_tenant_id", "tenant", "id"),
+)

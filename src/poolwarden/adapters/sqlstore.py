@@ -35,6 +35,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from poolwarden.adapters.memory import (
+    clean_alert,
     clean_audit,
     clean_bindings,
     clean_decision,
@@ -51,6 +52,7 @@ from poolwarden.adapters.reaction_store import (
     newest_activation_id,
     select_activations,
 )
+from poolwarden.adapters.schema import alerts as alerts_table
 from poolwarden.adapters.schema import (
     api_tokens,
     api_users,
@@ -71,6 +73,7 @@ from poolwarden.core.reputation import ALL_PROVIDERS, COUNT_FIELDS, Counts, Ledg
 from poolwarden.core.tiers import TierMove
 from poolwarden.ports import (
     AddResult,
+    AlertRow,
     AuditRow,
     Checkpoint,
     CounterRow,
@@ -81,6 +84,8 @@ from poolwarden.ports import (
 )
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+ALERT_COLUMNS = ("at", "key", "kind", "subject", "text", "link", "numbers", "tenant", "ip",
+                 "outcome", "id")
 CHUNK = 500  # rows per statement on SQLite: well under its bound-variable limit
 PG_CHUNK = 5_000  # events per statement on PostgreSQL (ten array parameters each)
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -579,6 +584,28 @@ class SqlStore:
         with self._read("read the audit log") as conn:
             rows = conn.execute(query).mappings().all()
         return [AuditRow(**{name: row[name] for name in AUDIT_COLUMNS}) for row in rows]
+
+    # -- alerts (ports.AlertStore) -------------------------------------------------
+
+    def add_alert(self, row: AlertRow) -> int:
+        clean = clean_alert(row)
+        values = {name: getattr(clean, name) for name in ALERT_COLUMNS if name != "id"}
+        with self._write("record an alert") as conn:
+            return int(conn.execute(alerts_table.insert().values(**values)
+                                    .returning(alerts_table.c.id)).scalar_one())
+
+    def alerts(self, *, since: float | None = None, kind: str | None = None,
+               tenant: str | None = None, limit: int = 100) -> list[AlertRow]:
+        query = select(alerts_table).order_by(alerts_table.c.id.desc()).limit(max(limit, 0))
+        if since is not None:
+            query = query.where(alerts_table.c.at >= since)
+        for column, value in ((alerts_table.c.kind, kind), (alerts_table.c.tenant, tenant)):
+            value = clean_filter(value)
+            if value is not None:
+                query = query.where(column == value)
+        with self._read("read alerts") as conn:
+            rows = conn.execute(query).mappings().all()
+        return [AlertRow(**{name: row[name] for name in ALERT_COLUMNS}) for row in rows]
 
     def close(self) -> None:
         self._engine.dispose()

@@ -229,6 +229,81 @@ class TrapSettings(Section):
         "is a trap hit.")
 
 
+class AlertSettings(Section):
+    """Alerts to operators by webhook (JSON POST) and e-mail, each recorded in the store."""
+
+    enabled: bool = Field(
+        True, strict=True, description="Run the alert loop inside poolwarden serve. Without a "
+        "webhook URL or an SMTP relay, alerts are only recorded (dashboard, API).")
+    base_url: str = Field(
+        "http://127.0.0.1:8025", description="Address of the dashboard as operators reach it; "
+        "each alert links to the page that explains it (BASE/tenants/NAME, BASE/ips/ADDR).")
+    poll_interval: float = Field(
+        30.0, gt=0, le=3600, description="Seconds between two checks for alert conditions.")
+    renotify_interval: float = Field(
+        21600.0, ge=60, le=30 * 86400, description="Seconds after which a condition that is "
+        "still true alerts again; until then (or until it clears) it alerts once.")
+    webhook_urls: tuple[str, ...] = Field(
+        (), description="URLs every alert is POSTed to as JSON (http:// or https://).")
+    webhook_timeout: float = Field(
+        5.0, gt=0, le=120, description="Seconds one webhook request may take.")
+    retries: int = Field(
+        3, ge=0, le=10, description="Attempts after the first when a webhook answers 5xx, 429 "
+        "or cannot be reached, or the SMTP relay fails temporarily.")
+    retry_backoff: float = Field(
+        1.0, gt=0, le=600, description="Seconds before the first retry; doubled for each "
+        "further one.")
+    smtp_host: str | None = Field(
+        None, description="SMTP relay alerts are mailed through. Unset: no e-mail alerts.")
+    smtp_port: int = Field(25, ge=1, le=65535, description="Port of the SMTP relay.")
+    smtp_starttls: bool = Field(
+        False, strict=True, description="Use STARTTLS with the relay (required when the relay "
+        "is not on this host).")
+    smtp_timeout: float = Field(
+        10.0, gt=0, le=300, description="Seconds one SMTP conversation may take.")
+    mail_from: str = Field(
+        "poolwarden@localhost", description="Envelope sender and From address of alert mail.")
+    mail_to: tuple[str, ...] = Field(
+        (), description="Recipients of alert mail; empty: no e-mail alerts.")
+    rate_burst: int = Field(
+        20, ge=1, le=10_000, description="Alerts a channel (webhook, email) may send at once "
+        "before the rate limit applies (token bucket size).")
+    rate_per_hour: float = Field(
+        60.0, gt=0, le=100_000, description="Alerts per hour a channel sends once its burst is "
+        "spent; the others are recorded as suppressed and counted.")
+    neighbour_share: float = Field(
+        0.5, gt=0, le=1, description="Bad neighbour: a tenant whose harm share of a shared IP's "
+        "hard bounces, complaints and trap hits (over the tier window) is above this.")
+    neighbour_min_signals: int = Field(
+        10, ge=1, le=1_000_000, description="Bad signals (hard bounces + complaints + trap "
+        "hits) a shared IP needs in the window before any tenant on it is called a bad "
+        "neighbour.")
+    ingest_lag_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, description="Alert when the log ingester is this many bytes "
+        "behind Postfix's log.")
+    ingest_lag_seconds: float = Field(
+        300.0, gt=0, le=86400, description="Alert when the log ingester has been behind for "
+        "this many seconds.")
+    warmup_stall_days: int = Field(
+        3, ge=1, le=60, description="Alert when an IP's warm-up stage has not advanced for "
+        "this many days.")
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _http_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", url):
+                raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/?#]+(/\S*)?", value):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value.rstrip("/")
+
+
 def _threshold_fields() -> dict[str, Any]:
     hints = get_type_hints(Thresholds)
     out: dict[str, Any] = {}
@@ -390,6 +465,8 @@ class PoolwardenSettings(Section):
                                 description=TrapSettings.__doc__ or "")
     warmup: WarmupSettings = Field(default_factory=WarmupSettings,
                                    description=WarmupSettings.__doc__ or "")
+    alerts: AlertSettings = Field(default_factory=AlertSettings,
+                                  description=AlertSettings.__doc__ or "")
     reaction: ReactionSettings = Field(default_factory=ReactionSettings,
                                        description=ReactionSettings.__doc__ or "")
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings,

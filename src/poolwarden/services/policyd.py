@@ -19,9 +19,11 @@ import contextlib
 import ipaddress
 import logging
 import socket
+from time import perf_counter
 from typing import Protocol
 
 from poolwarden.services.listeners import Listen, open_listeners
+from poolwarden.services.metrics import LatencyHistogram
 from poolwarden.wire.postfix_policy import (
     PolicyReader,
     PolicyRequest,
@@ -76,10 +78,17 @@ class _Connection(asyncio.Protocol):
         if requests:
             answer = self.server.agent.answer
             cid = self.id
+            latency = self.server.latency  # decision latency (metrics): one list append
             if len(requests) == 1:
-                transport.write(encode_action(answer(requests[0], cid)))
+                started = perf_counter()
+                action = answer(requests[0], cid)
+                latency.observe(perf_counter() - started)
+                transport.write(encode_action(action))
             else:
-                transport.write(b"".join(encode_action(answer(r, cid)) for r in requests))
+                started = perf_counter()
+                actions = [answer(r, cid) for r in requests]
+                latency.observe_many(perf_counter() - started, len(actions))
+                transport.write(b"".join(encode_action(a) for a in actions))
         self._arm_timer()
 
     def _arm_timer(self) -> None:
@@ -141,6 +150,7 @@ class PolicyServer:
         self._drained = asyncio.Event()
         self.refused = 0
         self.violations = 0
+        self.latency = LatencyHistogram()  # read by the metrics collector at scrape time
 
     async def start(self, listens: list[Listen]) -> None:
         servers, addresses = await open_listeners(

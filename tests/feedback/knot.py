@@ -53,10 +53,21 @@ def make_key(selector: str, domain: str, workdir: Path, bits: int = 2048) -> Dki
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port free for both UDP and TCP on 127.0.0.1 right now (knotd binds both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port: int = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+
+
+class PortTakenError(RuntimeError):
+    pass
 
 
 class KnotServer:
@@ -80,7 +91,18 @@ class KnotServer:
                  "@ IN NS ns.test.", "ns IN A 127.0.0.1", *records]
         (zones / "test.zone").write_text("\n".join(lines) + "\n")
 
-    def start(self, records: list[str]) -> None:
+    def start(self, records: list[str], attempts: int = 3) -> None:
+        """Start knotd; on another port when the chosen one was taken meanwhile."""
+        for attempt in range(attempts):
+            try:
+                self._start(records)
+                return
+            except PortTakenError:
+                if attempt == attempts - 1:
+                    raise
+                self.port = _free_port()
+
+    def _start(self, records: list[str]) -> None:
         if KNOTD is None:
             pytest.skip("knotd is not installed (scripts/setup.sh installs knot)")
         run = self.dir / "run"
@@ -116,6 +138,8 @@ zone:
             if self.process.poll() is not None or time.time() > deadline:
                 log = (run / "knot.log").read_text() if (run / "knot.log").exists() else ""
                 self.stop()
+                if "address already in use" in log:
+                    raise PortTakenError(log)
                 raise RuntimeError(f"knotd did not serve the zone:\n{log}")
             time.sleep(0.02)
 

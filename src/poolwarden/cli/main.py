@@ -301,22 +301,36 @@ def serve(
     policy: Annotated[list[str] | None, typer.Option(
         "--policy", help="Listen on tcp:HOST:PORT or unix:PATH (repeatable) [default: the "
         "policyd.listen setting].")] = None,
+    follow: Annotated[list[Path] | None, typer.Option(
+        "--follow", help="Follow this Postfix log file (repeatable) [default: the ingest.logs "
+        "setting].")] = None,
+    lmtp: Annotated[str | None, typer.Option(
+        "--lmtp", help="Run the feedback LMTP listener on tcp:HOST:PORT (loopback) or "
+        "unix:PATH [default: feedback.lmtp_listen when ingest.lmtp is true].")] = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
 ) -> None:
-    """Run the routing agent (and its background jobs) until SIGTERM; SIGHUP reloads."""
+    """Run the routing agent (and its background jobs: log ingestion and the feedback LMTP
+    listener when configured) until SIGTERM; SIGHUP reloads."""
     import asyncio
     import logging
 
+    from poolwarden.services.ingest_jobs import IngestOptions
     from poolwarden.services.listeners import Listen
+    from poolwarden.services.lmtpd import parse_listen
     from poolwarden.services.runtime import Runtime
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         listens = [Listen.parse(text) for text in policy or ()]
+        if lmtp is not None:
+            parse_listen(lmtp)
     except ValueError as exc:
         fail(str(exc))
-    runtime = Runtime(config_path(config), listens=listens or None)
+    if log_level.upper() != "DEBUG":  # aiosmtpd logs every LMTP command at INFO
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
+    ingest = IngestOptions(logs=tuple(map(str, follow)) if follow else None, lmtp_listen=lmtp)
+    runtime = Runtime(config_path(config), listens=listens or None, ingest=ingest)
     asyncio.run(runtime.run())
 
 

@@ -5,7 +5,9 @@ assignment), rebuilds it when the store's change marker moves (a tier move or
 override) and on a refresh interval, flushes the decision log in batches,
 runs the embedded reputation engine on an interval, reloads the configuration
 on SIGHUP (keeping the running one when the new file is bad) and stops
-gracefully on SIGTERM. Store work runs on one worker thread, never on the
+gracefully on SIGTERM. When configured, it also follows the Postfix logs and runs
+the feedback LMTP listener (``services.ingest_jobs``, their own threads and store
+connections). Store work runs on one worker thread, never on the
 event loop, so a slow store costs freshness, never routing latency.
 """
 
@@ -31,6 +33,7 @@ from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.snapshot import Snapshot
 from poolwarden.ports import DecisionRow, Store
 from poolwarden.services.engine import Engine
+from poolwarden.services.ingest_jobs import IngestJobs, IngestOptions
 from poolwarden.services.listeners import Listen
 from poolwarden.services.policy_agent import PolicyAgent
 from poolwarden.services.policyd import PolicyServer
@@ -43,7 +46,8 @@ T = TypeVar("T")
 
 class Runtime:
     def __init__(self, config_path: Path, *, listens: list[Listen] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 ingest: IngestOptions | None = None) -> None:
         self.config_path = config_path
         self.config: LoadedConfig = load_config(config_path)
         settings = self.config.settings.policyd
@@ -61,6 +65,8 @@ class Runtime:
         self._version = 0
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.ingest = IngestJobs(self.config, options=ingest, snapshot=lambda: self.snapshot,
+                                 clock=clock)
 
     async def _in_store_thread(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -196,6 +202,7 @@ class Runtime:
             log.error("no snapshot at start, deferring all mail: %s", exc)
         await self.load_counts()
         await self.server.start(self.listens)
+        await self.ingest.start()
         self._tasks = [asyncio.create_task(job()) for job in
                        (self._watch_store, self._flush_decisions, self._evaluate)]
 
@@ -218,6 +225,7 @@ class Runtime:
     async def shutdown(self) -> None:
         self._stop.set()
         await self.server.stop()
+        await self.ingest.stop()  # the follower commits its round (events + checkpoint)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

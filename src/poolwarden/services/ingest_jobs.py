@@ -1,0 +1,201 @@
+"""Outcome ingestion inside ``poolwarden serve``: Postfix log followers and the feedback LMTP.
+
+``IngestJobs(config, ...)`` runs, beside the routing agent and when configured:
+
+* one ``Ingestd`` following the ``[ingest] logs`` files (exactly once, checkpoints in the
+  store), its reads and store writes on worker threads, never on the event loop;
+* the feedback LMTP listener (``[ingest] lmtp``, at ``feedback.lmtp_listen``) with its
+  own ``FeedbackService``; messages are processed on the listener's worker thread.
+
+Each job has its own store connection, so a slow or locked store slows ingestion, never
+a routing reply (the agent answers from its in-memory snapshot). A job that cannot
+start (store unreachable, address in use) is logged and counted in ``failures`` and
+tried again every ``retry_interval`` seconds; an ingestion round that fails is logged
+and counted by ``Ingestd`` itself, which goes on from the stored checkpoint. Routing
+never waits for any of it. ``stop()`` (SIGTERM) lets the follower finish its round,
+which commits the events and the read position in one transaction, then closes the
+listener after the messages in progress are stored.
+
+Settings under ``[ingest]`` and ``[feedback]`` are read at start: SIGHUP does not restart
+these jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from poolwarden.adapters.sqlstore import open_store
+from poolwarden.config.load import LoadedConfig
+from poolwarden.core.errors import PoolwardenError
+from poolwarden.core.snapshot import Snapshot
+from poolwarden.ports import Store
+from poolwarden.services.engine import Engine
+from poolwarden.services.feedback import FeedbackService, feedback_settings
+from poolwarden.services.ingestd import Ingestd
+from poolwarden.services.lmtpd import LmtpServer, parse_listen
+
+__all__ = ["IngestJobs", "IngestOptions", "log_paths"]
+
+log = logging.getLogger("poolwarden.serve.ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    """Command-line overrides of ``[ingest]``: None keeps the configured value."""
+
+    logs: tuple[str, ...] | None = None
+    lmtp_listen: str | None = None  # given: the listener runs there, whatever ``lmtp`` says
+
+
+def log_paths(config: LoadedConfig, logs: Sequence[str]) -> list[Path]:
+    """The followed files, relative ones against the configuration file's directory."""
+    base = config.path.absolute().parent
+    return [p if p.is_absolute() else base / p for p in map(Path, logs)]
+
+
+class IngestJobs:
+    """The follower and the LMTP listener of one serve process; ``start`` then ``stop``."""
+
+    def __init__(self, config: LoadedConfig, *, options: IngestOptions | None = None,
+                 snapshot: Callable[[], Snapshot | None] = lambda: None,
+                 clock: Callable[[], float] = time.time) -> None:
+        options = options or IngestOptions()
+        settings = config.settings.ingest
+        self.config = config
+        self.paths = log_paths(config, options.logs if options.logs is not None
+                               else settings.logs)
+        self.lmtp_listen = options.lmtp_listen or (config.settings.feedback.lmtp_listen
+                                                   if settings.lmtp else None)
+        self.poll_interval = settings.poll_interval
+        self.retry_interval = settings.retry_interval
+        self._snapshot = snapshot
+        self._clock = clock
+        self.failures: Counter[str] = Counter()  # job -> starts that failed
+        self.ingestd: Ingestd | None = None
+        self.lmtp: LmtpServer | None = None
+        self.feedback: FeedbackService | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.paths) or self.lmtp_listen is not None
+
+    async def start(self) -> None:
+        """Start the configured jobs in the background (returns at once)."""
+        if self.paths:
+            self._tasks.append(asyncio.create_task(self._follow(), name="ingest-follow"))
+        if self.lmtp_listen is not None:
+            self._tasks.append(asyncio.create_task(self._listen(self.lmtp_listen),
+                                                   name="ingest-lmtp"))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.enabled:
+            log.info("ingest stopped: %s", self.stats())
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for logs and metrics: what was read, stored, refused and failed."""
+        out: dict[str, Any] = {f"start_failures_{k}": v for k, v in self.failures.items()}
+        if self.ingestd is not None:
+            m = self.ingestd.metrics
+            out.update(lines_read=m.lines_read, events_stored=m.events_stored,
+                       duplicates=m.duplicates, unknown_tenants=m.unknown_tenants,
+                       gaps=m.gaps, ingest_errors=m.errors, lag_bytes=m.lag_bytes)
+        if self.feedback is not None:
+            out.update({f"feedback_{k}": v for k, v in sorted(self.feedback.counts.items())})
+        if self.lmtp is not None:
+            out.update({f"lmtp_replies_{k}": v for k, v in sorted(self.lmtp.replies.items())})
+        return out
+
+    async def _pause(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), self.retry_interval)
+
+    def _failed(self, job: str, exc: BaseException) -> None:
+        self.failures[job] += 1
+        log.error("%s could not start (attempt %d), routing goes on; next try in %.0f s: %s",
+                  job, self.failures[job], self.retry_interval, exc)
+
+    # -- the log follower ---------------------------------------------------------------
+
+    def _open_follower(self) -> tuple[Store, Ingestd]:
+        store = open_store(self.config.store_url)
+        try:
+            return store, Ingestd(self.config, store, self.paths,
+                                  poll_interval=self.poll_interval, clock=self._clock,
+                                  snapshot=self._snapshot(), pipelined=True)
+        except BaseException:
+            store.close()
+            raise
+
+    async def _follow(self) -> None:
+        while not self._stop.is_set():
+            try:
+                store, ingestd = await asyncio.to_thread(self._open_follower)
+            except (PoolwardenError, OSError) as exc:
+                self._failed("log follower", exc)
+                await self._pause()
+                continue
+            self.ingestd = ingestd
+            log.info("following %s", ", ".join(map(str, self.paths)))
+            try:
+                await ingestd.run(self._stop)  # until stop; its own errors are counted there
+            except Exception as exc:  # a bug: start afresh from the checkpoints
+                self._failed("log follower", exc)
+                await self._pause()
+            finally:
+                await asyncio.to_thread(store.close)
+
+    # -- the feedback listener -----------------------------------------------------------
+
+    def _open_feedback(self) -> tuple[Store, FeedbackService]:
+        store = open_store(self.config.store_url)
+        try:
+            engine = Engine(self.config, store, now=self._clock())
+            return store, FeedbackService(engine, feedback_settings(self.config),
+                                          clock=self._clock)
+        except BaseException:
+            store.close()
+            raise
+
+    async def _listen(self, listen: str) -> None:
+        try:
+            where = parse_listen(listen)
+        except ValueError as exc:  # a configuration problem: retrying cannot help
+            self._failed("feedback LMTP listener", exc)
+            return
+        while not self._stop.is_set():
+            store: Store | None = None
+            server: LmtpServer | None = None
+            try:
+                store, service = await asyncio.to_thread(self._open_feedback)
+                server = LmtpServer(service,
+                                    max_message_bytes=service.settings.max_message_bytes)
+                await server.start([where])
+            except (PoolwardenError, OSError) as exc:
+                if server is not None:
+                    await server.stop()
+                if store is not None:
+                    await asyncio.to_thread(store.close)
+                self._failed("feedback LMTP listener", exc)
+                await self._pause()
+                continue
+            assert store is not None
+            self.feedback, self.lmtp = service, server
+            try:
+                await self._stop.wait()
+            finally:
+                await server.stop()  # waits for the message being stored
+                await asyncio.to_thread(store.close)

@@ -197,3 +197,20 @@ def test_parse_duration_refuses(text: str) -> None:
 def test_format_duration() -> None:
     assert format_duration(5400) == "1h30m"
     assert format_duration(20) == "20s"
+
+
+def test_the_routing_caps_step_through_the_ramp_without_a_new_snapshot() -> None:
+    from poolwarden.core.caps import CapPlan, fold_restrictions
+
+    (a,) = ReactionState([rule(threshold=1)]).observe(obs(T0))
+    limits = fold_restrictions(CapPlan(full_caps={"google": 1000}), a.restrictions(T0), {})
+    cap = limits.ip_caps[("127.0.0.21", "google")]
+
+    def limit(at: float) -> int | None:
+        found = cap.at(at)
+        return None if found is None else found.limit
+
+    assert [limit(T0 + 1), limit(T0 + 599)] == [0, 0]  # paused
+    assert [limit(T0 + 600), limit(T0 + 719)] == [250, 250]  # ×0.25
+    assert [limit(T0 + 720), limit(T0 + 839)] == [500, 500]  # ×0.5
+    assert limit(T0 + 840) is None  # full speed

@@ -118,6 +118,8 @@ def ip_detail(out: Console, d: dict[str, Any]) -> None:
     _metrics_lines(out, f"last {d['window']['window_days']} days", d["window"])
     for provider, metrics in d["per_provider"].items():
         _metrics_lines(out, escape(provider), metrics)
+    if d.get("warmup"):
+        warmup(out, d["warmup"])
     table = Table(title="bad-neighbour ranking (share of this IP's bad signals)")
     for column in ("tenant", "volume", "hard bounces", "complaints", "trap hits", "harm"):
         table.add_column(column)
@@ -126,6 +128,20 @@ def ip_detail(out: Console, d: dict[str, Any]) -> None:
                       f"{n['hard_bounces']} ({n['bounce_share']:.0%})",
                       f"{n['complaints']} ({n['complaint_share']:.0%})",
                       f"{n['trap_hits']} ({n['trap_share']:.0%})", f"{n['harm']:.2f}")
+    out.print(table)
+
+
+def warmup(out: Console, w: dict[str, Any]) -> None:
+    """An IP's warm-up: stage, today's cap and count per provider, and why."""
+    table = Table(title=f"warm-up: schedule '{escape(w['schedule'])}', day {w['day']}, "
+                  f"stage {w['stage']} of {w['stages_total']} (advances after a day that "
+                  f"delivered > {w['advance_fraction']:.0%} of its cap)")
+    for column in ("provider", "stage", "cap today", "sent today", "why"):
+        table.add_column(column)
+    for provider, cap in w["caps"].items():
+        table.add_row(escape(provider), str(w["stages"][provider]),
+                      "no cap" if cap is None else f"{cap:,}", f"{w['counts'][provider]:,}",
+                      escape(w["why"][provider]))
     out.print(table)
 
 

@@ -134,4 +134,6 @@ def ip_detail(engine: Engine, snapshot: Snapshot, address: str, now: float) -> d
                                      provider=provider).as_dict()
             for provider in engine.ledger.providers_of(Scope.IP, address)},
         "neighbours": [n.as_dict() for n in engine.neighbours(address, now)],
+        # stage, today's cap and count per provider; None when the IP is not warming
+        "warmup": engine.warmup().ip_detail(address, now),
     }

@@ -41,6 +41,7 @@ from poolwarden.services.engine import Engine
 from poolwarden.services.feedback import FeedbackService, feedback_settings
 from poolwarden.services.ingestd import Ingestd
 from poolwarden.services.lmtpd import LmtpServer, parse_listen
+from poolwarden.services.reaction import ReactionService
 
 __all__ = ["IngestJobs", "IngestOptions", "log_paths"]
 
@@ -135,7 +136,10 @@ class IngestJobs:
         try:
             return store, Ingestd(self.config, store, self.paths,
                                   poll_interval=self.poll_interval, clock=self._clock,
-                                  snapshot=self._snapshot(), pipelined=True)
+                                  snapshot=self._snapshot(), pipelined=True,
+                                  # reaction rules read each committed batch's replies
+                                  on_batch=ReactionService(self.config, store,
+                                                           clock=self._clock).on_batch)
         except BaseException:
             store.close()
             raise

@@ -428,3 +428,57 @@ warmup_stall_days = 3""")
     assert body["numbers"]["days_at_stage"] == 4 and body["numbers"]["stage"] == 3
     assert "700 of the 1,000" in body["text"]
     store.close()
+
+
+def test_the_alert_loop_runs_inside_serve(tmp_path: Path, receiver: Receiver) -> None:
+    from poolwarden.services.listeners import Listen
+    from poolwarden.services.runtime import Runtime
+
+    config = write_config(tmp_path, f"""webhook_urls = ["{receiver.url}"]
+poll_interval = 0.05""")
+    runtime = Runtime(config.path, listens=[Listen.parse("tcp:127.0.0.1:0")])
+
+    async def run() -> None:
+        await runtime.start()
+        try:
+            await asyncio.to_thread(runtime.store.record_moves,
+                                    [suspension("zoo", at=runtime.clock() + 1)])
+            # bounded wait for the loop's next rounds (not a speed assertion): until the
+            # alert is sent and recorded
+            for _ in range(600):
+                if await asyncio.to_thread(runtime.store.alerts):  # type: ignore[attr-defined]
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await runtime.shutdown()
+
+    asyncio.run(run())
+    assert [(p["body"]["kind"], p["body"]["tenant"]) for p in receiver.posts] == [
+        ("suspension", "zoo")]
+    check = open_store(config.store_url)
+    assert [(r.kind, r.outcome) for r in check.alerts()] == [
+        ("suspension", {"webhook": "sent"})]
+    check.close()
+
+
+def test_a_reloaded_configuration_changes_the_channels(tmp_path: Path,
+                                                       receiver: Receiver) -> None:
+    first = write_config(tmp_path, "")
+    store = open_store(first.store_url)
+    current = [first]
+    alerter = Alerter(lambda: current[0], store, clock=lambda: NOW + 10)
+    alerter._started = NOW
+    store.record_moves([suspension("shop", NOW + 1)])
+
+    async def run() -> None:
+        await alerter.poll()  # no channel yet: recorded only
+        current[0] = write_config(tmp_path, f"""webhook_urls = ["{receiver.url}"]""")
+        store.record_moves([suspension("bank", NOW + 2)])
+        await alerter.poll()
+        await alerter.aclose()
+
+    asyncio.run(run())
+    assert [p["body"]["tenant"] for p in receiver.posts] == ["bank"]
+    assert [(r.tenant, r.outcome) for r in store.alerts()] == [
+        ("bank", {"webhook": "sent"}), ("shop", {})]
+    store.close()

@@ -145,6 +145,9 @@ class Alerter:
         self.buckets = {c.name: TokenBucket(settings.rate_burst, settings.rate_per_hour / 3600,
                                             now) for c in self.channels}
         self.dedup = Deduper(settings.renotify_interval)
+        # channels follow configuration reloads unless they were handed in
+        self._own_channels = channels is None
+        self._settings_seen = settings
         self.stats = AlertStats()
         self._started = now
         self._move_mark: float | None = None  # time of the newest move already alerted
@@ -413,6 +416,7 @@ class Alerter:
         run = in_thread or _to_thread
         self.stats.polls += 1
         try:
+            await self._follow_reload()
             now = self.clock()
             found: list[Alert] = await run(lambda: self.detect(now))
             fresh = self.dedup.select(found, now)
@@ -429,6 +433,23 @@ class Alerter:
             self.stats.errors += 1
             log.exception("alerts: unexpected error")
         return []
+
+    async def _follow_reload(self) -> None:
+        """After a SIGHUP reload with new [alerts] settings: new channels and limits (the
+        dedup memory stays, so a reload does not repeat alerts)."""
+        settings = self.settings
+        if settings is self._settings_seen:
+            return
+        self._settings_seen = settings
+        self.dedup.renotify = settings.renotify_interval
+        if not self._own_channels:
+            return
+        await self.aclose()
+        self.channels = channels_from(settings)
+        now = self.clock()
+        self.buckets = {c.name: TokenBucket(settings.rate_burst,
+                                            settings.rate_per_hour / 3600, now)
+                        for c in self.channels}
 
     async def aclose(self) -> None:
         for channel in self.channels:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.adapters.warmup_store import warmup_store_of
@@ -32,9 +32,11 @@ from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.snapshot import Snapshot
 from poolwarden.ports import DecisionRow, Store
+from poolwarden.services.alerts import Alerter, AlertingStore
 from poolwarden.services.engine import Engine
 from poolwarden.services.ingest_jobs import IngestJobs, IngestOptions
 from poolwarden.services.listeners import Listen
+from poolwarden.services.metrics import EventCounter, IngestLag
 from poolwarden.services.policy_agent import PolicyAgent
 from poolwarden.services.policyd import PolicyServer
 from poolwarden.services.warmup import counter_for, flush_counts
@@ -67,6 +69,15 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self.ingest = IngestJobs(self.config, options=ingest, snapshot=lambda: self.snapshot,
                                  clock=clock)
+        # alerts and metrics (issue 7): both read the counters the agent and the ingester
+        # keep; the alert loop polls them and the store (on the store thread)
+        self.event_counter = EventCounter()
+        self.ingest_lag = IngestLag()
+        self.alerter = Alerter(lambda: self.config, cast("AlertingStore", self.store),
+                               clock=clock, agent=lambda: self.agent.stats,
+                               ingest=lambda: getattr(self.ingest.ingestd, "metrics", None),
+                               ingest_lag=self.ingest_lag,
+                               warmup=lambda: warmup_store_of(self.store).warmup_states())
 
     async def _in_store_thread(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -193,6 +204,11 @@ class Runtime:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
 
+    async def _alert_loop(self) -> None:
+        while not self._stop.is_set():
+            await self._sleep(self.config.settings.alerts.poll_interval)
+            await self.alerter.poll(self._in_store_thread)  # never raises
+
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
@@ -205,6 +221,8 @@ class Runtime:
         await self.ingest.start()
         self._tasks = [asyncio.create_task(job()) for job in
                        (self._watch_store, self._flush_decisions, self._evaluate)]
+        if self.config.settings.alerts.enabled:
+            self._tasks.append(asyncio.create_task(self._alert_loop()))
 
     def install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -231,6 +249,7 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.alerter.aclose()
         await self.flush()
         self._executor.shutdown(wait=True)
         self.store.close()

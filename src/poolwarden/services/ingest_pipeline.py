@@ -136,18 +136,15 @@ class Pipeline:
         file numbered ``serial``; returns how many lines."""
         corr = self.correlator
         corr.position = (serial, start, *parser_state(self.parser))
-        parse, feed, out = self.parser.parse, corr.feed, self.deliveries
         if data.isascii():
             lines = data.decode("ascii").split("\n")
         else:
             lines = data.decode("utf-8", "replace").split("\n")
         lines.pop()
-        for line in lines:
-            record = parse(line)
-            if record is not None and record.queue_id is not None:
-                got = feed(record)
-                if got and emit:
-                    out.extend(got)
+        if emit:
+            corr.feed_lines(self.parser, lines, self.deliveries)
+        else:
+            corr.feed_lines(self.parser, lines, [])
         return len(lines)
 
     def take(self) -> list[Delivery]:

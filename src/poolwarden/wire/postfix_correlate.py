@@ -32,6 +32,7 @@ they would differ. The source offset RELIABILITY mentions is left out for the sa
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from poolwarden.wire.postfix_log import (
@@ -39,13 +40,19 @@ from poolwarden.wire.postfix_log import (
     CLIENT,
     DELIVERY,
     EXPIRED,
+    HEADER,
+    HEX,
     MESSAGE_ID,
     NOTIFICATION,
+    OTHER,
     PICKUP,
     QUEUED,
     REMOVED,
+    LogParser,
     LogRecord,
     egress_ip_of,
+    message_fields,
+    split_token,
     transport_of,
 )
 
@@ -54,6 +61,7 @@ from poolwarden.wire.postfix_log import (
 DEFAULT_TTL = 6 * 86400.0
 DEFAULT_MAX_MESSAGES = 500_000
 _NEVER_QUEUED = frozenset({"reject", "milter-reject", "discard", "milter-discard"})
+UNKNOWN: tuple[str, dict[str, str]] = (OTHER, {})  # a queue-id message not understood
 
 
 class MessageInfo(NamedTuple):
@@ -191,37 +199,78 @@ class Correlator:
         qid = record.queue_id
         if qid is None:
             return []
-        now = record.timestamp
+        out: list[Delivery] = []
+        kind, fields = record.parsed()
+        self.on(kind, fields, record.host, qid, record.timestamp, record.program, out)
+        return out
+
+    def feed_lines(self, parser: LogParser, lines: Iterable[str], out: list[Delivery]) -> None:
+        """``feed(parser.parse(line))`` for each line, appending the deliveries to ``out``:
+        the same results, but the common line (syslog stamp, short queue id, no severity)
+        goes from the header match straight to ``on``, with no ``LogRecord`` in between;
+        every other line takes ``parse`` and ``feed`` unchanged."""
+        header = HEADER.match
+        parse = parser.parse
+        with_queue_id = message_fields
+        on = self.on
+        for line in lines:
+            m = header(line)
+            if m is None:  # RFC 3339 stamps, other programs, malformed lines
+                record = parse(line)
+                if record is not None and record.queue_id is not None:
+                    kind, fields = record.parsed()
+                    on(kind, fields, record.host, record.queue_id, record.timestamp,
+                       record.program, out)
+                continue
+            stamp, host, program, pid, token, rest = m.groups()
+            # the time exactly as parse() gets it (same cache, same year/month tracking)
+            timestamp = parser.last_time if stamp == parser.last_stamp \
+                else parser.stamp_time(stamp)
+            if token is None:
+                continue  # no queue id (connect, TLS, NOQUEUE…): nothing to correlate
+            if len(token) >= 6 and not token.strip(HEX):
+                kind, fields = with_queue_id(rest.rstrip("\r\n")) or UNKNOWN
+                on(kind, fields, host, token, timestamp, program, out)
+                continue
+            level, qid, rest = split_token(token, rest)
+            if qid is not None:
+                record = LogRecord(timestamp, host, program, pid, qid, level, rest)
+                kind, fields = record.parsed()
+                on(kind, fields, host, qid, timestamp, program, out)
+
+    def on(self, kind: str, fields: dict[str, str], host: str | None, qid: str,
+           now: float | None, program: str, out: list[Delivery]) -> None:
+        """One parsed line of message ``qid`` (``feed``'s work): deliveries go to ``out``."""
         if now is not None:
             self._now = now
             if now >= self._next_sweep:
                 self._sweep(now)
-        kind, fields = record.parsed()
-        key = (record.host, qid)
+        key = (host, qid)
         messages = self._messages
         if kind == DELIVERY:
             message = messages.get(key) or self._open(key)
             message.last_seen = self._now
-            return [self._delivery(record, qid, message, fields)]
+            out.append(self._delivery(host, now, program, qid, message, fields))
+            return
         if kind == REMOVED:
             messages.pop(key, None)
-            return []
+            return
         if kind == CLIENT:
             message = self._start(key)
             message.client_name = fields.get("client_name")
             message.client_ip = fields.get("client_ip")
             message.sasl_method = fields.get("sasl_method")
             message.sasl_username = fields.get("sasl_username")
-            return []
+            return
         if kind == PICKUP:
             message = self._start(key)
             message.sender = fields.get("from")
             orig = fields.get("orig_id")
             if orig is not None:  # postsuper -r: the message comes back under a new id
-                previous = messages.pop((record.host, orig), None)
+                previous = messages.pop((host, orig), None)
                 if previous is not None:
                     message.inherit(previous)
-            return []
+            return
         message = messages.get(key) or self._open(key)
         message.last_seen = self._now
         if kind == MESSAGE_ID:
@@ -235,7 +284,7 @@ class Correlator:
             message.nrcpt = _int(fields.get("nrcpt"))
             message.info = None
         elif kind == NOTIFICATION:
-            child_key = (record.host, fields["notice_queue_id"])
+            child_key = (host, fields["notice_queue_id"])
             child = messages.get(child_key) or self._open(child_key)
             child.notification_of = qid
             child.info = None
@@ -243,11 +292,10 @@ class Correlator:
             if message.sender is None:
                 message.sender = fields.get("from")
                 message.info = None
-            return self._expire(record, qid, message)
+            self._expire(host, now, program, qid, message, out)
         elif kind == ACTION and fields.get("action") in _NEVER_QUEUED \
-                and record.service == "cleanup":
+                and program.rpartition("/")[2] == "cleanup":
             messages.pop(key, None)
-        return []
 
     def _open(self, key: tuple[str | None, str]) -> _Message:
         message = _Message(self._now)
@@ -279,16 +327,14 @@ class Correlator:
             self._routes[program] = route
         return route
 
-    def _delivery(self, record: LogRecord, qid: str, message: _Message,
-                  fields: dict[str, str]) -> Delivery:
+    def _delivery(self, host: str | None, time: float | None, program: str, qid: str,
+                  message: _Message, fields: dict[str, str]) -> Delivery:
         recipient = fields["to"]
         log_status = status = fields["status"]
         reply = fields.get("reply")
         if status == "bounced" and reply is not None and "message expired" in reply.lower():
             status = "expired"
-        program = record.program
         route = self._routes.get(program) or self._route(program)
-        time = record.timestamp
         previous = message.recipients.get(recipient)
         if previous is None:
             attempt, seq = 1, 0
@@ -298,20 +344,20 @@ class Correlator:
         get = fields.get
         delay = get("delay")
         delivery = Delivery(
-            time, record.host, qid, recipient, status, log_status, get("dsn"), reply,
+            time, host, qid, recipient, status, log_status, get("dsn"), reply,
             get("relay"), route[0], route[1], route[2],
-            message.info or message.snapshot(record.host, qid), get("orig_to"),
+            message.info or message.snapshot(host, qid), get("orig_to"),
             _float(delay) if delay is not None else None, get("delays"),
             _int(get("conn_use")), attempt, seq)
         message.recipients[recipient] = delivery
         return delivery
 
-    def _expire(self, record: LogRecord, qid: str, message: _Message) -> list[Delivery]:
+    def _expire(self, host: str | None, time: float | None, program: str, qid: str,
+                message: _Message, out: list[Delivery]) -> None:
         """qmgr gave up: every recipient still deferred is returned to the sender."""
-        out: list[Delivery] = []
-        info = message.snapshot(record.host, qid)
-        time = record.timestamp
-        service = record.program.rpartition("/")[2]
+        info = message.snapshot(host, qid)
+        service = program.rpartition("/")[2]
+        expired_any = False
         for recipient, last in list(message.recipients.items()):
             if last.status != "deferred":
                 continue
@@ -320,12 +366,12 @@ class Correlator:
                                     conn_use=None, seq=0)
             message.recipients[recipient] = expired
             out.append(expired)
-        if not out:  # the deferrals were before this log (or this correlator) began
+            expired_any = True
+        if not expired_any:  # the deferrals were before this log (or this correlator) began
             previous = message.recipients.get(None)
-            expired = Delivery(time, record.host, qid, None, "expired", "expired", None, None,
+            expired = Delivery(time, host, qid, None, "expired", "expired", None, None,
                                None, None, None, service, info,
                                seq=previous.seq + 1 if previous is not None
                                and previous.time == time else 0)
             message.recipients[None] = expired
             out.append(expired)
-        return out

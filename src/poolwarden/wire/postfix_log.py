@@ -73,7 +73,8 @@ _MONTHS: Final = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 _FUTURE_SLACK: Final = 2 * 86400.0  # a year-less date this far past the reference is last year's
 
-_HEX: Final = "0123456789ABCDEF"
+HEX: Final = "0123456789ABCDEF"
+_HEX: Final = HEX
 # The common header (syslog or maillog_file stamp, program with a '/', pid) in one match that
 # also takes off a leading "word: ", the queue id candidate. `.*` under DOTALL is sre's
 # fastest scan; the newline it keeps is stripped when the message is looked at.
@@ -83,6 +84,7 @@ _HEADER = re.compile(
 _HEADER_ISO = re.compile(  # RFC 3339 stamps (tried only for lines starting with a digit)
     r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?) (\S+) "
     r"([^\s\[:/]+/[^\s\[:]+?)(?:\[(\d{1,10})\])?: (?:([0-9A-Za-z]+): )?(.*)", re.S)
+HEADER: Final = _HEADER  # for Correlator.feed_lines, which reads the common line itself
 _MESSAGE = re.compile(r"(?:([0-9A-Za-z]+): )?(.*)", re.S)
 _QID = re.compile(r"([0-9A-F]{6,}|[0-9A-Za-z]{10,}z[0-9A-Za-z]+): ")
 _DELIVERY = re.compile(
@@ -160,6 +162,9 @@ def _split(token: str | None, rest: str) -> tuple[str | None, str | None, str]:
     if _is_queue_id(token):
         return None, token, rest
     return None, None, f"{token}: {rest}"  # NOQUEUE:, statistics:, Deleted: … are not ids
+
+
+split_token = _split
 
 
 class LogRecord:
@@ -467,6 +472,9 @@ def _with_queue_id(rest: str) -> tuple[str, dict[str, str]] | None:
     return OTHER, {}
 
 
+message_fields = _with_queue_id  # for Correlator.feed_lines
+
+
 def _remote_error(m: re.Match[str]) -> dict[str, str]:
     what, name, addr, port, text = m.groups()
     out = {"event": what, "relay_host": name, "relay_ip": addr, "text": text}
@@ -637,7 +645,7 @@ class LogParser:
     next year; a stray line more than six months above it belongs to the previous year.
     """
 
-    __slots__ = ("_cache", "_last_stamp", "_last_time", "_month", "_reference", "_tz", "_year")
+    __slots__ = ("_cache", "_month", "_reference", "_tz", "_year", "last_stamp", "last_time")
 
     def __init__(self, *, year: int | None = None, reference: float | None = None,
                  tz: tzinfo = UTC) -> None:
@@ -646,19 +654,15 @@ class LogParser:
         self._tz = tz
         self._month = 0
         self._cache: dict[str, float] = {}  # "M DD HH" of the current year → epoch of the hour
-        self._last_stamp = ""
-        self._last_time: float | None = None
+        self.last_stamp = ""  # the last syslog stamp read and its time (read-only outside)
+        self.last_time: float | None = None
 
     def parse(self, line: str) -> LogRecord | None:
         """One line (a trailing newline is ignored) → its record, or None if not Postfix's."""
         m = _HEADER.match(line)
         if m is not None:
             stamp, host, prog, pid, token, rest = m.groups()
-            if stamp == self._last_stamp:
-                timestamp = self._last_time
-            else:
-                timestamp = self._syslog_time(stamp)
-                self._last_stamp, self._last_time = stamp, timestamp
+            timestamp = self.last_time if stamp == self.last_stamp else self.stamp_time(stamp)
         else:
             m = _HEADER_ISO.match(line) if line[:1].isdigit() else None
             if m is None:
@@ -671,6 +675,12 @@ class LogParser:
             return LogRecord(timestamp, host, prog, pid, token, None, rest)
         level, qid, rest = _split(token, rest)
         return LogRecord(timestamp, host, prog, pid, qid, level, rest)
+
+    def stamp_time(self, stamp: str) -> float | None:
+        """The time of a syslog stamp read now (it becomes ``last_stamp``)."""
+        timestamp = self._syslog_time(stamp)
+        self.last_stamp, self.last_time = stamp, timestamp
+        return timestamp
 
     def _syslog_time(self, stamp: str) -> float | None:
         mon, day, hms = stamp.split()
@@ -727,7 +737,7 @@ class LogParser:
         if self._year is None or parsed.year != self._year:
             self._cache.clear()
         self._year, self._month = parsed.year, parsed.month
-        self._last_stamp = ""
+        self.last_stamp = ""
         return parsed.timestamp()
 
 

@@ -34,6 +34,7 @@ from poolwarden.services.metrics import (
     IngestCounts,
     LatencyHistogram,
     MetricSources,
+    NodeCollector,
     node_registry,
 )
 
@@ -118,25 +119,27 @@ def sources_for(ctx: AppContext, held: HeldCache) -> MetricSources:
     return sources
 
 
-def registry_for(ctx: AppContext) -> tuple[CollectorRegistry, HeldCache]:
+def registry_for(ctx: AppContext) -> tuple[CollectorRegistry, HeldCache, NodeCollector]:
     found = ctx.extras.get(_REGISTRY_KEY)
     if found is None:
         held = HeldCache(ctx)
-        found = ctx.extras[_REGISTRY_KEY] = (node_registry(sources_for(ctx, held)), held)
-    registry, held = found
-    return registry, held
+        registry, collector = node_registry(sources_for(ctx, held))
+        found = ctx.extras[_REGISTRY_KEY] = (registry, held, collector)
+    registry, held, collector = found
+    return registry, held, collector
 
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
     ctx = get_ctx(request)
-    registry, held = registry_for(ctx)
+    registry, held, collector = registry_for(ctx)
     if held.stale:
         await run_in_threadpool(held.refresh)
     if ctx.runtime is None:  # a standalone snapshot comes from the store: not on the loop
         body = await run_in_threadpool(generate_latest, registry)
     else:
-        body = generate_latest(registry)
+        await run_in_threadpool(collector.prime)  # tiers of a new snapshot: off the loop
+        body = generate_latest(registry)  # the rest reads counters the loop writes
     # the classic text format (what generate_latest writes with its default escaping),
     # which every Prometheus version reads
     return Response(content=body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -243,6 +243,13 @@ class NodeCollector(Collector):
             tiers.add_metric([tier], n)
         yield tiers
 
+    def prime(self) -> None:
+        """Count the tiers of a new snapshot now (call it on a worker thread: 100,000
+        tenants take milliseconds that the event loop should not spend)."""
+        snapshot = self.sources.snapshot()
+        if snapshot is not None:
+            self._tier_counts(snapshot)
+
     def _tier_counts(self, snapshot: Snapshot) -> dict[str, int]:
         cached = self._tiers
         if cached is not None and cached[0] == id(snapshot):
@@ -305,10 +312,11 @@ class NodeCollector(Collector):
         yield family
 
 
-def node_registry(sources: MetricSources) -> CollectorRegistry:
+def node_registry(sources: MetricSources) -> tuple[CollectorRegistry, NodeCollector]:
     """A registry of its own (not prometheus_client's global one) holding the node's
     collector; the platform and process collectors are left out (one process may hold
     several apps in tests, and Prometheus's own exporters cover the host)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(NodeCollector(sources))
-    return registry
+    collector = NodeCollector(sources)
+    registry.register(collector)
+    return registry, collector

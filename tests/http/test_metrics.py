@@ -10,6 +10,7 @@ prometheus_client's own parser (no promtool needed).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +22,6 @@ from poolwarden.core.tiers import TierMove
 from poolwarden.http.app import create_app
 from poolwarden.http.context import AppContext
 from poolwarden.http.metrics import registry_for
-from poolwarden.services.ingestd import Ingestd
 from poolwarden.services.listeners import Listen
 from poolwarden.services.runtime import Runtime
 from tests.ingest.loggen import config_toml, generate
@@ -65,8 +65,10 @@ async def route(client: Client, n: int, *, sasl: str = "acme", first: int = 0) -
 def test_scraped_values_follow_the_input(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'pw.db'}"
     config_path = tmp_path / "poolwarden.toml"
-    config_path.write_text(config_toml(url), encoding="utf-8")
-    clock = [2_000_000_000.0]
+    log_path = tmp_path / "mail.log"
+    config_path.write_text(config_toml(url) + f'\n[ingest]\nlogs = ["{log_path}"]\n'
+                           'poll_interval = 0.05\n', encoding="utf-8")
+    clock = [float(int(time.time()))]  # frozen, near the generated log's times
     runtime = Runtime(config_path, listens=[Listen.parse("tcp:127.0.0.1:0")],
                       clock=lambda: clock[0])
     ctx = AppContext(loaded_config=runtime.config, store=runtime.store,  # type: ignore[arg-type]
@@ -139,39 +141,46 @@ def test_scraped_values_follow_the_input(tmp_path: Path) -> None:
 
     asyncio.run(main())
 
-    # -- ingestion: events by kind, lines, lag ----------------------------------------------
+    # -- ingestion by serve's own log follower: events by kind, lines, lag ------------------
     log = generate(7, 120)
-    path = tmp_path / "mail.log"
-    path.write_text("".join(log.lines[: len(log.lines) // 2]), encoding="utf-8")
+    log_path.write_text("".join(log.lines), encoding="utf-8")
     runtime.store.add_decisions(log.decisions)
-    ingestd = Ingestd(runtime.config, runtime.store, [path], rotate_wait=0.0,
-                      on_added=runtime.event_counter.on_added)
-    runtime.ingest.ingestd = ingestd
+    truth = Counter(e.kind for e in log.expected)
+
+    def ingested() -> tuple[int, int, int]:
+        ingestd = runtime.ingest.ingestd
+        if ingestd is None:
+            return (-1, -1, -1)
+        return (ingestd.metrics.lines_read, ingestd.metrics.events_stored,
+                sum(runtime.event_counter.by_kind.values()))
 
     async def ingest_and_scrape() -> tuple[Samples, Samples]:
-        await asyncio.to_thread(ingestd.run_once)
-        half = await scrape(ctx)
-        with open(path, "a", encoding="utf-8") as f:
-            f.write("".join(log.lines[len(log.lines) // 2:]))
-        await asyncio.to_thread(ingestd.run_once)
+        await runtime.rebuild("ingest")
+        before = await scrape(ctx)
+        await runtime.ingest.start()
+        try:  # a bounded wait for the follower's rounds, not a speed assertion
+            for _ in range(1200):
+                if ingested() == (len(log.lines), sum(truth.values()), sum(truth.values())):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await runtime.ingest.stop()
+        ingestd = runtime.ingest.ingestd
+        assert ingestd is not None
         runtime.ingest_lag.seconds(ingestd.metrics.lag_bytes, clock[0])  # caught up: now
         ingestd.metrics.lag_bytes = 4096  # as if Postfix had written more since
         clock[0] += 42
-        return half, await scrape(ctx)
+        return before, await scrape(ctx)
 
-    half, full = asyncio.run(ingest_and_scrape())
-    truth = Counter(e.kind for e in log.expected)
-    stored_half = sum(value(half, "poolwarden_events_ingested_total", kind=k) for k in truth)
-    assert 0 < stored_half < sum(truth.values())
-    assert stored_half == value(half, "poolwarden_ingest_events_stored_total")
+    before, after = asyncio.run(ingest_and_scrape())
     for kind, n in truth.items():
-        assert value(full, "poolwarden_events_ingested_total", kind=kind) == n, kind
-    assert value(full, "poolwarden_ingest_events_stored_total") == sum(truth.values())
-    assert value(full, "poolwarden_ingest_lines_read_total") == len(log.lines)
-    assert value(half, "poolwarden_ingest_lag_bytes") == 0
-    assert value(full, "poolwarden_ingest_lag_bytes") == 4096
-    assert value(full, "poolwarden_ingest_lag_seconds") == 42
-    ingestd.close()
+        assert value(before, "poolwarden_events_ingested_total", kind=kind) == 0, kind
+        assert value(after, "poolwarden_events_ingested_total", kind=kind) == n, kind
+    assert ("poolwarden_ingest_lines_read_total", ()) not in before  # no follower yet
+    assert value(after, "poolwarden_ingest_events_stored_total") == sum(truth.values())
+    assert value(after, "poolwarden_ingest_lines_read_total") == len(log.lines)
+    assert value(after, "poolwarden_ingest_lag_bytes") == 4096
+    assert value(after, "poolwarden_ingest_lag_seconds") == 42
     runtime.store.close()
 
 

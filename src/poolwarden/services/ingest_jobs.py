@@ -36,7 +36,7 @@ from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import LoadedConfig
 from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.snapshot import Snapshot
-from poolwarden.ports import Store
+from poolwarden.ports import AddResult, Store
 from poolwarden.services.engine import Engine
 from poolwarden.services.feedback import FeedbackService, feedback_settings
 from poolwarden.services.ingestd import Ingestd
@@ -79,6 +79,8 @@ class IngestJobs:
         self.retry_interval = settings.retry_interval
         self._snapshot = snapshot
         self._clock = clock
+        # told each committed batch's result (the metrics' events by kind); set by serve
+        self.on_added: Callable[[AddResult], None] | None = None
         self.failures: Counter[str] = Counter()  # job -> starts that failed
         self.ingestd: Ingestd | None = None
         self.lmtp: LmtpServer | None = None
@@ -139,7 +141,8 @@ class IngestJobs:
                                   snapshot=self._snapshot(), pipelined=True,
                                   # reaction rules read each committed batch's replies
                                   on_batch=ReactionService(self.config, store,
-                                                           clock=self._clock).on_batch)
+                                                           clock=self._clock).on_batch,
+                                  on_added=self.on_added)
         except BaseException:
             store.close()
             raise

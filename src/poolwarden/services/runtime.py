@@ -72,6 +72,7 @@ class Runtime:
         # alerts and metrics (issue 7): both read the counters the agent and the ingester
         # keep; the alert loop polls them and the store (on the store thread)
         self.event_counter = EventCounter()
+        self.ingest.on_added = self.event_counter.on_added
         self.ingest_lag = IngestLag()
         self.alerter = Alerter(lambda: self.config, cast("AlertingStore", self.store),
                                clock=clock, agent=lambda: self.agent.stats,

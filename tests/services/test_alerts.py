@@ -482,3 +482,31 @@ def test_a_reloaded_configuration_changes_the_channels(tmp_path: Path,
     assert [(r.tenant, r.outcome) for r in store.alerts()] == [
         ("bank", {"webhook": "sent"}), ("shop", {})]
     store.close()
+
+
+def test_log_gaps_and_agent_defers_alert(tmp_path: Path, receiver: Receiver) -> None:
+    from poolwarden.services.policy_agent import AgentStats
+
+    config = write_config(tmp_path, f"""webhook_urls = ["{receiver.url}"]""")
+    store = open_store(config.store_url)
+    ingest = IngestMetrics(gaps=1, gap_bytes=100)
+    stats = AgentStats(errors={"unknown tenant": 7})
+    alerter = make_alerter(config, store, ingest=lambda: ingest, agent=lambda: stats)
+
+    async def run() -> None:
+        await alerter.poll()  # the baseline: what happened before this process started
+        ingest.gaps, ingest.gap_bytes, ingest.gap_lines = 3, 4196, 12
+        stats.errors["no routing snapshot loaded yet"] = 5
+        stats.errors["unknown tenant"] = 9  # a configured answer, not a lack of decision
+        await alerter.poll()
+        await alerter.aclose()
+
+    asyncio.run(run())
+    bodies = {p["body"]["kind"]: p["body"] for p in receiver.posts}
+    assert sorted(bodies) == ["agent_defer", "ingest_gap"]
+    assert bodies["ingest_gap"]["numbers"]["new_gaps"] == 2
+    assert bodies["ingest_gap"]["numbers"]["bytes_lost"] == 4096
+    assert bodies["agent_defer"]["numbers"]["deferred"] == 5
+    assert bodies["agent_defer"]["numbers"]["causes"] == {"no routing snapshot loaded yet": 5}
+    assert bodies["agent_defer"]["link"] == f"{BASE}/"
+    store.close()

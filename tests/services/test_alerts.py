@@ -510,3 +510,28 @@ def test_log_gaps_and_agent_defers_alert(tmp_path: Path, receiver: Receiver) -> 
     assert bodies["agent_defer"]["numbers"]["causes"] == {"no routing snapshot loaded yet": 5}
     assert bodies["agent_defer"]["link"] == f"{BASE}/"
     store.close()
+
+
+def test_a_failing_source_does_not_silence_the_others(tmp_path: Path,
+                                                      receiver: Receiver) -> None:
+    from poolwarden.core.errors import StoreError
+
+    class BrokenReactions(SqlStore):  # a real store whose activations table fails to read
+        def reaction_activations(self, **kwargs: Any) -> list[Any]:
+            raise StoreError("store: read reaction activations failed: disk I/O error")
+
+    config = write_config(tmp_path, f"""webhook_urls = ["{receiver.url}"]""")
+    opened = open_store(config.store_url)
+    store = BrokenReactions(opened.engine)
+    alerter = make_alerter(config, store)
+    alerter._started = NOW
+    store.record_moves([suspension()])
+
+    async def run() -> None:
+        await alerter.poll()
+        await alerter.aclose()
+
+    asyncio.run(run())
+    assert [p["body"]["kind"] for p in receiver.posts] == ["suspension"]
+    assert alerter.stats.errors == 1
+    opened.close()

@@ -223,6 +223,9 @@ def evaluate_cmd(config: ConfigOption = None,
     """Evaluate every tenant's tier now and record the moves."""
     with engine_for(config) as (_, engine):
         moves = engine.evaluate(at if at is not None else time.time())
+        from poolwarden.services import audit
+
+        audit.record_moves(engine.store, moves, at=time.time())
     if not moves:
         out.print("no tier changes")
     for move in moves:
@@ -308,6 +311,12 @@ def serve(
         "--lmtp", help="Run the feedback LMTP listener on tcp:HOST:PORT (loopback) or "
         "unix:PATH [default: feedback.lmtp_listen when ingest.lmtp is true].")] = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    http: Annotated[str, typer.Option(
+        "--http", help="Serve the API, the dashboard and /metrics on HOST:PORT.")]
+    = "127.0.0.1:8025",
+    no_http: Annotated[bool, typer.Option("--no-http", help="Serve no HTTP.")] = False,
+    http_allow_remote: Annotated[bool, typer.Option(
+        "--http-allow-remote", help="Allow --http on a non-loopback address.")] = False,
 ) -> None:
     """Run the routing agent (and its background jobs: log ingestion and the feedback LMTP
     listener when configured) until SIGTERM; SIGHUP reloads."""
@@ -331,7 +340,14 @@ def serve(
         logging.getLogger("mail.log").setLevel(logging.WARNING)
     ingest = IngestOptions(logs=tuple(map(str, follow)) if follow else None, lmtp_listen=lmtp)
     runtime = Runtime(config_path(config), listens=listens or None, ingest=ingest)
-    asyncio.run(runtime.run())
+    if no_http:
+        asyncio.run(runtime.run())
+        return
+    from poolwarden.http.serve import parse_listen as parse_http
+    from poolwarden.http.serve import run_with_http
+
+    parse_http(http, allow_remote=http_allow_remote)  # a bad --http fails before starting
+    asyncio.run(run_with_http(runtime, http, allow_remote=http_allow_remote))
 
 
 def main() -> None:  # pragma: no cover - console entry point

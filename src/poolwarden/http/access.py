@@ -20,14 +20,17 @@ Refusals of an authenticated caller are logged and written to the audit log
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from poolwarden.core.errors import StoreError
 from poolwarden.http.context import AppContext, get_ctx
+from poolwarden.http.ratelimit import FailureLimiter
 from poolwarden.services import audit, auth
 from poolwarden.services.auth import Principal
 
@@ -54,12 +57,27 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
+def limiter(ctx: AppContext) -> FailureLimiter:
+    found = ctx.extras.get("api_limiter")
+    if not isinstance(found, FailureLimiter):
+        found = ctx.extras["api_limiter"] = FailureLimiter()
+    return found
+
+
 def principal(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) -> Principal:
     """The caller, from ``Authorization: Bearer <token>``; 401 without a live token.
-    A revoked token is refused on its next request (no cache in between)."""
+    A revoked token is refused on its next request (no cache in between). Failed
+    attempts are rate-limited per client address (``ratelimit``)."""
     secret = _bearer(request)
     found = auth.verify_token(ctx.store, secret, now=ctx.now()) if secret else None
     if found is None:
+        client = request.client.host if request.client else "-"
+        limits = limiter(ctx)
+        wait = limits.blocked(client)
+        if wait is not None:
+            raise HTTPException(429, "too many failed attempts; try again later",
+                                headers={"Retry-After": str(int(wait))})
+        limits.failed(client)
         raise HTTPException(401, "a valid API token is required (Authorization: Bearer ...)",
                             headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = found
@@ -118,6 +136,22 @@ def route(router: APIRouter, method: str, path: str, rule: Rule,
         return fn
 
     return register
+
+
+def iter_routes(routes: Iterable[BaseRoute], prefix: str = ""
+                ) -> Iterator[tuple[str, str, APIRoute]]:
+    """Every (method, full path, route) of a route table, into included routers too
+    (FastAPI >= 0.16x keeps an included router as one entry instead of copying its
+    routes). The S1 and parity tests walk the app's table with this."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            for method in sorted(route.methods or ()):
+                yield method, prefix + route.path, route
+            continue
+        inner = getattr(route, "original_router", None)
+        context = getattr(route, "include_context", None)
+        if inner is not None:
+            yield from iter_routes(inner.routes, prefix + getattr(context, "prefix", ""))
 
 
 Caller = Annotated[Principal, Depends(principal)]

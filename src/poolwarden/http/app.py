@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from poolwarden.http import errors
 from poolwarden.http.api import router as api_router
 from poolwarden.http.context import AppContext
+from poolwarden.http.ratelimit import FailureLimiter
 
 log = logging.getLogger("poolwarden.http")
 
@@ -55,6 +56,7 @@ def create_app(ctx: AppContext) -> FastAPI:
                   openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs",
                   redoc_url=None)
     app.state.ctx = ctx
+    ctx.extras.setdefault("api_limiter", FailureLimiter())  # one per app, shared by threads
     errors.install(app)
     app.add_middleware(SecurityHeaders)
     app.include_router(api_router)

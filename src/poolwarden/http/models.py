@@ -98,6 +98,9 @@ class TenantDetail(Out):
     per_provider: dict[str, Metrics]
     advice: Advice
     moves: list[Move]
+    reactions: list[dict[str, Any]] = Field(
+        default_factory=list, description="Reaction-rule activations on the tenant or its "
+        "dedicated IPs, newest first, each with its phase, effect now and trigger lines.")
 
 
 class IpRow(Out):
@@ -137,6 +140,8 @@ class IpDetail(Out):
     neighbours: list[Neighbour]
     warmup: dict[str, Any] | None = Field(
         None, description="Warm-up progress against its schedule, when the IP warms up.")
+    reactions: list[dict[str, Any]] = Field(
+        default_factory=list, description="Reaction-rule activations on this IP.")
 
 
 class Pool(Out):

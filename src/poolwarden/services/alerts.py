@@ -173,12 +173,17 @@ class Alerter:
         """Every alert condition true now (before deduplication)."""
         if not self._loaded:
             self._load_sent(now)
-        alerts = self._moves()
-        alerts += self._reactions(now)
-        alerts += self._neighbours(now)
-        alerts += self._warmup_stalls(now)
-        alerts += self._ingest(now)
-        alerts += self._agent(now)
+        alerts: list[Alert] = []
+        detectors: tuple[tuple[str, Callable[[float], list[Alert]]], ...] = (
+            ("tier moves", lambda _: self._moves()), ("reaction rules", self._reactions),
+            ("bad neighbours", self._neighbours), ("warm-up", self._warmup_stalls),
+            ("ingestion", self._ingest), ("routing agent", self._agent))
+        for name, detector in detectors:
+            try:  # one failing source (a store error) must not silence the others
+                alerts += detector(now)
+            except PoolwardenError as exc:
+                self.stats.errors += 1
+                log.error("alerts: %s not checked: %s", name, exc)
         return alerts
 
     def _load_sent(self, now: float) -> None:

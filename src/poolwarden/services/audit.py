@@ -10,8 +10,10 @@ it, so a crafted actor or target cannot forge log lines (ASVS 16.4.1).
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from typing import Any
 
+from poolwarden.core.tiers import TierMove
 from poolwarden.ports import AccessStore, AuditRow
 
 SOURCES = ("api", "cli", "dashboard", "engine")
@@ -25,6 +27,21 @@ def record(store: AccessStore, *, actor: str, source: str, action: str, target: 
         raise ValueError(f"unknown audit source {source!r}")
     return store.add_audit(AuditRow(at=at, actor=actor, source=source, action=action,
                                     target=target, before=before, after=after))
+
+
+def record_moves(store: object, moves: Sequence[TierMove], *, at: float) -> int:
+    """One row per automatic tier move, with the numbers and thresholds behind it; the
+    number written (0 on a store without an audit log)."""
+    add = getattr(store, "add_audit", None)
+    if add is None:
+        return 0
+    for move in moves:
+        add(AuditRow(at=at, actor=move.actor or "engine", source="engine", action="tier.move",
+                     target=f"tenant:{move.tenant}", before={"tier": move.before.value},
+                     after={"tier": move.after.value, "rule": move.rule,
+                            "reason": move.reason, "metrics": move.metrics,
+                            "thresholds": move.thresholds}))
+    return len(moves)
 
 
 def list_rows(store: AccessStore, *, actor: str | None = None, action: str | None = None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -32,6 +33,7 @@ from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.snapshot import Snapshot
 from poolwarden.ports import DecisionRow, Store
+from poolwarden.services import audit
 from poolwarden.services.alerts import Alerter, AlertingStore
 from poolwarden.services.engine import Engine
 from poolwarden.services.ingest_jobs import IngestJobs, IngestOptions
@@ -184,6 +186,9 @@ class Runtime:
                 for move in moves:
                     log.info("tier move %s: %s -> %s (%s)", move.tenant, move.before.value,
                              move.after.value, move.reason)
+                if moves:  # each automatic move also gets its audit row (RELIABILITY S5)
+                    await self._in_store_thread(functools.partial(
+                        audit.record_moves, self.store, moves, at=self.clock()))
                 notes = await self._in_store_thread(
                     lambda: Engine(self.config, self.store, now=self.clock())
                     .advance_warmup(self.clock()))
@@ -199,6 +204,8 @@ class Runtime:
             log.error("configuration not reloaded, the running one stays in force: %s", exc)
             return
         self.config = config
+        if self.ingest.reactions is not None:  # new reaction rules for the log follower
+            self.ingest.reactions.reload(config)
         await self.rebuild("configuration reloaded")
 
     async def _sleep(self, seconds: float) -> None:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Path
 from poolwarden.core.snapshot import Snapshot
 from poolwarden.http.access import API_PREFIX, Ctx, Rule, route
 from poolwarden.http.models import IpDetail, IpRow, Neighbour, Pool
-from poolwarden.services import reports
+from poolwarden.services import reaction_report, reports
 
 router = APIRouter(prefix=API_PREFIX, tags=["pools and IPs"])
 Address = Annotated[str, Path(max_length=64, description="Egress IP address.")]
@@ -54,7 +54,10 @@ def ip_detail(ctx: Ctx, address: str) -> dict[str, Any]:
     snapshot = ctx.snapshot()
     if address not in snapshot.ips:
         raise HTTPException(404, "unknown IP")
-    return reports.ip_detail(ctx.engine(), snapshot, address, ctx.now())
+    now = ctx.now()
+    detail = reports.ip_detail(ctx.engine(), snapshot, address, now)
+    detail["reactions"] = reaction_report.for_ip(ctx.store, address, now)
+    return detail
 
 
 @route(router, "GET", "/ips/{address}", Rule.OPERATOR_READ, response_model=IpDetail,

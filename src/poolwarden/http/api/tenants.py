@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from poolwarden.http.access import API_PREFIX, UNKNOWN_TENANT, Caller, Ctx, Rule, route
 from poolwarden.http.access import scoped_tenant as scope
 from poolwarden.http.models import Move, TenantDetail, TenantRow
-from poolwarden.services import reports
+from poolwarden.services import reaction_report, reports
 
 router = APIRouter(prefix=API_PREFIX, tags=["tenants"])
 TenantName = Annotated[str, Path(max_length=255, description="Tenant name.")]
@@ -38,7 +38,11 @@ def _known(ctx: Ctx, tenant: str) -> None:
        summary="One tenant: routes, metrics per provider, advice and its moves")
 def get_tenant(tenant: TenantName, ctx: Ctx) -> dict[str, Any]:
     _known(ctx, tenant)
-    return reports.tenant_detail(ctx.engine(), ctx.snapshot(), tenant, ctx.now())
+    engine, now = ctx.engine(), ctx.now()
+    detail = reports.tenant_detail(engine, ctx.snapshot(), tenant, now)
+    detail["reactions"] = reaction_report.for_tenant(
+        ctx.store, tenant, engine.tenants[tenant].dedicated_ips, now)
+    return detail
 
 
 @route(router, "GET", "/tenants/{tenant}/moves", Rule.TENANT_PATH, response_model=list[Move],

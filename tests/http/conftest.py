@@ -1,0 +1,107 @@
+"""The API under test: the example configuration, a real SQLite store with two tenants'
+traffic (A and B share the IP 127.0.0.13), one token per role, and an in-process client
+(httpx over the ASGI transport: no socket, the real app)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from poolwarden.adapters.sqlstore import SqlStore, open_store
+from poolwarden.config.load import LoadedConfig, load_config
+from poolwarden.core.events import EventKind
+from poolwarden.http.app import create_app
+from poolwarden.http.context import AppContext
+from poolwarden.ports import DecisionRow
+from poolwarden.services import auth
+from poolwarden.services.engine import Engine
+from poolwarden.testing.builders import many
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "poolwarden.toml"
+A, B = "corner-bakery", "pixelforge"  # both on the shared-new pool
+SHARED_IP = "127.0.0.13"
+B_DEDICATED_LIKE = "127.0.0.21"  # bigretail's: an IP no tenant token may read
+
+
+@dataclass
+class Api:
+    """A client of the app with a token per role; ``call`` returns the httpx response."""
+
+    app: Any
+    ctx: AppContext
+    store: SqlStore
+    config_file: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+    now: float = 0.0
+
+    def call(self, method: str, path: str, *, token: str | None = "operator-write",
+             headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+        sent = dict(headers or {})
+        if token is not None:
+            sent.setdefault("Authorization", f"Bearer {self.tokens.get(token, token)}")
+
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                return await c.request(method, path, headers=sent, **kwargs)
+
+        return asyncio.run(go())
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.call("GET", path, **kwargs)
+
+
+def seed(config: LoadedConfig, store: SqlStore, now: float) -> None:
+    """A sends cleanly; B bounces hard on the shared IP and is demoted by the engine;
+    both have routing decisions (B's include HOLDs)."""
+    engine = Engine(config, store, now=now)
+    at = now - 3600
+    engine.add_events([
+        *many(EventKind.DELIVERED, 400, tenant=A, ip=SHARED_IP, time=at, provider="google"),
+        *many(EventKind.HARD_BOUNCE, 2, tenant=A, ip=SHARED_IP, time=at, provider="google"),
+        *many(EventKind.DELIVERED, 300, tenant=B, ip=SHARED_IP, time=at, provider="yahoo"),
+        *many(EventKind.HARD_BOUNCE, 120, tenant=B, ip=SHARED_IP, time=at, provider="yahoo"),
+        *many(EventKind.COMPLAINT, 9, tenant=B, ip=SHARED_IP, time=at, provider="yahoo"),
+    ])
+    Engine(config, store, now=now).evaluate(now)
+    rows = []
+    for i in range(6):
+        rows.append(DecisionRow(at=at + i, node="n1", instance=f"a{i}", tenant=A,
+                                recipient=f"ann{i}@gmail.com", action="FILTER smtp-13:",
+                                ip=SHARED_IP, pool="shared-new", rule="tier:new",
+                                snapshot_version=1, queue_id=f"QA{i}"))
+        rows.append(DecisionRow(at=at + i, node="n1", instance=f"b{i}", tenant=B,
+                                recipient=f"bob{i}@yahoo.com",
+                                action="HOLD suspended" if i % 2 else "FILTER smtp-13:",
+                                ip=SHARED_IP, pool="shared-new", rule="tier:risky",
+                                snapshot_version=1, queue_id=f"QB{i}"))
+    store.add_decisions(rows)
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    config_file = tmp_path / "poolwarden.toml"
+    shutil.copy(EXAMPLE, config_file)
+    config = load_config(config_file)  # its SQLite store lives beside the file
+    store = open_store(config.store_url)
+    now = time.time()
+    seed(config, store, now)
+    ctx = AppContext(loaded_config=config, store=store, clock=lambda: now, engine_ttl=0)
+    client = Api(app=create_app(ctx), ctx=ctx, store=store, config_file=config_file, now=now)
+    for role, tenant in (("operator-read", None), ("operator-write", None),
+                         ("tenant-a", A), ("tenant-b", B)):
+        made = auth.create_token(store, name=role, role="tenant" if tenant else role,
+                                 tenant=tenant, created_by="test", now=now)
+        client.tokens[role] = made.secret
+    try:
+        yield client
+    finally:
+        store.close()

@@ -29,10 +29,9 @@ def with_schedule(config_file: Path, schedule_text: str, *, use: bool = True) ->
     schedule = config_file.parent / "schedules" / "mine.toml"
     schedule.parent.mkdir(exist_ok=True)
     schedule.write_text(schedule_text)
-    extra = '[warmup]\nschedule_files = ["schedules/mine.toml"]\n'
-    if use:
-        extra += 'ip_schedule = "mine"\n'
-    text = config_file.read_text().replace("[store]\n", extra + "\n[store]\n", 1)
+    extra = 'schedule_files = ["schedules/mine.toml"]\n'
+    extra += 'ip_schedule = "mine"\n' if use else 'ip_schedule = "sparkpost"\n'
+    text = config_file.read_text().replace('ip_schedule = "sparkpost"\n', extra, 1)
     config_file.write_text(text)
     return schedule
 
@@ -57,8 +56,8 @@ def test_validate_names_file_line_and_field_of_a_bad_schedule(config_file, body,
 
 def test_validate_unknown_schedule_name_points_at_the_config(config_file):
     with_schedule(config_file, GOOD, use=False)
-    text = config_file.read_text().replace('state = "warming"',
-                                           'state = "warming"\nwarmup_schedule = "nope"', 1)
+    text = config_file.read_text().replace('\nstate = "warming"',
+                                           '\nwarmup_schedule = "nope"\nstate = "warming"', 1)
     config_file.write_text(text)
     line = next(i for i, raw in enumerate(text.splitlines(), 1)
                 if raw.startswith("warmup_schedule"))

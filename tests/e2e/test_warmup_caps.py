@@ -37,8 +37,8 @@ def warmup_config(tmp: Path) -> Path:
     schedule = tmp / "e2e-schedule.toml"
     schedule.write_text(SCHEDULE)
     text = EXAMPLE.read_text()
-    text = text.replace("[store]\n", f'[store]\n\n[warmup]\nschedule_files = ["{schedule}"]\n'
-                        'ip_schedule = "e2e"\n', 1)
+    text = text.replace('ip_schedule = "sparkpost"\n',
+                        f'schedule_files = ["{schedule}"]\nip_schedule = "e2e"\n', 1)
     # bigretail's IP warms too, and its tenant defers instead of overflowing
     text = text.replace('helo = "bigretail.mta.example.net"\n',
                         'helo = "bigretail.mta.example.net"\nstate = "warming"\n', 1)

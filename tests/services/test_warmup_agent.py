@@ -28,8 +28,9 @@ def config(tmp_path: Path) -> Path:
     schedule.write_text('name = "tiny"\n[caps]\ngoogle = [3, 6]\nyahoo = [2, 4]\n'
                         'other = [100, 200]\n')
     text = EXAMPLE.read_text()
-    text = text.replace("[store]\n", f'[store]\nurl = "sqlite:///{tmp_path}/pw.db"\n\n'
-                        f'[warmup]\nschedule_files = ["{schedule}"]\nip_schedule = "tiny"\n', 1)
+    text = text.replace("[store]\n", f'[store]\nurl = "sqlite:///{tmp_path}/pw.db"\n', 1)
+    text = text.replace('ip_schedule = "sparkpost"\n',
+                        f'schedule_files = ["{schedule}"]\nip_schedule = "tiny"\n', 1)
     path = tmp_path / "poolwarden.toml"
     path.write_text(text)
     return path

@@ -26,9 +26,10 @@ def config(tmp_path: Path) -> Path:
     schedule.write_text('name = "tiny"\n[caps]\ngoogle = [100, 300, 900]\n'
                         'other = [100, 300, 900]\n')
     text = EXAMPLE.read_text().replace(
-        "[store]\n", f'[store]\nurl = "sqlite:///{tmp_path}/pw.db"\n\n[warmup]\n'
-        f'schedule_files = ["{schedule}"]\nip_schedule = "tiny"\n'
-        'domain_schedule = "tiny"\n', 1)
+        "[store]\n", f'[store]\nurl = "sqlite:///{tmp_path}/pw.db"\n', 1)
+    text = text.replace('ip_schedule = "sparkpost"\ndomain_schedule = "week-one"\n',
+                        f'schedule_files = ["{schedule}"]\nip_schedule = "tiny"\n'
+                        'domain_schedule = "tiny"\n', 1)
     text = text.replace('domains = ["fitclub.example"]\n',
                         'domains = ["fitclub.example", "go.fitclub.example"]\n'
                         'warmup_domains = ["go.fitclub.example"]\n', 1)

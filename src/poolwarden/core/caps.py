@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from poolwarden.core.shaping import Restriction, RestrictionKind
 
@@ -103,9 +103,18 @@ def _restricted(base: Cap | None, rs: Iterable[Restriction], full: int | None) -
                       r.until, base)
         else:
             continue
-        if tightest is None or cap.limit < tightest.limit:
-            tightest = cap
-    return tightest or base
+        candidates.append(cap)
+    return _chain(candidates, base)
+
+
+def _chain(caps: list[Cap], base: Cap | None) -> Cap | None:
+    """The tightest cap, then (once it lapses) the tightest of those still running, ...,
+    then ``base``: a reaction rule's pause followed by its ramp-back caps (×0.25 until t2,
+    ×0.5 until t3) steps through them without a new snapshot (part B, issue 6)."""
+    if not caps:
+        return base
+    tightest = min(caps, key=lambda c: (c.limit, -c.until))
+    return replace(tightest, after=_chain([c for c in caps if c.until > tightest.until], base))
 
 
 def fold_restrictions(plan: CapPlan, restrictions: Iterable[Restriction],

@@ -214,3 +214,11 @@ def test_the_routing_caps_step_through_the_ramp_without_a_new_snapshot() -> None
     assert [limit(T0 + 600), limit(T0 + 719)] == [250, 250]  # ×0.25
     assert [limit(T0 + 720), limit(T0 + 839)] == [500, 500]  # ×0.5
     assert limit(T0 + 840) is None  # full speed
+
+
+def test_with_rules_keeps_quiet_periods_of_remaining_rules() -> None:
+    state = ReactionState([rule(threshold=1), rule(name="gone", threshold=1)])
+    assert len(state.observe(obs(T0))) == 2
+    fresh = state.with_rules([rule(threshold=1), rule(name="added", threshold=1)])
+    fired = fresh.observe(obs(T0 + 5))
+    assert [a.rule for a in fired] == ["added"]  # g428 is still quiet, as before the reload

@@ -212,3 +212,69 @@ def test_tenant_and_ip_show_list_the_activation(config: LoadedConfig, store: Sto
     assert other["reactions"] == []
     valid = runner.invoke(app, ["validate", str(config.path)], catch_exceptions=False)
     assert "2 reaction rules" in valid.output
+
+
+def _config_with(tmp_path: Path, rules: str, example: str | None = None) -> LoadedConfig:
+    (tmp_path / "rules.toml").write_text(rules)
+    path = tmp_path / "poolwarden.toml"
+    path.write_text((example or EXAMPLE.read_text()) + '\n[reaction]\nbuiltin_rules = false\n'
+                    'rule_files = ["rules.toml"]\n')
+    return load_config(path)
+
+
+def test_a_paused_ip_defers_when_the_tenant_says_defer(tmp_path: Path) -> None:
+    example = EXAMPLE.read_text().replace('name = "bigretail"\nplan = "dedicated"\n',
+                                          'name = "bigretail"\nplan = "dedicated"\n'
+                                          'warmup_overflow = "defer"\n')
+    assert 'warmup_overflow = "defer"' in example
+    config = _config_with(tmp_path, RULES, example)
+    store = open_store(config.store_url)
+    try:
+        now = time.time()
+        log = LogWriter()
+        gmail_deferrals(log, now - 100, 3)
+        ingest(config, store, log, tmp_path / "d.log", now)
+        decision = Engine(config, store, now=now).route(
+            RouteRequest("x@gmail.com", tenant="bigretail"), now)
+        assert decision.action.value == "defer" and decision.ip is None, decision
+    finally:
+        store.close()
+
+
+def test_reroute_sends_the_tenants_mail_to_that_provider_to_the_named_pool(
+        tmp_path: Path) -> None:
+    rules = """\
+[[rules]]
+name = "reroute-unsolicited"
+provider = "google"
+text = 'Our system has detected that this message'
+scope = "tenant"
+trigger = "2/1h"
+action = "reroute"
+pool = "shared-good"
+duration = "1h"
+"""
+    config = _config_with(tmp_path, rules)
+    store = open_store(config.store_url)
+    try:
+        now = time.time()
+        log = LogWriter()
+        for i in range(2):
+            log.message(now - 100 + i, "bigretail", "orders@bigretail.example",
+                        f"c{i}@gmail.com", "127.0.0.21", dsn="5.7.1", status="bounced",
+                        reply="host gmail-smtp-in.l.google.com[192.0.2.1] said: 550-5.7.1 Our "
+                              "system has detected that this message is 550-5.7.1 likely "
+                              "unsolicited mail. (in reply to end of DATA command)")
+        ingest(config, store, log, tmp_path / "r.log", now)
+        (a,) = store.reaction_activations(tenant="bigretail")
+        assert (a.scope.value, a.pool, a.ip) == ("tenant", "shared-good", "127.0.0.21")
+        engine = Engine(config, store, now=now)
+        gmail = engine.route(RouteRequest("x@gmail.com", tenant="bigretail"), now)
+        assert gmail.ip in {"127.0.0.11", "127.0.0.12"} and gmail.pool == "shared-good", gmail
+        yahoo = engine.route(RouteRequest("x@yahoo.com", tenant="bigretail"), now)
+        assert yahoo.ip == "127.0.0.21"
+        # another tenant on the same provider is not rerouted
+        other = engine.route(RouteRequest("x@gmail.com", tenant="corner-bakery"), now)
+        assert other.pool == "shared-new"
+    finally:
+        store.close()

@@ -246,6 +246,16 @@ class ReactionState:
             self._by_provider[provider] = found
         return found
 
+    def with_rules(self, rules: Sequence[Rule]) -> ReactionState:
+        """A state for new rules (a configuration reload): the windows start empty, the
+        quiet periods of rules that are still there are kept."""
+        state = ReactionState(rules)
+        names = {r.name for r in state.rules}
+        for key, window in self._windows.items():
+            if key[0] in names and window.quiet_until:
+                state._windows[key] = _Window(quiet_until=window.quiet_until)
+        return state
+
     def remember(self, activations: Iterable[Activation]) -> None:
         """Restore the quiet periods of stored activations (after a restart)."""
         for a in activations:

@@ -83,6 +83,7 @@ class IngestJobs:
         self.on_added: Callable[[AddResult], None] | None = None
         self.failures: Counter[str] = Counter()  # job -> starts that failed
         self.ingestd: Ingestd | None = None
+        self.reactions: ReactionService | None = None  # the follower's reaction rules
         self.lmtp: LmtpServer | None = None
         self.feedback: FeedbackService | None = None
         self._stop = asyncio.Event()
@@ -140,12 +141,15 @@ class IngestJobs:
                                   poll_interval=self.poll_interval, clock=self._clock,
                                   snapshot=self._snapshot(), pipelined=True,
                                   # reaction rules read each committed batch's replies
-                                  on_batch=ReactionService(self.config, store,
-                                                           clock=self._clock).on_batch,
+                                  on_batch=self._reactions(store).on_batch,
                                   on_added=self.on_added)
         except BaseException:
             store.close()
             raise
+
+    def _reactions(self, store: Store) -> ReactionService:
+        self.reactions = ReactionService(self.config, store, clock=self._clock)
+        return self.reactions
 
     async def _follow(self) -> None:
         while not self._stop.is_set():

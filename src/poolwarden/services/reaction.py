@@ -76,6 +76,15 @@ class ReactionService:
             self.state.remember(store.reaction_activations(active_at=self._last_forget,
                                                            limit=MAX_IN_FORCE))
 
+    def reload(self, config: LoadedConfig) -> None:
+        """Use the rules of a reloaded configuration (SIGHUP, after it validated): windows
+        start empty, quiet periods of the remaining rules carry over. One assignment swaps
+        the state, so a batch in progress on another thread finishes with the old rules."""
+        self.state = self.state.with_rules(config.reaction_rules)
+        self.config = config
+        self.initial_tiers = {t.name: t.initial_tier for t in config.inventory.tenants}
+        log.info("reaction: %d rules in force after reload", len(self.state.rules))
+
     def on_batch(self, deliveries: Sequence[Delivery], events: Sequence[Event]) -> None:
         """The ``Ingestd`` callback (runs on the thread that stored the batch)."""
         if self.state.rules:

@@ -97,6 +97,7 @@ def ingest_log(
 
     from poolwarden.services.engine import Engine
     from poolwarden.services.ingestd import import_logs
+    from poolwarden.services.reaction import ReactionService
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(levelname)s %(message)s")
@@ -112,8 +113,11 @@ def ingest_log(
                 task = bar.add_task("reading logs", total=sum(f.stat().st_size for f in files))
                 advance = functools.partial(bar.advance, task)
             now = time.time()
+            # reaction rules see the replies too; what ended before now is not stored
+            reactions = ReactionService(engine.config, engine.store)
             result = import_logs(engine.config, engine.store, files, progress=advance,
-                                 snapshot=engine.snapshot(now), pipelined=True)
+                                 snapshot=engine.snapshot(now), pipelined=True,
+                                 on_batch=reactions.on_batch)
             moves = []
             if evaluate and result.metrics.events_stored:  # a fresh ledger: the new counters
                 moves = Engine(engine.config, engine.store, now=time.time()).evaluate(time.time())

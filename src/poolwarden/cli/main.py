@@ -26,7 +26,7 @@ from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.model import Tier
 from poolwarden.core.policy import RouteRequest
-from poolwarden.services import reports
+from poolwarden.services import reaction_report, reports
 from poolwarden.services.engine import Engine
 from poolwarden.services.importer import import_event_file
 
@@ -106,7 +106,8 @@ def validate(file: Annotated[Path, typer.Argument(help="Configuration file to ch
     config = load_config(file)
     inv = config.inventory
     out.print(f"[green]ok[/] {render.escape(str(file))}: {len(inv.tenants)} tenants, "
-              f"{len(inv.ips)} IPs, {len(inv.pools)} pools, {len(inv.providers)} providers")
+              f"{len(inv.ips)} IPs, {len(inv.pools)} pools, {len(inv.providers)} providers, "
+              f"{len(config.reaction_rules)} reaction rules")
 
 
 @config_app.command("defaults")
@@ -166,10 +167,13 @@ def tenant_show(name: str, config: ConfigOption = None, json_out: JsonOption = F
     with engine_for(config) as (_, engine):
         now = time.time()
         detail = reports.tenant_detail(engine, engine.snapshot(now), name, now)
+        detail["reactions"] = reaction_report.for_tenant(
+            engine.store, name, engine.tenants[name].dedicated_ips, now)
     if json_out:
         emit_json(detail)
     else:
         render.tenant_detail(out, detail)
+        render.reactions(out, detail["reactions"])
 
 
 @app.command()
@@ -192,10 +196,12 @@ def ip_show(address: str, config: ConfigOption = None, json_out: JsonOption = Fa
     with engine_for(config) as (_, engine):
         now = time.time()
         detail = reports.ip_detail(engine, engine.snapshot(now), address, now)
+        detail["reactions"] = reaction_report.for_ip(engine.store, address, now)
     if json_out:
         emit_json(detail)
     else:
         render.ip_detail(out, detail)
+        render.reactions(out, detail["reactions"])
 
 
 @events_app.command("import")

@@ -152,3 +152,22 @@ def settings_table(out: Console, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         table.add_row(r["name"], escape(r["type"]), escape(r["default"]), escape(r["help"]))
     out.print(table)
+
+
+def reactions(out: Console, rows: list[dict[str, Any]]) -> None:
+    """Reaction-rule activations (``services.reaction_report``): effect now, why, lines."""
+    if not rows:
+        out.print("reaction rules: [dim]no activation[/]")
+        return
+    out.print(f"reaction rules: {len(rows)} activation(s), newest first")
+    for r in rows:
+        scope = (f"{r['ip']}→{r['provider']}" if r["scope"] == "ip"
+                 else f"tenant {r['tenant']}→{r['provider']}")
+        state = r["phase"] + (f", now {r['effect_now']}" if r["effect_now"] else "")
+        style = "bold yellow" if r["in_force"] else "dim"
+        out.print(f"  [{style}]#{r['id']} {escape(r['rule'])}[/] {escape(r['action'])} "
+                  f"{escape(scope)}: {escape(state)}; {when(r['started_at'])} → "
+                  f"{when(r['until'])}, ramp ends {when(r['ends_at'])}")
+        out.print(f"    {escape(r['why'])}", highlight=False)
+        for line in r["lines"][-5:]:
+            out.print(f"    [dim]{escape(line)}[/]", highlight=False)

@@ -338,8 +338,9 @@ class ReactionSettings(Section):
 
     builtin_rules: bool = Field(
         True, strict=True, description="Use poolwarden's built-in rules for Google, "
-        "Microsoft, Yahoo/AOL and generic reputation deferrals (see poolwarden validate "
-        "--rules). A rule in rule_files with the same name replaces the built-in one.")
+        "Microsoft, Yahoo/AOL and generic reputation deferrals (the package file "
+        "config/builtin/reaction_rules.toml, which cites its sources). A rule in rule_files "
+        "with the same name replaces the built-in one.")
     rule_files: tuple[str, ...] = Field(
         (), description="Reaction rule files (TOML, [[rules]] tables), relative to the "
         "configuration file's directory, loaded after the built-in rules in this order. "

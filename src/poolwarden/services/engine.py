@@ -20,6 +20,7 @@ from poolwarden.core.model import Tenant, TenantStanding, Tier
 from poolwarden.core.neighbours import NeighbourShare, rank_neighbours
 from poolwarden.core.policy import RandomSource, RouteRequest, decide
 from poolwarden.core.providers import ProviderIndex
+from poolwarden.core.reaction import restrictions_of
 from poolwarden.core.reputation import (
     ALL_PROVIDERS,
     Counts,
@@ -28,6 +29,7 @@ from poolwarden.core.reputation import (
     Scope,
     metrics_of,
 )
+from poolwarden.core.shaping import Restriction
 from poolwarden.core.snapshot import (
     Action,
     Decision,
@@ -38,6 +40,7 @@ from poolwarden.core.snapshot import (
 )
 from poolwarden.core.tiers import TierMove, evaluate
 from poolwarden.ports import AddResult, Store
+from poolwarden.services.reaction import MAX_IN_FORCE, is_promotion, promotion_held
 from poolwarden.services.warmup import Warmup, counter_for
 
 DAY = 86400
@@ -141,6 +144,11 @@ class Engine:
             if move is not None:
                 moves.append(move)
         if moves:
+            # a reaction rule's tier_down keeps its tenant down until the activation ends
+            held = promotion_held(self.store.reaction_activations(
+                active_at=now, limit=MAX_IN_FORCE), now)
+            moves = [m for m in moves if not (m.tenant in held and is_promotion(m))]
+        if moves:
             self.store.record_moves(moves)
         return moves
 
@@ -197,6 +205,7 @@ class Engine:
             self.config.inventory,
             tiers={name: s.tier for name, s in standings.items()},
             dedicated_advised={name: self.advice(name, now).advised for name in auto},
+            restrictions=self.restrictions(now),
             settings=routing_settings(self.config), version=self._snapshot_version,
             built_at=now, caps=self.warmup().cap_plan(now))
 
@@ -208,6 +217,11 @@ class Engine:
         """Judge warm-up stages up to yesterday and store them; the explanations of changes."""
         return [f"{s.scope} {s.scope_id} → {s.provider}: {s.why}"
                 for s in self.warmup().advance(now)]
+
+    def restrictions(self, now: float) -> list[Restriction]:
+        """The routing limits of the reaction-rule activations in force at ``now``."""
+        return restrictions_of(self.store.reaction_activations(active_at=now,
+                                                               limit=MAX_IN_FORCE), now)
 
     def route(self, request: RouteRequest, now: float,
               rng: RandomSource | None = None) -> Decision:

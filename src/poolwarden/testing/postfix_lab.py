@@ -222,8 +222,27 @@ def _message_id(data: bytes) -> str:
     return match.group(1) if match else ""
 
 
+def scripted_reply(script: Path | None, peer: str, rcpt: str) -> str | None:
+    """The reply a sink script gives to RCPT ``rcpt`` from source address ``peer``, if any.
+
+    The script (re-read at every RCPT, so a test can change it while mail flows) is a JSON
+    list of ``{"peer": "127.0.0.21" or "*", "domain": "gmail.com" or "*", "reply": "421
+    4.7.28 ..."}``; the first entry that matches answers. Absent or empty: no script."""
+    if script is None:
+        return None
+    try:
+        rules = json.loads(script.read_text(encoding="utf-8") or "[]")
+    except (OSError, ValueError):
+        return None
+    domain = rcpt.rpartition("@")[2].lower()
+    for rule in rules:
+        if rule.get("peer", "*") in ("*", peer) and rule.get("domain", "*") in ("*", domain):
+            return str(rule["reply"])
+    return None
+
+
 async def _sink_session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                        out: Any) -> None:
+                        out: Any, script: Path | None = None) -> None:
     peer = writer.get_extra_info("peername") or ("", 0)
     local = writer.get_extra_info("sockname") or ("", 0)
 
@@ -256,7 +275,10 @@ async def _sink_session(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
                     continue
                 rcpt = _address(arg)
                 local_part = rcpt.rpartition("@")[0].lower()
-                if local_part.startswith("reject"):
+                scripted = scripted_reply(script, peer[0], rcpt)
+                if scripted is not None:  # answers by source address (reaction-rule tests)
+                    await reply(scripted)
+                elif local_part.startswith("reject"):
                     await reply(f"550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown")
                 elif local_part.startswith("tempfail"):
                     await reply(f"451 4.2.0 <{rcpt}>: mailbox busy, try later")
@@ -303,11 +325,12 @@ async def _sink_session(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         writer.close()
 
 
-async def run_sink(listens: Sequence[tuple[str, int]], log_path: Path) -> None:
+async def run_sink(listens: Sequence[tuple[str, int]], log_path: Path,
+                   script: Path | None = None) -> None:
     """Serve until SIGTERM/SIGINT, appending one JSON line per accepted message."""
     with log_path.open("a", encoding="utf-8") as out:
         servers = [await asyncio.start_server(
-            lambda r, w: _sink_session(r, w, out), host=host, port=port,
+            lambda r, w: _sink_session(r, w, out, script), host=host, port=port,
             reuse_address=True, limit=1 << 20) for host, port in listens]
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -563,6 +586,7 @@ class PostfixLab:
         self.config = self.pw / "poolwarden.toml"
         self.agent_log = self.logdir / "serve.log"
         self.sink_log = self.dir / "sink.jsonl"
+        self.sink_script = self.dir / "sink-script.json"  # see script_sink()
         self.holder: subprocess.Popen[bytes] | None = None
         self.sink: subprocess.Popen[bytes] | None = None
         self.agent: subprocess.Popen[bytes] | None = None
@@ -759,7 +783,8 @@ smtp_connect_timeout = 5s
     def start_sink(self) -> None:
         self.sink = self._spawn([sys.executable, "-m", "poolwarden.testing.postfix_lab", "sink",
                                  "--listen", f"{SINK_HOST}:{SINK_PORT}",
-                                 "--log", str(self.sink_log)], self.logdir / "sink.log")
+                                 "--log", str(self.sink_log),
+                                 "--script", str(self.sink_script)], self.logdir / "sink.log")
         self.wait_until(lambda: self.listening(SINK_HOST, SINK_PORT), 15,
                         "the sink to listen", process=self.sink)
 
@@ -768,6 +793,14 @@ smtp_connect_timeout = 5s
         return [sys.executable, "-c", "from poolwarden.cli.main import app; app()", "serve",
                 "--config", str(self.config), "--policy", self.policy_listen,
                 "--log-level", self.log_level]
+
+    def script_sink(self, rules: Sequence[dict[str, str]]) -> None:
+        """Make the sink answer RCPT by source address and recipient domain from now on
+        (``scripted_reply``), e.g. ``[{"peer": "127.0.0.21", "domain": "gmail.com",
+        "reply": "421 4.7.28 ..."}]``; ``[]`` goes back to answering by address only."""
+        tmp = self.sink_script.with_suffix(".tmp")
+        tmp.write_text(json.dumps(list(rules)), encoding="utf-8")
+        tmp.replace(self.sink_script)  # whole or not at all: the sink re-reads it per RCPT
 
     def start_agent(self, wait: bool = True) -> subprocess.Popen[bytes]:
         """Start ``poolwarden serve`` in the namespace; with ``wait``, until it answers."""
@@ -1143,6 +1176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sink.add_argument("--listen", action="append", type=_listen, required=True,
                       help="HOST:PORT (repeatable)")
     sink.add_argument("--log", type=Path, required=True)
+    sink.add_argument("--script", type=Path, default=None,
+                      help="JSON answers by source address and domain (scripted_reply)")
     send = commands.add_parser("send", help="send jobs (JSON lines) to Postfix")
     send.add_argument("--jobs", type=Path, required=True)
     send.add_argument("--out", type=Path, required=True)
@@ -1153,7 +1188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     send.add_argument("--retry-delay", type=float, default=0.5)
     args = parser.parse_args(argv)
     if args.command == "sink":
-        asyncio.run(run_sink(args.listen, args.log))
+        asyncio.run(run_sink(args.listen, args.log, args.script))
         return 0
     jobs = []
     for line in args.jobs.read_text(encoding="utf-8").splitlines():

@@ -350,7 +350,7 @@ class ReactionSettings(Section):
 
 
 class WarmupSettings(Section):
-    """Warm-up of new egress IPs (state warming) and new sending domains: daily caps per provider."""
+    """Warm-up of new egress IPs (state warming) and new sending domains: daily caps."""
 
     schedule_files: tuple[str, ...] = Field(
         (), description="Warm-up schedule files (TOML: a [caps] table mapping each provider to "

@@ -58,6 +58,16 @@ class Api:
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.call("GET", path, **kwargs)
 
+    def burst(self, requests: list[tuple[str, str, dict[str, str]]]) -> list[httpx.Response]:
+        """(method, path, headers) requests sent one after another over one client."""
+
+        async def go() -> list[httpx.Response]:
+            transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                return [await c.request(m, p, headers=h) for m, p, h in requests]
+
+        return asyncio.run(go())
+
 
 def seed(config: LoadedConfig, store: SqlStore, now: float) -> None:
     """A sends cleanly; B bounces hard on the shared IP and is demoted by the engine;

@@ -95,7 +95,7 @@ def test_operator_sees_the_demotion_overrides_it_and_finds_it_in_the_audit(
     shot(page, "04-audit")
     rows = dashboard.ctx.store.audit()
     assert [(r.actor, r.source, r.action) for r in rows] == [
-        ("user:olivia", "dashboard", "override")]
+        ("user:olivia", "dashboard", "override.set")]
 
 
 def forged_pages(target: str) -> dict[str, str]:

@@ -139,9 +139,10 @@ async def test_override_is_applied_and_audited(client: httpx.AsyncClient,
     assert len(rows) == 1
     row = rows[0]
     assert (row.actor, row.source, row.action, row.target) == (
-        "user:olivia", "dashboard", "override", f"tenant:{DEMOTED}")
+        "user:olivia", "dashboard", "override.set", f"tenant:{DEMOTED}")
     assert row.before["tier"] == before.value and row.after["tier"] == "risky"
-    assert row.after["move"]["reason"] == "list cleaned, ticket 42"
+    assert (row.before["pinned"], row.after["pinned"]) == (False, True)
+    assert row.after["reason"] == row.after["pinned_why"] == "list cleaned, ticket 42"
     audit = await client.get("/audit")
     assert "user:olivia" in audit.text and "list cleaned, ticket 42" in audit.text
     shown = await client.get(r.headers["location"])
@@ -152,7 +153,11 @@ async def test_override_is_applied_and_audited(client: httpx.AsyncClient,
                           data={"why": "back to automatic", "csrf_token": token})
     assert r.status_code == 303
     assert not ctx.engine().standings()[DEMOTED].pinned
-    assert [a.action for a in ctx.store.audit()] == ["clear-override", "override"]
+    assert [a.action for a in ctx.store.audit()] == ["override.clear", "override.set"]
+    r = await client.post(f"/tenants/{DEMOTED}/clear-override",
+                          data={"why": "again", "csrf_token": token})
+    assert r.status_code == 409  # no pin left to clear: nothing recorded
+    assert len(ctx.store.audit()) == 2
 
 
 async def test_bad_override_input_names_the_field(client: httpx.AsyncClient,

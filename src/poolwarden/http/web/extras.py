@@ -67,18 +67,19 @@ def _tenant_of(target: str, tenants: set[str]) -> str | None:
     return name if name in tenants else None
 
 
+SHOWN_STATE = ("tier", "pinned", "pinned_by", "role", "revoked", "held", "released")
+
+
 def _state_text(state: dict[str, Any] | None) -> str:
+    """The parts of an audit row's before/after worth a column (the rest is in the API)."""
     if not state:
         return ""
-    parts = [f"{k}={v}" for k, v in state.items()
-             if k in ("tier", "pinned", "role", "revoked", "count") and v is not None]
-    return ", ".join(parts)
+    return ", ".join(f"{k}={state[k]}" for k in SHOWN_STATE if state.get(k) is not None)
 
 
 def audit_view(row: AuditRow, tenants: set[str]) -> dict[str, Any]:
     after = row.after or {}
-    move = after.get("move")
-    detail = (move.get("reason") if isinstance(move, dict) else None) or after.get("why") or ""
+    detail = after.get("reason") or after.get("pinned_why") or ""
     return {"at": row.at, "actor": row.actor, "source": row.source, "action": row.action,
             "subject": row.target, "tenant": _tenant_of(row.target, tenants),
             "before": _state_text(row.before), "after": _state_text(row.after),

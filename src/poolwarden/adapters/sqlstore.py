@@ -34,6 +34,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from poolwarden.adapters.event_rows import EventRow, event_of, sqlite_add_rows, unique_rows
 from poolwarden.adapters.memory import (
     clean_alert,
     clean_audit,
@@ -89,6 +90,7 @@ ALERT_COLUMNS = ("at", "key", "kind", "subject", "text", "link", "numbers", "ten
 CHUNK = 500  # rows per statement on SQLite: well under its bound-variable limit
 PG_CHUNK = 5_000  # events per statement on PostgreSQL (ten array parameters each)
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_CACHE_KIB = 65_536  # page cache per connection (PRAGMA cache_size, negative = KiB)
 DECISION_CHUNK = 5_000  # decision rows per executemany call
 _PG_MIGRATION_LOCK = 0x706F6F6C  # pg_advisory_xact_lock key: one migrator at a time
 _PG_MOVES_LOCK = 0x706F6F6D  # pg_advisory_xact_lock key: one writer of tier_moves at a time
@@ -166,6 +168,9 @@ def _on_sqlite_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # the log ingest's batches touch ~10^5 index pages (random event keys): a 64 MiB
+        # page cache per connection keeps them from spilling to the WAL mid-transaction
+        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
     finally:
         cursor.close()
 
@@ -488,13 +493,35 @@ class SqlStore:
                 added = [ev for ev in unique if ev.key in new_keys]
                 self._upsert_counters(conn, fold(added))
             if row is not None:
-                ins = self._insert(checkpoints_table)
-                conn.execute(ins.on_conflict_do_update(
-                    index_elements=[checkpoints_table.c.source],
-                    set_={name: ins.excluded[name] for name in CHECKPOINT_COLUMNS
-                          if name != "source"}), row)
+                self._put_checkpoint(conn, row)
         return AddResult(added=len(added), duplicates=len(received) - len(added),
                          added_events=tuple(added))
+
+    def add_event_rows_at(self, rows: Iterable[EventRow], checkpoint: Checkpoint | None
+                          ) -> list[EventRow]:
+        """``add_events_at`` for events as row tuples (``adapters.event_rows``: the log
+        ingest's bulk path, no ``Event`` per row); returns the rows newly stored. One
+        transaction, refuses what ``add_events_at`` refuses."""
+        unique = unique_rows(rows)
+        row = None if checkpoint is None else _checkpoint_row(checkpoint)
+        with self._write("add events and a log checkpoint") as conn:
+            if conn.dialect.name == "sqlite":
+                added = sqlite_add_rows(conn.connection.dbapi_connection, unique)
+            else:
+                events = [event_of(r) for r in unique]
+                new_keys = self._insert_events(conn, events)
+                added = [r for r in unique if r[0] in new_keys]
+                self._upsert_counters(conn, fold([ev for ev in events if ev.key in new_keys]))
+            if row is not None:
+                self._put_checkpoint(conn, row)
+        return added
+
+    def _put_checkpoint(self, conn: Connection, row: dict[str, Any]) -> None:
+        ins = self._insert(checkpoints_table)
+        conn.execute(ins.on_conflict_do_update(
+            index_elements=[checkpoints_table.c.source],
+            set_={name: ins.excluded[name] for name in CHECKPOINT_COLUMNS
+                  if name != "source"}), row)
 
     def decisions_for_queue_ids(self, queue_ids: Sequence[str], *, since: float
                                 ) -> list[DecisionRow]:

@@ -13,18 +13,18 @@ Touches no file and no clock; the store only through ``lookup_decisions``.
 from __future__ import annotations
 
 import logging
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from poolwarden.adapters.event_rows import EventRow, event_of
 from poolwarden.adapters.tailer import Gap
 from poolwarden.core.events import Event, EventKind
 from poolwarden.core.model import OTHER_PROVIDER
 from poolwarden.core.policy import RouteRequest, resolve_tenant
 from poolwarden.core.snapshot import Snapshot
-from poolwarden.ports import AddResult, DecisionRow, Store
+from poolwarden.ports import AddResult, Checkpoint, DecisionRow, Store
 from poolwarden.wire.bounce_classify import classify
 from poolwarden.wire.postfix_correlate import Correlator, Delivery
 from poolwarden.wire.postfix_log import LogParser
@@ -35,11 +35,10 @@ MAX_QUEUE_AGE = 6 * 86400.0  # Postfix's maximal_queue_lifetime (5 d) plus a day
 DECISION_SKEW = 300.0  # a decision may be stamped this much after the delivery line
 MAX_UNKNOWN_LOGGED = 100  # distinct unknown senders logged one by one
 _CACHE_LIMIT = 50_000
+_HARD, _SOFT = EventKind.HARD_BOUNCE, EventKind.SOFT_BOUNCE
 _KIND_OF_STATUS = {"sent": EventKind.DELIVERED, "deferred": EventKind.DEFERRED,
                    "expired": EventKind.SOFT_BOUNCE}
-# what varies between replies that classify alike: addresses, [IP]s, long tokens with digits
-_NOISE = re.compile(r"[^\s<>\"'()\[\],;]+@[^\s<>\"'()\[\],;]+|\[[0-9A-Fa-f.:]+\]"
-                    r"|\b(?=[\w.-]*\d)[\w.-]{10,}")
+_DIGITS = frozenset("0123456789")
 Hook = Callable[[str], None]
 # ``on_batch(deliveries, events)``: after a batch is committed, the events it newly stored
 # and, at the same index, the delivery each was made from (``deliveries[i].key ==
@@ -205,25 +204,41 @@ class DeliveryMapper:
         self._reasons: dict[tuple[str | None, str, str], tuple[str, bool]] = {}
         self._unknown: set[tuple[str | None, str | None]] = set()
         self._cleaned: dict[str, str | None] = {}  # domains, IPs: few distinct values
+        self._relay_hosts: dict[str, str] = {}
+        self._senders: dict[str, str | None] = {}  # sender address -> its cleaned domain
 
     def events(self, deliveries: Iterable[Delivery],
                decisions: dict[str, list[DecisionRow]],
                sources: list[Delivery] | None = None) -> list[Event]:
         """The events of ``deliveries`` (those to store). With ``sources``, the delivery
         each event came from is appended to it: ``sources[i]`` made ``events[i]``."""
-        out: list[Event] = []
+        return [event_of(row) for row in self.rows(deliveries, decisions, sources)]
+
+    def rows(self, deliveries: Iterable[Delivery], decisions: dict[str, list[DecisionRow]],
+             sources: list[Delivery] | None = None) -> list[EventRow]:
+        """``events`` as row tuples (``adapters.event_rows``): the ingest's bulk path."""
+        out: list[EventRow] = []
+        row_of = self._row
+        if sources is None:
+            for d in deliveries:
+                row = row_of(d, decisions.get(d.queue_id))
+                if row is not None:
+                    out.append(row)
+            return out
         for d in deliveries:
-            event = self._event(d, decisions.get(d.queue_id))
-            if event is not None:
-                out.append(event)
-                if sources is not None:
-                    sources.append(d)
+            row = row_of(d, decisions.get(d.queue_id))
+            if row is not None:
+                out.append(row)
+                sources.append(d)
         return out
 
-    def _event(self, d: Delivery, rows: list[DecisionRow] | None) -> Event | None:
+    def _row(self, d: Delivery, rows: list[DecisionRow] | None) -> EventRow | None:
         metrics = self.metrics
         status = d.status
-        if d.time is None or d.recipient is None or d.message.notification_of is not None:
+        time = d.time
+        recipient = d.recipient
+        info = d.message
+        if time is None or recipient is None or info.notification_of is not None:
             metrics.skipped += 1
             return None
         kind = _KIND_OF_STATUS.get(status)
@@ -233,12 +248,16 @@ class DeliveryMapper:
         decision = pick_decision(rows, d) if rows else None
         tenant = decision.tenant if decision is not None else None
         if tenant is None or tenant not in self.snapshot.tenants:
-            tenant = self._tenant(d)
+            key = (info.sasl_username, info.sender, info.client_ip)
+            tenant = self._tenants[key] if key in self._tenants else self._tenant(d)
         if tenant is None:
             metrics.unknown_tenants += 1
             self._log_unknown(d)
             return None
-        relay_host = (d.relay or "").partition("[")[0].lower()
+        relay = d.relay
+        relay_host = ""
+        if relay:
+            relay_host = self._relay_hosts.get(relay) or self._relay_host(relay)
         reason = "delivered"
         if status == "sent":
             pass
@@ -247,19 +266,36 @@ class DeliveryMapper:
         else:
             reason, hard = self._classify(d, relay_host)
             if kind is None:
-                kind = EventKind.HARD_BOUNCE if hard else EventKind.SOFT_BOUNCE
+                kind = _HARD if hard else _SOFT
         assert kind is not None
-        recipient = d.recipient
-        recipient_domain = self._clean(recipient[recipient.rfind("@") + 1:]) \
-            if "@" in recipient else None
-        sender = d.message.sender
+        at = recipient.rfind("@")
+        recipient_domain = self._clean(recipient[at + 1:]) if at >= 0 else None
+        sender = info.sender
+        if sender:
+            sending_domain = self._senders.get(sender, "")
+            if sending_domain == "":
+                sending_domain = self._sender_domain(sender)
+        else:
+            sending_domain = None
         ip = d.egress_ip or (decision.ip if decision is not None else None)
-        return Event(key=d.key, time=d.time, kind=kind, tenant=tenant,
-                     provider=self._provider_of(recipient_domain, relay_host),
-                     ip=self._clean(ip) if ip else None,
-                     sending_domain=self._clean(sender[sender.rfind("@") + 1:])
-                     if sender and "@" in sender else None,
-                     recipient_domain=recipient_domain, reason=reason)
+        provider = self._provider.get((recipient_domain, relay_host)) \
+            or self._provider_of(recipient_domain, relay_host)
+        return (d.key, time, int(time // 86400), kind.value, tenant, provider,
+                self._clean(ip) if ip else None, sending_domain, recipient_domain, reason)
+
+    def _relay_host(self, relay: str) -> str:
+        host = relay.partition("[")[0].lower()
+        if len(self._relay_hosts) > _CACHE_LIMIT:
+            self._relay_hosts.clear()
+        self._relay_hosts[relay] = host
+        return host
+
+    def _sender_domain(self, sender: str) -> str | None:
+        domain = self._clean(sender[sender.rfind("@") + 1:]) if "@" in sender else None
+        if len(self._senders) > _CACHE_LIMIT:
+            self._senders.clear()
+        self._senders[sender] = domain
+        return domain
 
     def _clean(self, value: str) -> str | None:
         found = self._cleaned.get(value, "")
@@ -298,7 +334,7 @@ class DeliveryMapper:
     def _classify(self, d: Delivery, relay_host: str) -> tuple[str, bool]:
         text = d.reply or ""
         site = ".".join(relay_host.rsplit(".", 2)[-2:])
-        key = (d.dsn, site, _NOISE.sub("#", text))
+        key = (d.dsn, site, _shape(text))
         found = self._reasons.get(key)
         if found is None:
             result = classify(None, d.dsn, text, remote_mta=relay_host or None)
@@ -322,6 +358,18 @@ class DeliveryMapper:
                         self.metrics.unknown_tenants)
 
 
+def _shape(text: str) -> str:
+    """What replies that classify alike share: the words, with every word holding an
+    address (``@``) or ten or more characters with a digit (queue ids, IPs, session ids)
+    replaced by ``#``. The classifier's cache key: a word-level pass, ~10x cheaper than
+    a regex over the text."""
+    words = text.split()
+    for i, word in enumerate(words):
+        if "@" in word or (len(word) >= 10 and not _DIGITS.isdisjoint(word)):
+            words[i] = "#"
+    return " ".join(words)
+
+
 def lookup_decisions(store: Store, deliveries: Sequence[Delivery]
                      ) -> dict[str, list[DecisionRow]]:
     """The decision-log rows of a batch's queue ids, in one query."""
@@ -337,17 +385,31 @@ def lookup_decisions(store: Store, deliveries: Sequence[Delivery]
     return by_id
 
 
+def store_batch(store: Store, rows: list[EventRow], checkpoint: Checkpoint | None, *,
+                with_events: bool) -> AddResult:
+    """Store a batch's rows and the read position in one transaction: the store's bulk path
+    (``add_event_rows_at``) when it has one, else ``add_events_at``. ``added_events`` is
+    filled only ``with_events`` (a callback wants them; building them costs)."""
+    bulk = getattr(store, "add_event_rows_at", None)
+    if bulk is None:
+        return store.add_events_at([event_of(row) for row in rows], checkpoint)
+    added = bulk(rows, checkpoint)
+    return AddResult(added=len(added), duplicates=len(rows) - len(added),
+                     added_events=tuple(map(event_of, added)) if with_events else ())
+
+
 def notify_batch(on_batch: BatchCallback, result: AddResult, sources: Sequence[Delivery],
-                 events: Sequence[Event], metrics: IngestMetrics) -> None:
+                 rows: Sequence[EventRow], metrics: IngestMetrics) -> None:
     """Call ``on_batch`` with the newly stored events of a committed batch, each paired
-    with its delivery (``sources[i]`` made ``events[i]``); duplicates (stored by an earlier
+    with its delivery (``sources[i]`` made ``rows[i]``); duplicates (stored by an earlier
     batch, which reported them) are left out. An error is logged and counted, never
     raised: ingestion and the stored position go on whatever the callback does."""
     added = result.added_events
-    if len(added) == len(events):
-        paired_d, paired_e = sources, events
+    if len(added) == len(rows):  # all new: the store kept the batch's order
+        paired_d: Sequence[Delivery] = sources
+        paired_e: Sequence[Event] = added
     else:
-        by_key = {ev.key: d for d, ev in zip(sources, events, strict=True)}
+        by_key = {row[0]: d for d, row in zip(sources, rows, strict=True)}
         paired_e = [ev for ev in added if ev.key in by_key]
         paired_d = [by_key[ev.key] for ev in paired_e]
     if not paired_e:

@@ -73,6 +73,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from poolwarden.adapters.event_rows import EventRow
 from poolwarden.adapters.tailer import (
     CHUNK_BYTES,
     FINGERPRINT_BYTES,
@@ -88,7 +89,6 @@ from poolwarden.adapters.tailer import (
 )
 from poolwarden.config.load import LoadedConfig
 from poolwarden.core.errors import InputError, StoreError
-from poolwarden.core.events import Event
 from poolwarden.core.snapshot import Snapshot
 from poolwarden.ports import AddResult, Checkpoint, Store
 from poolwarden.services.ingest_pipeline import (
@@ -101,6 +101,7 @@ from poolwarden.services.ingest_pipeline import (
     notify_batch,
     parser_at,
     parser_state,
+    store_batch,
 )
 from poolwarden.wire.postfix_correlate import Delivery
 from poolwarden.wire.postfix_log import LogParser
@@ -377,8 +378,7 @@ class Ingestd:
         deliveries = src.pipeline.take()
         self.metrics.deliveries += len(deliveries)
         sources: list[Delivery] | None = [] if self._on_batch is not None else None
-        events = self.mapper.events(deliveries, lookup_decisions(self.store, deliveries),
-                                    sources)
+        rows = self.mapper.rows(deliveries, lookup_decisions(self.store, deliveries), sources)
         checkpoint = None
         if src.cur is not None:
             resume_fp, resume_offset, year, month = self._resume(src)
@@ -391,11 +391,12 @@ class Ingestd:
         self._hook_at("parsed")
         src.lines = 0
         src.dirty = False
-        self._writer.submit(functools.partial(self._store, src, events, checkpoint, sources))
+        self._writer.submit(functools.partial(self._store, src, rows, checkpoint, sources))
 
-    def _store(self, src: _Source, events: list[Event], checkpoint: Checkpoint | None,
+    def _store(self, src: _Source, rows: list[EventRow], checkpoint: Checkpoint | None,
                sources: list[Delivery] | None = None) -> None:
-        result = self.store.add_events_at(events, checkpoint)
+        result = store_batch(self.store, rows, checkpoint, with_events=self._on_added
+                             is not None or self._on_batch is not None)
         self._hook_at("committed")
         src.checkpoint = checkpoint
         self.metrics.commits += 1
@@ -404,7 +405,7 @@ class Ingestd:
         if self._on_added is not None:
             self._on_added(result)
         if self._on_batch is not None and sources is not None:
-            notify_batch(self._on_batch, result, sources, events, self.metrics)
+            notify_batch(self._on_batch, result, sources, rows, self.metrics)
         self._hook_at("updated")
 
 
@@ -457,20 +458,20 @@ def import_logs(config: LoadedConfig, store: Store, files: Sequence[Path], *,
 
     writer = Writer(threaded=pipelined)
 
-    def stored(events: list[Event], sources: list[Delivery] | None) -> None:
-        result = store.add_events_at(events, None)
+    def stored(rows: list[EventRow], sources: list[Delivery] | None) -> None:
+        result = store_batch(store, rows, None, with_events=on_batch is not None)
         metrics.events_stored += result.added
         metrics.duplicates += result.duplicates
         metrics.commits += 1
         if on_batch is not None and sources is not None:
-            notify_batch(on_batch, result, sources, events, metrics)
+            notify_batch(on_batch, result, sources, rows, metrics)
 
     def commit() -> None:
         deliveries = pipeline.take()
         metrics.deliveries += len(deliveries)
         sources: list[Delivery] | None = [] if on_batch is not None else None
-        events = mapper.events(deliveries, lookup_decisions(store, deliveries), sources)
-        writer.submit(functools.partial(stored, events, sources))
+        rows = mapper.rows(deliveries, lookup_decisions(store, deliveries), sources)
+        writer.submit(functools.partial(stored, rows, sources))
 
     try:
         for serial, path in enumerate(ordered, start=1):

@@ -12,7 +12,7 @@ import pytest
 
 from poolwarden.core.reputation import ALL_PROVIDERS, Scope
 from poolwarden.http.context import AppContext
-from poolwarden.ports import DecisionRow
+from poolwarden.ports import AlertRow, DecisionRow
 from poolwarden.services.engine import day_of
 from tests.web.support import DEMOTED, EVIL, NOW, login
 
@@ -217,3 +217,25 @@ async def test_overview_counts_held_mail(client: httpx.AsyncClient, ctx: AppCont
     held = page[page.index('id="held"'):page.index("<h2>Shared pools</h2>")]
     assert re.search(rf'href="/tenants/{DEMOTED}">{DEMOTED}</a></td><td class="num">3</td>',
                      held)
+
+
+async def test_overview_lists_recent_alerts_with_links_to_their_pages(
+        client: httpx.AsyncClient, ctx: AppContext) -> None:
+    ctx.store.add_alert(AlertRow(
+        at=NOW - 3600, key=f"tier:{DEMOTED}", kind="suspension",
+        subject=f"{DEMOTED} suspended", text="3 spam-trap hit(s) ≥ trap_hits_suspend 3",
+        link=f"http://dash.example:8025/tenants/{DEMOTED}", numbers={"trap_hits": 3},
+        tenant=DEMOTED))
+    ctx.store.add_alert(AlertRow(
+        at=NOW - 60, key="evil", kind="ingest_lag", subject="<b>lag</b>", text="x",
+        link="javascript:alert(1)", numbers={}))
+    ctx.store.add_alert(AlertRow(
+        at=NOW - 30 * 86400, key="old", kind="ingest_lag", subject="long ago", text="x",
+        link="/", numbers={}))
+    await login(client, "rita")
+    page = (await client.get("/")).text
+    alerts = page[page.index('id="alerts"'):page.index('id="restrictions"')]
+    assert f'<a href="/tenants/{DEMOTED}">{DEMOTED} suspended</a>' in alerts
+    assert "3 spam-trap hit(s) ≥ trap_hits_suspend 3" in alerts
+    assert 'href="#">&lt;b&gt;lag&lt;/b&gt;</a>' in alerts and "javascript:" not in alerts
+    assert "long ago" not in alerts  # a week old at most

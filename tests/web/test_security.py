@@ -236,3 +236,14 @@ async def test_failed_logins_are_throttled_per_client_without_locking_the_accoun
         assert (await login(attacker, "olivia")).status_code == 429  # even the right one
     async with client_from("127.0.0.7") as operator:
         assert (await login(operator, "olivia")).status_code == 303
+
+
+async def test_login_never_redirects_off_site(client: httpx.AsyncClient) -> None:
+    for target in ("//evil.example/", "https://evil.example/", "/\\evil.example",
+                   "javascript:alert(1)"):
+        client.cookies.clear()
+        form = await client.get("/login", params={"next": target})
+        r = await client.post("/login", data={"username": "olivia", "password": PASSWORD,
+                                              "csrf_token": csrf_of(form.text),
+                                              "next": target})
+        assert r.status_code == 303 and r.headers["location"] == "/", target

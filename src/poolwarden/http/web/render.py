@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from jinja2 import Environment, PackageLoader
 from starlette.responses import HTMLResponse
@@ -45,11 +45,14 @@ def _segment(value: Any) -> str:
 
 
 def _safe_link(value: Any) -> str:
-    """A link kept only when it is a path on this site (no scheme, no other host)."""
-    text = str(value)
-    if text.startswith("/") and not text.startswith("//") and "\\" not in text:
-        return text
-    return "#"
+    """The path (and query) of a stored link, as a link on this site: alerts carry absolute
+    links (``[alerts] base_url``), and the dashboard may be reached under another name.
+    Anything that is not an http(s) URL or a path (``javascript:``…) becomes ``#``."""
+    parts = urlsplit(str(value))
+    if parts.scheme not in ("", "http", "https") or not parts.path.startswith("/"):
+        return "#"
+    path = "/" + parts.path.lstrip("/\\")
+    return path + (f"?{parts.query}" if parts.query else "")
 
 
 def make_environment() -> Environment:

@@ -97,6 +97,20 @@ def test_operator_sees_the_demotion_overrides_it_and_finds_it_in_the_audit(
     assert [(r.actor, r.source, r.action) for r in rows] == [
         ("user:olivia", "dashboard", "override.set")]
 
+    # an IP of the shared pool the demoted tenant used: signals and who caused them
+    page.click("header nav a[href='/']")
+    page.wait_for_load_state()
+    page.click("#pool-shared-new a[href='/ips/127.0.0.13']")
+    page.wait_for_selector("canvas#chart-hard_bounce_rate[data-rendered='1']")
+    assert DEMOTED in page.inner_text("#neighbours")
+    assert pixels(page, "canvas#chart-hard_bounce_rate")["line"] > 50
+    shot(page, "05-ip-shared")
+    warming = next(ip.address for ip in dashboard.ctx.config.inventory.ips
+                   if ip.state.value == "warming")
+    page.goto(f"{dashboard.url}/ips/{warming}")
+    assert "Schedule" in page.inner_text("#warmup")
+    shot(page, "06-ip-warming")
+
 
 def forged_pages(target: str) -> dict[str, str]:
     """Pages that submit the dashboard's forms (and GET variants) on load."""
@@ -150,7 +164,7 @@ def test_forged_forms_from_other_loopback_origins_fail(page: Page,
                     assert posts and all(r.status == 403 for r in posts), (attacker.url,
                                                                            seen_text)
                 if path == "/override" and attacker.url.startswith("http://127.0.0.1"):
-                    shot(page, "05-csrf-refused")
+                    shot(page, "07-csrf-refused")
     finally:
         for attacker in attackers:
             attacker.close()
@@ -167,9 +181,9 @@ def test_tenant_user_sees_only_its_tenant(page: Page, dashboard: Dashboard) -> N
     assert "corner-bakery" in page.inner_text("h1")
     assert page.locator("#override-form").count() == 0
     page.wait_for_selector("canvas#chart-volume[data-rendered='1']")
-    shot(page, "06-tenant-user-own-page")
+    shot(page, "08-tenant-user-own-page")
     for path in (f"/tenants/{DEMOTED}", "/ips/127.0.0.13", "/audit"):
         response = page.goto(dashboard.url + path)
         assert response is not None and response.status == 404, path
         assert DEMOTED not in page.content()
-    shot(page, "07-tenant-user-other-tenant-404")
+    shot(page, "09-tenant-user-other-tenant-404")

@@ -128,7 +128,7 @@ def check_form(request: Request, session: Session | None, token: str | None) -> 
         return "no session (log in again)"
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
-        return f"cross-site request (Sec-Fetch-Site: {site})"
+        return f"request from another site or origin (Sec-Fetch-Site: {site})"
     origin = request.headers.get("origin")
     if origin is not None and origin.lower() != own_origin(request):
         return "request from another origin"

@@ -52,7 +52,8 @@
         interaction: {mode: "index", intersect: false},
         scales: {
           y: {beginAtZero: true, ticks: {callback: function (v) {
-            return isRate ? (v * 100).toFixed(1) + "%" : v;
+            // up to 3 decimals, no trailing zeros: complaint rates live around 0.1 %
+            return isRate ? parseFloat((v * 100).toFixed(3)) + "%" : v;
           }}}
         },
         plugins: {

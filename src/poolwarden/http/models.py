@@ -183,6 +183,7 @@ class Override(Out):
     tenant: str
     tier: str
     since: float
+    pinned: bool
     pinned_by: str | None
     pinned_why: str | None
 

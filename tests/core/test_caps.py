@@ -169,3 +169,16 @@ def test_counter_rolls_over_at_the_utc_day_and_keeps_unflushed_rows():
     assert [(d, rows[("ip", "1.2.3.4", "google")]) for d, rows in batches] == [(10, 1), (11, 1)]
     c.merge(11, {("ip", "1.2.3.4", "google"): 7})  # another node's count was higher
     assert c.ip_count("1.2.3.4", "google") == 7
+
+
+def test_tenant_cap_defers_that_tenant_s_mail_to_the_provider_over_it():
+    s = snap(restrictions=[_r(RestrictionKind.CAP, tenant="shop", factor=0.002)])
+    assert s.limits.tenant_caps[("shop", "google")].limit == 2  # 0.2 % of the default 1000
+    c = CapCounter(int(NOW // 86400))
+    c.add("127.0.0.13", "shop", None, "google")
+    assert route(s, "shop", GMAIL, c).action is Action.ROUTE
+    c.add("127.0.0.14", "shop", None, "google")
+    d = route(s, "shop", GMAIL, c)
+    assert d.action is Action.DEFER and "2 of 2 sent today" in d.reason
+    assert d.rule == "restriction:cap:gmail-421"
+    assert route(s, "shop", YAHOO, c).action is Action.ROUTE

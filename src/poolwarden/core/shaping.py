@@ -20,12 +20,15 @@ None). ``provider`` is a provider name of the ``ProviderIndex`` ("google",
 * ``CAP`` (IP scope; also used for a ramp-back): the IP's daily cap for that
   provider becomes ``cap_factor`` × the normal cap — the warm-up cap of the
   IP's current stage, or, when the IP has no warm-up cap, the provider's
-  default daily cap (``[warmup] default_caps`` in the configuration). The
-  result is rounded down, never below 0. When several CAPs cover the same
-  IP × provider, the smallest factor wins. Counts are today's (UTC) counts the
+  default daily cap: the last stage of the default IP schedule (``[warmup]
+  ip_schedule``, a warmed address's volume). The result is rounded down, never
+  below 0. When several restrictions cover the same IP × provider, the
+  tightest applies, and as each lapses the next tightest still running takes
+  over (a pause, then its ramp-back steps). Counts are today's (UTC) counts the
   agent keeps; an exhausted cap overflows as above. A CAP with a tenant scope
-  applies the factor to that tenant's new-domain warm-up cap for the provider
-  (or the default cap).
+  caps that tenant's recipients to that provider today at ``cap_factor`` × the
+  provider's default daily cap; over it, the tenant's mail to that provider is
+  deferred (no other route would escape a cap on the tenant itself).
 * ``REROUTE`` (tenant scope): that tenant's mail to that provider goes to the
   pool named in ``pool`` (any declared pool, shared or dedicated). An unknown
   pool or a pool without a usable IP → DEFER (fail safe, never a guess).

@@ -97,6 +97,7 @@ from poolwarden.services.ingest_pipeline import (
     Hook,
     IngestMetrics,
     Pipeline,
+    gc_paused,
     lookup_decisions,
     notify_batch,
     parser_at,
@@ -219,6 +220,11 @@ class Ingestd:
 
     def run_once(self) -> IngestMetrics:
         """Read what every path holds now; commit per batch and at the end."""
+        with gc_paused():
+            self._run_all()
+        return self.metrics
+
+    def _run_all(self) -> None:
         for src in self.sources:
             try:
                 self._run(src)
@@ -229,7 +235,6 @@ class Ingestd:
                 src.reset()
         self.metrics.lag_bytes = sum(src.tailer.lag() for src in self.sources
                                      if src.tailer is not None)
-        return self.metrics
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Poll until ``stop`` is set; store work runs on a worker thread."""
@@ -473,46 +478,51 @@ def import_logs(config: LoadedConfig, store: Store, files: Sequence[Path], *,
         rows = mapper.rows(deliveries, lookup_decisions(store, deliveries), sources)
         writer.submit(functools.partial(stored, rows, sources))
 
+    def read(serial: int, path: Path) -> bool:
+        """Feed one archive; True when its last line had no newline (not imported)."""
+        nonlocal pending
+        try:
+            reader, raw = _open_archive(path)
+            mtime = path.stat().st_mtime
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror}", source=str(path)) from exc
+        pipeline.set_parser(LogParser(reference=mtime))
+        offset, carry, done = 0, b"", 0
+        with raw, reader:
+            while True:
+                try:
+                    block = reader.read(CHUNK_BYTES)
+                except (OSError, EOFError, zlib.error) as exc:
+                    raise InputError(f"unreadable archive: {exc}", source=str(path)) from exc
+                if progress is not None:
+                    position = raw.tell()
+                    progress(position - done)
+                    done = position
+                if not block:
+                    break
+                data = carry + block
+                cut = data.rfind(b"\n") + 1
+                if not cut and len(data) > MAX_LINE_BYTES:
+                    data += b"\n"  # not a log line: consumed as one, as the tailer does
+                    cut = len(data)
+                carry = data[cut:]
+                if cut:
+                    lines = pipeline.feed(serial, offset, data[:cut], emit=True)
+                    offset += cut
+                    metrics.lines_read += lines
+                    metrics.bytes_read += cut
+                    pending += lines
+                    if pending >= batch_lines:
+                        commit()
+                        pending = 0
+        return bool(carry)
+
     try:
-        for serial, path in enumerate(ordered, start=1):
-            try:
-                reader, raw = _open_archive(path)
-                mtime = path.stat().st_mtime
-            except OSError as exc:
-                raise InputError(f"cannot read: {exc.strerror}", source=str(path)) from exc
-            pipeline.set_parser(LogParser(reference=mtime))
-            offset, carry, done = 0, b"", 0
-            with raw, reader:
-                while True:
-                    try:
-                        block = reader.read(CHUNK_BYTES)
-                    except (OSError, EOFError, zlib.error) as exc:
-                        raise InputError(f"unreadable archive: {exc}", source=str(path)) from exc
-                    if progress is not None:
-                        position = raw.tell()
-                        progress(position - done)
-                        done = position
-                    if not block:
-                        break
-                    data = carry + block
-                    cut = data.rfind(b"\n") + 1
-                    if not cut and len(data) > MAX_LINE_BYTES:
-                        data += b"\n"  # not a log line: consumed as one, as the tailer does
-                        cut = len(data)
-                    carry = data[cut:]
-                    if cut:
-                        lines = pipeline.feed(serial, offset, data[:cut], emit=True)
-                        offset += cut
-                        metrics.lines_read += lines
-                        metrics.bytes_read += cut
-                        pending += lines
-                        if pending >= batch_lines:
-                            commit()
-                            pending = 0
-            if carry:
-                unterminated += 1
-        commit()
-        writer.wait()
+        with gc_paused():
+            for serial, path in enumerate(ordered, start=1):
+                unterminated += read(serial, path)
+            commit()
+            writer.wait()
     finally:
         writer.close()
     return ImportLogsResult(files=len(ordered), metrics=metrics, unterminated=unterminated)

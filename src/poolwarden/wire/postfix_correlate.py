@@ -39,6 +39,7 @@ from poolwarden.wire.postfix_log import (
     ACTION,
     CLIENT,
     DELIVERY,
+    DELIVERY_LINE,
     EXPIRED,
     HEADER,
     HEX,
@@ -213,6 +214,9 @@ class Correlator:
         parse = parser.parse
         with_queue_id = message_fields
         on = self.on
+        deliver = self._deliver
+        delivery_match = DELIVERY_LINE.match
+        messages = self._messages
         for line in lines:
             m = header(line)
             if m is None:  # RFC 3339 stamps, other programs, malformed lines
@@ -229,6 +233,30 @@ class Correlator:
             if token is None:
                 continue  # no queue id (connect, TLS, NOQUEUE…): nothing to correlate
             if len(token) >= 6 and not token.strip(HEX):
+                # the two commonest lines, as ``on`` takes them, without its dispatch
+                if rest == "removed":
+                    if timestamp is not None:
+                        self._now = timestamp
+                        if timestamp >= self._next_sweep:
+                            self._sweep(timestamp)
+                    messages.pop((host, token), None)
+                    continue
+                if rest.startswith("to=<"):
+                    d = delivery_match(rest.rstrip("\r\n"))  # as message_fields reads it
+                    if d is not None:
+                        if timestamp is not None:
+                            self._now = timestamp
+                            if timestamp >= self._next_sweep:
+                                self._sweep(timestamp)
+                        key = (host, token)
+                        message = messages.get(key) or self._open(key)
+                        message.last_seen = self._now
+                        to, orig_to, relay, conn_use, delay, delays, _, dsn, status, reply = \
+                            d.groups()
+                        out.append(deliver(host, timestamp, program, token, message, to,
+                                           status, reply, dsn, relay, orig_to, delay, delays,
+                                           conn_use))
+                        continue
                 kind, fields = with_queue_id(rest.rstrip("\r\n")) or UNKNOWN
                 on(kind, fields, host, token, timestamp, program, out)
                 continue
@@ -329,9 +357,16 @@ class Correlator:
 
     def _delivery(self, host: str | None, time: float | None, program: str, qid: str,
                   message: _Message, fields: dict[str, str]) -> Delivery:
-        recipient = fields["to"]
-        log_status = status = fields["status"]
-        reply = fields.get("reply")
+        get = fields.get
+        return self._deliver(host, time, program, qid, message, fields["to"], fields["status"],
+                             get("reply"), get("dsn"), get("relay"), get("orig_to"),
+                             get("delay"), get("delays"), get("conn_use"))
+
+    def _deliver(self, host: str | None, time: float | None, program: str, qid: str,
+                 message: _Message, recipient: str, status: str, reply: str | None,
+                 dsn: str | None, relay: str | None, orig_to: str | None, delay: str | None,
+                 delays: str | None, conn_use: str | None) -> Delivery:
+        log_status = status
         if status == "bounced" and reply is not None and "message expired" in reply.lower():
             status = "expired"
         route = self._routes.get(program) or self._route(program)
@@ -341,14 +376,11 @@ class Correlator:
         else:  # seq: the same recipient, status and second again (a repeated line)
             attempt = previous.attempt + 1
             seq = previous.seq + 1 if previous.time == time and previous.status == status else 0
-        get = fields.get
-        delay = get("delay")
         delivery = Delivery(
-            time, host, qid, recipient, status, log_status, get("dsn"), reply,
-            get("relay"), route[0], route[1], route[2],
-            message.info or message.snapshot(host, qid), get("orig_to"),
-            _float(delay) if delay is not None else None, get("delays"),
-            _int(get("conn_use")), attempt, seq)
+            time, host, qid, recipient, status, log_status, dsn, reply, relay, route[0],
+            route[1], route[2], message.info or message.snapshot(host, qid), orig_to,
+            _float(delay) if delay is not None else None, delays,
+            _int(conn_use) if conn_use is not None else None, attempt, seq)
         message.recipients[recipient] = delivery
         return delivery
 

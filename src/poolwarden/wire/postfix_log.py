@@ -473,6 +473,7 @@ def _with_queue_id(rest: str) -> tuple[str, dict[str, str]] | None:
 
 
 message_fields = _with_queue_id  # for Correlator.feed_lines
+DELIVERY_LINE: Final = _DELIVERY  # its groups are the fields _delivery() returns
 
 
 def _remote_error(m: re.Match[str]) -> dict[str, str]:

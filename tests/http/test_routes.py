@@ -183,3 +183,10 @@ def test_openapi_schema_is_published_and_precise(api: Api) -> None:
     for path, ops in paths.items():
         for op in ops.values():
             assert "x-access" in op, path
+            for status in ("401", "403", "404", "422", "500"):  # errors in their real shape
+                ref = op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+                assert ref.endswith("/ErrorOut"), (path, status)
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    # and the shape is what an error really looks like
+    error = api.get("/api/v1/decisions", params={"limit": 0}).json()
+    assert set(error) == {"error"} and {"message", "field"} <= set(error["error"])

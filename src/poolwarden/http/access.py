@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute
 
 from poolwarden.core.errors import StoreError
 from poolwarden.http.context import AppContext, get_ctx
+from poolwarden.http.models import ERROR_RESPONSES
 from poolwarden.http.ratelimit import FailureLimiter
 from poolwarden.services import audit, auth
 from poolwarden.services.auth import Principal
@@ -131,8 +132,10 @@ def route(router: APIRouter, method: str, path: str, rule: Rule,
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         RULES[(method, router.prefix + path)] = rule
         extra = {**kwargs.pop("openapi_extra", {}), "x-access": rule.value}
+        responses = {**ERROR_RESPONSES, **kwargs.pop("responses", {})}
         router.add_api_route(path, fn, methods=[method], openapi_extra=extra,
-                             dependencies=[Depends(_guard(rule))], **kwargs)
+                             dependencies=[Depends(_guard(rule))], responses=responses,
+                             **kwargs)
         return fn
 
     return register

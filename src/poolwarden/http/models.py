@@ -21,6 +21,30 @@ class Out(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class ErrorDetail(Out):
+    message: str = Field(description="What went wrong, for a person.")
+    field: str | None = Field(description="The request field at fault, when one is.")
+    correlation_id: str | None = Field(
+        None, description="On 500 and 503: the id of the server log entry with the cause.")
+
+
+class ErrorOut(Out):
+    """The body of every error answer."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text} for status, text in (
+        (401, "No valid API token."),
+        (403, "The token's role may not call this route."),
+        (404, "No such object (or one this token may not see)."),
+        (422, "The request is malformed; ``field`` names the culprit."),
+        (429, "Too many failed attempts from this address."),
+        (500, "Internal error (with a correlation id)."),
+        (503, "The store (or Postfix) is unavailable."))}
+
+
 class Rate(Out):
     value: float = Field(description="Observed rate (count / sample).")
     count: int

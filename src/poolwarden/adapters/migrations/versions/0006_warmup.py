@@ -5,9 +5,7 @@ Hand-written operations that build exactly the ``warmup_state`` and
 compares the migrated database with the metadata).
 
 Revision ID: 0006
-Revises: 0009 for now (meant to follow 0005, which does not exist yet: hung on the
-chain's current head, 0004 → 0008 → 0009, so the chain has one head; the lead relinks
-it to "0005")
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision: str | None = "0009"
+down_revision: str | None = "0004"
 branch_labels: str | None = None
 depends_on: str | None = None
 

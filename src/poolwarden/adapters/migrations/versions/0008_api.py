@@ -5,7 +5,7 @@ Hand-written operations that build exactly the ``api_tokens``, ``api_users`` and
 the migrated database with the metadata).
 
 Revision ID: 0008
-Revises: 0004 (to be 0007 once 0005-0007 exist)
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from alembic import op
 
 revision = "0008"
 # 0005-0007 belong to parallel work; the lead relinks the chain when they land
-down_revision: str | None = "0004"
+down_revision: str | None = "0007"
 branch_labels: str | None = None
 depends_on: str | None = None
 

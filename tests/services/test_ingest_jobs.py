@@ -17,7 +17,10 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from poolwarden.adapters.sqlstore import open_store
+from poolwarden.services.ingest_jobs import MAX_PAUSE, Pacer, Stopping
 from poolwarden.services.listeners import Listen
 from poolwarden.services.runtime import Runtime
 from poolwarden.wire import verp
@@ -196,5 +199,74 @@ def test_routing_goes_on_when_ingestion_fails_and_while_the_store_is_locked(
     store = open_store(f"sqlite:///{tmp_path / 'pw.db'}")
     try:
         assert observed(read_events(store)) == log.truth()
+    finally:
+        store.close()
+
+
+def test_the_pacer_sleeps_as_long_as_the_follower_computed_and_stops_a_long_read() -> None:
+    cpu = iter([0.0, 0.040, 0.0405, 0.500])  # CPU seconds of the calling thread
+    slept: list[float] = []
+    stop = False
+    pacer = Pacer(share=0.5, cpu=lambda: next(cpu), sleep=slept.append,
+                  stopping=lambda: stop)
+    pacer("read")  # the first chunk: nothing to pace yet
+    pacer("parsed")  # other points are not chunks
+    pacer("read")  # 40 ms of work: 40 ms of sleep
+    pacer("read")  # 0.5 ms: below the threshold, no sleep (a live follower)
+    pacer("read")  # a huge chunk: capped
+    assert slept == [pytest.approx(0.040), MAX_PAUSE]
+    stop = True
+    with pytest.raises(Stopping):
+        pacer("read")
+
+
+def test_sigterm_in_a_catch_up_stops_at_the_last_commit_and_the_next_start_resumes(
+        tmp_path: Path) -> None:
+    """A backlog far larger than one batch: the stop lands mid-read, the stored position
+    matches the stored events, and a second serve reads the rest, each outcome once."""
+    config = write_config(tmp_path)
+    log = generate(33, 10_000)  # ~70,000 lines: more than one 50,000-line batch
+    store = open_store(f"sqlite:///{tmp_path / 'pw.db'}")
+    store.add_decisions(log.decisions)
+    store.close()
+    maillog = tmp_path / "mail.log"
+    maillog.write_text("".join(log.lines))
+
+    async def stop_early(runtime: Runtime) -> None:
+        jobs = runtime.ingest
+        # commit 1 records the new file at offset 0; commit 2 is the first batch of lines
+        await until(lambda: jobs.ingestd is not None and jobs.ingestd.metrics.commits >= 2,
+                    "a first batch")
+
+    first = run(config, stop_early)
+    assert first.ingest.ingestd is not None
+    read_first = first.ingest.ingestd.metrics.lines_read
+    assert 0 < read_first < len(log.lines)  # stopped inside the backlog
+    store = open_store(f"sqlite:///{tmp_path / 'pw.db'}")
+    try:
+        checkpoint = store.checkpoint(str(maillog))
+        assert checkpoint is not None and 0 < checkpoint.offset < maillog.stat().st_size
+        partial = observed(read_events(store))
+        assert partial and all(partial[k] <= log.truth()[k] for k in partial)
+    finally:
+        store.close()
+
+    def at_end() -> bool:
+        store = open_store(f"sqlite:///{tmp_path / 'pw.db'}")
+        try:
+            checkpoint = store.checkpoint(str(maillog))
+            return checkpoint is not None and checkpoint.offset == maillog.stat().st_size
+        finally:
+            store.close()
+
+    async def finish(runtime: Runtime) -> None:
+        await until(at_end, "the rest of the backlog", 120)
+
+    run(config, finish)
+    store = open_store(f"sqlite:///{tmp_path / 'pw.db'}")
+    try:
+        assert observed(read_events(store)) == log.truth()
+        checkpoint = store.checkpoint(str(maillog))
+        assert checkpoint is not None and checkpoint.offset == maillog.stat().st_size
     finally:
         store.close()

@@ -16,6 +16,13 @@ never waits for any of it. ``stop()`` (SIGTERM) lets the follower finish its rou
 which commits the events and the read position in one transaction, then closes the
 listener after the messages in progress are stored.
 
+The follower shares the process (and its GIL) with the routing agent. Live, it costs
+little; catching up a backlog it would take the CPU for seconds, so it is paced: the
+GIL is handed back every ``SWITCH_INTERVAL`` and, after each chunk read, the follower
+sleeps as long as it computed (its thread's CPU time: ``CATCH_UP_SHARE``, at most half
+the time busy); live, with a few lines per poll, that is no pause at all.
+``bench/bench_serve_ingest.py`` measures routing latency idle, live and catching up.
+
 Settings under ``[ingest]`` and ``[feedback]`` are read at start: SIGHUP does not restart
 these jobs.
 """
@@ -25,6 +32,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -46,6 +55,49 @@ from poolwarden.services.reaction import ReactionService
 __all__ = ["IngestJobs", "IngestOptions", "log_paths"]
 
 log = logging.getLogger("poolwarden.serve.ingest")
+
+SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits
+CATCH_UP_SHARE = 0.5  # of wall time the follower may work while catching up
+MAX_PAUSE = 0.2  # seconds: one pause at most (a stalled store is not work to pace)
+
+
+class Stopping(BaseException):  # not an Exception: nothing may catch it on the way out
+    """Raised by the pacer inside a read when serve stops: ``Ingestd.run_once`` reads a
+    whole backlog before it returns, which must not hold up SIGTERM for minutes. What was
+    committed stays (events and read position together); the rest is read next time."""
+
+
+class Pacer:
+    """``Ingestd`` hook: after each chunk read, sleep in proportion to the CPU time the
+    calling thread used since its last chunk, so a catch-up computes at most ``share`` of
+    the time (the sleep releases the GIL for the routing agent). CPU time, not wall
+    time: waiting between polls is not work, and a live follower never pauses."""
+
+    def __init__(self, share: float = CATCH_UP_SHARE,
+                 cpu: Callable[[], float] = time.thread_time,
+                 sleep: Callable[[float], None] = time.sleep,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
+        self.factor = (1.0 - share) / share
+        self._stopping = stopping
+        self._cpu = cpu
+        self._sleep = sleep
+        self._last: dict[int, float] = {}  # per thread: polls may run on different ones
+        self.paused = 0.0  # seconds slept in total
+
+    def __call__(self, point: str) -> None:
+        if point != "read":
+            return
+        if self._stopping():
+            raise Stopping
+        thread = threading.get_ident()
+        now = self._cpu()
+        last = self._last.get(thread)
+        if last is not None:
+            pause = min((now - last) * self.factor, MAX_PAUSE)
+            if pause >= 0.001:
+                self._sleep(pause)
+                self.paused += pause
+        self._last[thread] = now
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +139,7 @@ class IngestJobs:
         self.lmtp: LmtpServer | None = None
         self.feedback: FeedbackService | None = None
         self._stop = asyncio.Event()
+        self.pacer = Pacer(stopping=self._stop.is_set)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -96,6 +149,10 @@ class IngestJobs:
     async def start(self) -> None:
         """Start the configured jobs in the background (returns at once)."""
         if self.paths:
+            # a catch-up parses on its thread for seconds: hand the GIL back to the event
+            # loop ten times sooner than Python's 5 ms, or every routing reply waits ~5 ms
+            # (bench/bench_serve_ingest.py measures both)
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
             self._tasks.append(asyncio.create_task(self._follow(), name="ingest-follow"))
         if self.lmtp_listen is not None:
             self._tasks.append(asyncio.create_task(self._listen(self.lmtp_listen),
@@ -112,6 +169,8 @@ class IngestJobs:
     def stats(self) -> dict[str, Any]:
         """Counters for logs and metrics: what was read, stored, refused and failed."""
         out: dict[str, Any] = {f"start_failures_{k}": v for k, v in self.failures.items()}
+        if self.paths:
+            out["catch_up_paused_seconds"] = round(self.pacer.paused, 1)
         if self.ingestd is not None:
             m = self.ingestd.metrics
             out.update(lines_read=m.lines_read, events_stored=m.events_stored,
@@ -140,6 +199,7 @@ class IngestJobs:
             return store, Ingestd(self.config, store, self.paths,
                                   poll_interval=self.poll_interval, clock=self._clock,
                                   snapshot=self._snapshot(), pipelined=True,
+                                  hook=self.pacer,
                                   # reaction rules read each committed batch's replies
                                   on_batch=self._reactions(store).on_batch,
                                   on_added=self.on_added)
@@ -163,6 +223,8 @@ class IngestJobs:
             log.info("following %s", ", ".join(map(str, self.paths)))
             try:
                 await ingestd.run(self._stop)  # until stop; its own errors are counted there
+            except Stopping:  # SIGTERM during a catch-up: the last commit is the checkpoint
+                log.info("log follower stopped in a catch-up; it resumes from the checkpoint")
             except Exception as exc:  # a bug: start afresh from the checkpoints
                 self._failed("log follower", exc)
                 await self._pause()

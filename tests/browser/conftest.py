@@ -1,9 +1,10 @@
 """Real browser, real server: Debian's Chromium driven by Playwright against the app under
 uvicorn on 127.0.0.1, over a seeded SQLite store; attacker pages served from other loopback
-origins. Skips (with the reason) only when /usr/bin/chromium is absent."""
+origins. Skips (saying why) only when /usr/bin/chromium is absent."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import threading
@@ -14,18 +15,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, sync_playwright
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("browser tests need Debian's chromium at /usr/bin/chromium "
-                "(scripts/setup.sh installs it)", allow_module_level=True)
+from poolwarden.http.app import create_app
+from poolwarden.http.context import AppContext
+from tests.web.support import context, seed
 
-import uvicorn  # noqa: E402
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
-
-from poolwarden.http.app import create_app  # noqa: E402
-from poolwarden.http.context import AppContext  # noqa: E402
-from tests.web.support import context, seed  # noqa: E402
+# Debian's Chromium, never a browser build downloaded by ``playwright install``
+CHROMIUM = Path(os.environ.get("POOLWARDEN_CHROMIUM", "/usr/bin/chromium"))
+NO_CHROMIUM = (f"browser tests need Debian's chromium at {CHROMIUM} "
+               "(scripts/setup.sh installs it)")
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking",
@@ -107,6 +107,8 @@ class Attacker:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(NO_CHROMIUM)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

@@ -4,10 +4,13 @@ origins fail; a tenant user cannot open another tenant. Screenshots go to test-a
 
 from __future__ import annotations
 
+import pytest
 from playwright.sync_api import Page, Response
 
-from tests.browser.conftest import Attacker, Dashboard, shot
+from tests.browser.conftest import CHROMIUM, NO_CHROMIUM, Attacker, Dashboard, shot
 from tests.web.support import DEMOTED, PASSWORD
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
 
 # colours dashboard.js gives the overall line and the threshold line (RGB)
 ALL_LINE = (0x1D, 0x23, 0x30)

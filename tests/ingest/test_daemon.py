@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
+from poolwarden.adapters.event_rows import EventRow
 from poolwarden.adapters.sqlstore import SqlStore, open_store
 from poolwarden.config.load import load_config_text
 from poolwarden.core.errors import StoreError
@@ -24,17 +25,26 @@ from tests.ingest.loggen import config_toml, generate, observed
 
 
 class FlakyStore(SqlStore):
-    """Fails the n-th ``add_events_at`` (before writing anything)."""
+    """Fails the n-th batch write (``add_events_at`` or the bulk ``add_event_rows_at``
+    the ingester uses), before writing anything."""
 
     fail_at = 0
     calls = 0
 
-    def add_events_at(self, events: Iterable[Event], checkpoint: Checkpoint | None
-                      ) -> AddResult:
+    def _maybe_fail(self) -> None:
         self.calls += 1
         if self.calls == self.fail_at:
             raise StoreError("store: add events failed: disk I/O error (injected)")
+
+    def add_events_at(self, events: Iterable[Event], checkpoint: Checkpoint | None
+                      ) -> AddResult:
+        self._maybe_fail()
         return super().add_events_at(events, checkpoint)
+
+    def add_event_rows_at(self, rows: Iterable[EventRow], checkpoint: Checkpoint | None
+                          ) -> list[EventRow]:
+        self._maybe_fail()
+        return super().add_event_rows_at(rows, checkpoint)
 
 
 def setup(tmp_path: Path) -> tuple[object, str, Path]:

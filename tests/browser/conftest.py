@@ -105,7 +105,9 @@ class Attacker:
         self.server.server_close()
 
 
-@pytest.fixture(scope="session")
+# module scope, not session: sync_playwright runs an event loop in this thread until
+# it exits, and every asyncio.run() in later test modules would fail while it lives
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.skip(NO_CHROMIUM)

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from poolwarden.adapters.event_rows import EventRow, fold_rows, row_of
+from poolwarden.adapters.event_rows import EventRow, row_of
 from poolwarden.adapters.memory import MemoryStore
 from poolwarden.adapters.sqlstore import SqlStore, open_store
 from poolwarden.core.errors import StoreError
@@ -82,20 +82,3 @@ def test_bulk_rows_store_what_events_store(store_url: str, tmp_path: object) -> 
         assert len(read_events(store)) == len(events)
     finally:
         store.close()
-
-
-def test_fold_rows_gives_each_kind_its_buckets() -> None:
-    events = _events(5, 400)
-    folded = fold_rows([row_of(e) for e in events])
-    reference = MemoryStore()
-    reference.add_events_at(events, None)
-    got: dict[tuple[object, ...], list[int]] = {}
-    positions = {"delivered": 0, "deferred": 1, "hard_bounce": 2, "soft_bounce": 3,
-                 "complaint": 4, "trap_hit": 5}
-    for kind, counts in folded.items():
-        for (scope, scope_id, provider, day), n in counts.items():
-            got.setdefault((scope, scope_id, provider, day), [0] * 6)[positions[kind]] += n
-    want = {(c.scope.value, c.scope_id, c.provider, c.day): list(c.counts.as_tuple())
-            for c in reference.counters(since_day=0)}
-    assert got == want
-    assert fold_rows([]) == {}

@@ -1,24 +1,19 @@
-"""The log ingest's write path: events as plain row tuples, folded into day counters in bulk.
+"""The log ingest's write path: events as plain row tuples, stored in bulk on SQLite.
 
 ``ingestd`` stores ~10^5 events a minute when it catches up; building an ``Event`` per
-delivery and folding events one by one costs more than the SQL does. Here an event is an
-``EventRow`` (the ``events`` columns in ``EVENT_COLUMNS`` order, kind as its text value),
-and ``fold_rows`` folds a batch into counter increments per kind with C-level iteration only
-(``Counter`` over ``zip``): the buckets ``Ledger.add`` fills
-(``core.reputation.scope_keys``: the tenant; the IP and IP|tenant when there is an IP; the
-sending domain when there is one; each for the provider and for ``*``).
-``sqlite_add_rows`` inserts the new rows and upserts the folded counters with many rows
-per statement (one SQLite step each, run without the GIL, so a parser thread keeps
-going). ``SqlStore.add_event_rows_at`` uses them; no I/O of its own beyond that cursor.
+delivery and folding events one by one in Python cost more than the SQL does. Here an
+event is an ``EventRow`` (the ``events`` columns in ``ROW_COLUMNS`` order, kind as its text
+value). ``sqlite_add_rows`` inserts a batch with many rows per statement and folds the new
+rows into the day counters with eight GROUP BY upserts (``_scoped_folds``): every step runs
+in SQLite without the GIL, so a parser thread keeps going meanwhile.
+``SqlStore.add_event_rows_at`` uses them; no I/O of its own beyond that cursor.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from functools import lru_cache
-from itertools import chain, compress, repeat
-from operator import add
+from itertools import chain
 from typing import Any
 
 from poolwarden.adapters.memory import MAX_REASON_LENGTH, unique_by_key
@@ -84,43 +79,6 @@ def unique_rows(rows: Iterable[EventRow]) -> list[EventRow]:
     return out
 
 
-def fold_rows(rows: Sequence[EventRow]) -> dict[str, Counter[tuple[str, str, str, int]]]:
-    """The day-counter increments of ``rows``, per event kind: bucket (scope, scope id,
-    provider, day) -> how many events of that kind it gets."""
-    out: dict[str, Counter[tuple[str, str, str, int]]] = {}
-    if not rows:
-        return out
-    kinds = [row[3] for row in rows]
-    present = set(kinds)
-    for kind in present:
-        of_kind = rows if len(present) == 1 else list(compress(rows, map(kind.__eq__, kinds)))
-        counts: Counter[tuple[str, str, str, int]] = Counter()
-        _fold_kind(of_kind, counts.update)
-        out[kind] = counts
-    return out
-
-
-def _fold_kind(rows: Sequence[EventRow], update: Any) -> None:
-    star = repeat(ALL_PROVIDERS)
-    _, _, days, _, tenants, providers, ips, domains, _, _ = zip(*rows, strict=True)
-    scope = Scope.TENANT.value
-    update(zip(repeat(scope), tenants, providers, days))
-    update(zip(repeat(scope), tenants, star, days))
-    if any(ips):
-        with_ip = list(compress(rows, ips))
-        _, _, days, _, tenants, providers, ips, _, _, _ = zip(*with_ip, strict=True)
-        for scope, ids in ((Scope.IP.value, ips),
-                           (Scope.IP_TENANT.value, list(map("{}|{}".format, ips, tenants)))):
-            update(zip(repeat(scope), ids, providers, days))
-            update(zip(repeat(scope), ids, star, days))
-    if any(domains):
-        with_domain = list(compress(rows, domains))
-        _, _, days, _, _, providers, _, domains, _, _ = zip(*with_domain, strict=True)
-        scope = Scope.DOMAIN.value
-        update(zip(repeat(scope), domains, providers, days))
-        update(zip(repeat(scope), domains, star, days))
-
-
 @lru_cache(maxsize=8)
 def _insert_events(rows: int) -> str:
     one = f"({', '.join('?' * len(ROW_COLUMNS))})"
@@ -128,13 +86,34 @@ def _insert_events(rows: int) -> str:
             + ", ".join([one] * rows) + " ON CONFLICT (key) DO NOTHING")
 
 
-@lru_cache(maxsize=64)
-def _upsert_counter(field: str, rows: int) -> str:
-    """Add to one count field of ``rows`` buckets (the others start at their default 0)."""
-    return ("INSERT INTO counters (scope, scope_id, provider, day, " + field + ") VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
-            + f" ON CONFLICT (scope, scope_id, provider, day) DO UPDATE SET {field} = "
-            f"{field} + excluded.{field}")
+def _scoped_folds() -> list[str]:
+    """One statement per scope and provider column that folds the events with ``id > ?``
+    into the day counters: the buckets ``Ledger.add`` fills (``core.reputation.scope_keys``:
+    the tenant; the IP and IP|tenant when there is an IP; the sending domain when there is
+    one; each for the provider and for ``*``), grouped in SQLite (C, no GIL) before the
+    upsert. Eight plain GROUP BYs cost a fifth less than folding in Python and a third less
+    than one statement over a UNION of all scopes."""
+    kind_at = {position: kind for kind, position in _POSITION.items()}
+    sums = ", ".join(f"sum(kind = '{kind_at[i]}')" if i in kind_at else "0"
+                     for i in range(len(COUNT_FIELDS)))
+    upsert = (" ON CONFLICT (scope, scope_id, provider, day) DO UPDATE SET "
+              + ", ".join(f"{name} = {name} + excluded.{name}" for name in COUNT_FIELDS))
+    out = []
+    for scope, scope_id, where in (
+            (Scope.TENANT, "tenant", ""),
+            (Scope.IP, "ip", " AND ip <> ''"),
+            (Scope.IP_TENANT, "ip || '|' || tenant", " AND ip <> ''"),
+            (Scope.DOMAIN, "sending_domain", " AND sending_domain <> ''")):
+        for provider, group in (("provider", "provider, "), (f"'{ALL_PROVIDERS}'", "")):
+            out.append(
+                f"INSERT INTO counters (scope, scope_id, provider, day, "
+                f"{', '.join(COUNT_FIELDS)}) SELECT '{scope.value}', {scope_id}, {provider}, "
+                f"day, {sums} FROM events WHERE id > ?{where} "
+                f"GROUP BY {scope_id}, {group}day" + upsert)
+    return out
+
+
+_SCOPED_FOLDS = _scoped_folds()
 
 
 def sqlite_add_rows(dbapi_connection: Any, unique: list[EventRow]) -> list[EventRow]:
@@ -158,15 +137,9 @@ def sqlite_add_rows(dbapi_connection: Any, unique: list[EventRow]) -> list[Event
             cursor.execute("SELECT key FROM events WHERE id > ?", (before,))
             new_keys = {key for (key,) in cursor.fetchall()}
             added = [row for row in unique if row[0] in new_keys]
-        for kind, counts in fold_rows(added).items():
-            field = COUNT_FIELDS[_POSITION[kind]]
-            # (scope, id, provider, day) + (n,), flattened: C-level iteration only
-            ones = zip(counts.values(), strict=True)
-            flat = list(chain.from_iterable(map(add, counts.keys(), ones)))
-            step = 5 * ROWS_PER_STATEMENT
-            for start in range(0, len(flat), step):
-                chunk = flat[start:start + step]
-                cursor.execute(_upsert_counter(field, len(chunk) // 5), chunk)
+        if added:
+            for statement in _SCOPED_FOLDS:
+                cursor.execute(statement, (before,))
     finally:
         cursor.close()
     return added

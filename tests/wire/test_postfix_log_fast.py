@@ -20,7 +20,8 @@ LOGS = Path(__file__).parents[2].parent / "shared" / "corpus" / "postfix-logs"
 
 def _state(correlator: Correlator, parser: LogParser) -> tuple[object, ...]:
     messages = {key: (m.first_seen, m.last_seen, m.sender, m.client_ip, m.sasl_username,
-                      m.message_id, m.notification_of, dict(m.recipients))
+                      m.message_id, m.notification_of, m.size, m.nrcpt, m.info,
+                      dict(m.recipients))
                 for key, m in correlator._messages.items()}
     return (messages, correlator.evicted, correlator.superseded, parser._year, parser._month,
             parser.last_stamp, parser.last_time)
@@ -69,6 +70,41 @@ def test_generated_logs_give_the_same_deliveries(fmt: str) -> None:
                                                   else "syslog", host="mx2").lines,
                                   strict=False) for line in (pair[0], pair[1].rstrip("\n"))]
     _both(mixed)
+
+
+def test_each_line_kind_updates_the_message_as_feed_does() -> None:
+    """Context lines after a delivery (the snapshot must be rebuilt), a second message-id
+    (a new message), an expiry, a removal and reuse, odd lines, CRLF."""
+    h = "Nov 23 19:49:0{} mta postfix/{}[1]: 1A2B3C4D5E: "
+    lines = [h.format(0, "smtpd") + "client=x[1.2.3.4], sasl_username=u",
+             h.format(1, "smtp") + "to=<a@b.c>, relay=r[1.1.1.1]:25, delay=1, "
+             "delays=0/0/0/1, dsn=4.0.0, status=deferred (try later)",
+             h.format(2, "cleanup") + "message-id=<m1@x>",
+             h.format(2, "smtp") + "to=<f@b.c>, relay=r[1.1.1.1]:25, delay=1, "
+             "delays=0/0/0/1, dsn=4.0.0, status=deferred (try later)",
+             h.format(2, "qmgr") + "from=<s@t.u>, size=12, nrcpt=2 (queue active)",
+             h.format(3, "smtp") + "to=<a@b.c>, relay=r[1.1.1.1]:25, delay=1, "
+             "delays=0/0/0/1, dsn=4.0.0, status=deferred (try later)",
+             h.format(3, "cleanup") + "message-id=<m2@x>",
+             h.format(3, "smtp") + "to=<c@b.c>, relay=r[1.1.1.1]:25, delay=1, "
+             "delays=0/0/0/1, dsn=4.0.0, status=deferred (try later)",
+             h.format(4, "smtp") + "to=<d@b.c>, relay=r[1.1.1.1]:25, delay=1, "
+             "delays=0/0/0/1, dsn=4.0.0, status=deferred (try later)",
+             h.format(4, "qmgr") + "from=<r@t.u>, size=13, nrcpt=3 (queue active)",
+             h.format(4, "smtp") + "to=<e@b.c>, relay=r[1.1.1.1]:25, delay=1, "
+             "delays=0/0/0/1, dsn=4.0.0, status=deferred (try later)",
+             h.format(4, "qmgr") + "from=<s@t.u>, size=x, nrcpt=2 (queue active)",
+             h.format(4, "qmgr") + "from=<>, status=expired, returned to sender",
+             h.format(5, "smtp") + "to=<b@b.c>, weird, status=sent (ok)",
+             h.format(5, "qmgr") + "removed",
+             h.format(6, "qmgr") + "removed\r",
+             h.format(6, "cleanup") + "message-id=m3@x\r",
+             h.format(7, "smtp") + "to=<a@b.c>, relay=r[1.1.1.1]:25, delay=1, "
+             "delays=0/0/0/1, dsn=2.0.0, status=sent (ok)\r",
+             h.format(8, "qmgr") + "from=<q@t.u>, size=3, nrcpt=1 (queue active)\r",
+             h.format(9, "smtp") + "to=<a@b.c>, relay=r[1.1.1.1]:25, delay=1, "
+             "delays=0/0/0/1, dsn=2.0.0, status=sent (ok)"]
+    _both(lines)
 
 
 HEADERS = st.sampled_from([

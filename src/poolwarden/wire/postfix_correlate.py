@@ -48,6 +48,7 @@ from poolwarden.wire.postfix_log import (
     OTHER,
     PICKUP,
     QUEUED,
+    QUEUED_LINE,
     REMOVED,
     LogParser,
     LogRecord,
@@ -216,6 +217,7 @@ class Correlator:
         on = self.on
         deliver = self._deliver
         delivery_match = DELIVERY_LINE.match
+        queued_match = QUEUED_LINE.match
         messages = self._messages
         for line in lines:
             m = header(line)
@@ -233,22 +235,18 @@ class Correlator:
             if token is None:
                 continue  # no queue id (connect, TLS, NOQUEUE…): nothing to correlate
             if len(token) >= 6 and not token.strip(HEX):
-                # the two commonest lines, as ``on`` takes them, without its dispatch
+                # the commonest lines, exactly as ``on`` takes them, without its dispatch
+                if timestamp is not None:
+                    self._now = timestamp
+                    if timestamp >= self._next_sweep:
+                        self._sweep(timestamp)
+                key = (host, token)
                 if rest == "removed":
-                    if timestamp is not None:
-                        self._now = timestamp
-                        if timestamp >= self._next_sweep:
-                            self._sweep(timestamp)
-                    messages.pop((host, token), None)
+                    messages.pop(key, None)
                     continue
                 if rest.startswith("to=<"):
                     d = delivery_match(rest.rstrip("\r\n"))  # as message_fields reads it
                     if d is not None:
-                        if timestamp is not None:
-                            self._now = timestamp
-                            if timestamp >= self._next_sweep:
-                                self._sweep(timestamp)
-                        key = (host, token)
                         message = messages.get(key) or self._open(key)
                         message.last_seen = self._now
                         to, orig_to, relay, conn_use, delay, delays, _, dsn, status, reply = \
@@ -256,6 +254,27 @@ class Correlator:
                         out.append(deliver(host, timestamp, program, token, message, to,
                                            status, reply, dsn, relay, orig_to, delay, delays,
                                            conn_use))
+                        continue
+                elif rest.startswith("message-id="):
+                    value = rest.rstrip("\r\n")[11:]
+                    if value.startswith("<") and value.endswith(">"):
+                        value = value[1:-1]
+                    message = messages.get(key) or self._open(key)
+                    message.last_seen = self._now
+                    if message.message_id is not None:  # a second message under this id
+                        message = self._start(key)
+                    message.message_id = value
+                    message.info = None
+                    continue
+                elif rest.startswith("from=<"):
+                    q = queued_match(rest.rstrip("\r\n"))
+                    if q is not None and q[4] is None:  # queued (an expiry takes ``on``)
+                        message = messages.get(key) or self._open(key)
+                        message.last_seen = self._now
+                        message.sender = q[1]
+                        message.size = _int(q[2])
+                        message.nrcpt = _int(q[3])
+                        message.info = None
                         continue
                 kind, fields = with_queue_id(rest.rstrip("\r\n")) or UNKNOWN
                 on(kind, fields, host, token, timestamp, program, out)

@@ -474,6 +474,7 @@ def _with_queue_id(rest: str) -> tuple[str, dict[str, str]] | None:
 
 message_fields = _with_queue_id  # for Correlator.feed_lines
 DELIVERY_LINE: Final = _DELIVERY  # its groups are the fields _delivery() returns
+QUEUED_LINE: Final = _QUEUED  # … and those of a queued or expired line
 
 
 def _remote_error(m: re.Match[str]) -> dict[str, str]:

@@ -33,7 +33,10 @@ ISOLATION = {
     ("GET", "/audit"): "operators only",
     ("POST", "/tenants/{name:path}/override"): "operator-write only",
     ("POST", "/tenants/{name:path}/clear-override"): "operator-write only",
+    ("POST", "/tenants/{name:path}/suspend"): "operator-write only",
+    ("POST", "/tenants/{name:path}/release-held"): "operator-write only",
 }
+FORMS = ("override", "clear-override", "suspend", "release-held")  # every state-changing form
 
 
 def routes() -> set[tuple[str, str]]:
@@ -97,10 +100,13 @@ async def test_read_only_operator_sees_everything_and_changes_nothing(
         assert r.status_code == 200, path
         assert r.text.count("<form") == 1  # only the logout button
     page = (await client.get(f"/tenants/{OTHER}")).text
-    assert 'id="override-form"' not in page and 'id="clear-form"' not in page
-    r = await client.post(f"/tenants/{OTHER}/override",
-                          data={"tier": "good", "why": "x", "csrf_token": csrf_of(page)})
-    assert r.status_code == 403
+    for form in ("override-form", "clear-form", "suspend-form", "release-form"):
+        assert f'id="{form}"' not in page
+    for action in FORMS:
+        r = await client.post(f"/tenants/{OTHER}/{action}",
+                              data={"tier": "good", "why": "x", "csrf_token": csrf_of(page)})
+        assert r.status_code == 403, action
+        assert "Your role may not change anything" in r.text
     assert ctx.store.audit() == [] and not ctx.engine().standings()[OTHER].pinned
 
 
@@ -123,12 +129,17 @@ async def test_forms_without_the_token_or_from_elsewhere_are_refused(
     for extra, headers in cases:
         r = await client.post(url, data={**form, **extra}, headers=headers)
         assert r.status_code == 403, (extra, headers)
-    for fields, headers in (({}, {}), ({"csrf_token": token}, {"Origin": "http://127.0.0.2"})):
-        r = await client.post(f"/tenants/{OTHER}/clear-override",
-                              data={"why": "forged", **fields}, headers=headers)
-        assert r.status_code == 403
+    for action in FORMS[1:]:
+        for fields, headers in (({}, {}), ({"csrf_token": token[:-1]}, {}),
+                                ({"csrf_token": token}, {"Origin": "http://127.0.0.2"}),
+                                ({"csrf_token": token}, {"Sec-Fetch-Site": "cross-site"})):
+            r = await client.post(f"/tenants/{OTHER}/{action}",
+                                  data={"why": "forged", **fields}, headers=headers)
+            assert r.status_code == 403, (action, fields, headers)
     # GET never changes state (it asks for a tenant named "…/override": there is none)
-    assert (await client.get(f"{url}?tier=good&why=x&csrf_token={token}")).status_code == 404
+    for action in FORMS:
+        r = await client.get(f"/tenants/{OTHER}/{action}?tier=good&why=x&csrf_token={token}")
+        assert r.status_code == 404, action
     assert ctx.store.audit() == []
     assert not ctx.engine().standings()[OTHER].pinned
     # the same form from this origin goes through

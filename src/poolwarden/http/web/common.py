@@ -19,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from poolwarden.core.model import TIER_RANK
 from poolwarden.http.context import AppContext, get_ctx
 from poolwarden.http.web.render import page
-from poolwarden.http.web.sessions import LoginThrottle, Session, SessionStore
+from poolwarden.http.web.sessions import LoginThrottle, Session, SessionStore, check_form
 from poolwarden.services import auth
 
 log = logging.getLogger("poolwarden.http.web")
@@ -117,3 +117,27 @@ def refused(viewer: Viewer | None, session: Session | None, why: str,
 def base_context(viewer: Viewer, session: Session, ctx: AppContext) -> dict[str, Any]:
     return {"user": viewer, "csrf_token": session.csrf, "now": ctx.now(),
             "window_days": ctx.config.thresholds.window_days}
+
+
+def write_gate(request: Request, ctx: AppContext, name: str, csrf_token: str
+               ) -> tuple[Viewer, Session] | Response:
+    """The gate of every tenant form: logged in, a valid form from this site (checked
+    first, so a forged request learns nothing else), allowed to write, a known tenant."""
+    found = viewer_of(ctx, request)
+    if isinstance(found, Response):
+        problem = check_form(request, state_of(ctx).sessions.get(request), csrf_token)
+        return refused(None, None, problem or "Log in first.")
+    viewer, session = found
+    problem = check_form(request, session, csrf_token)
+    if problem is not None:
+        log.warning("dashboard: refused a form from %s: %s", viewer.actor, problem)
+        return refused(viewer, session, f"Refused: {problem}.")
+    if not viewer.operator and viewer.tenant != name:
+        return not_found(viewer, session)
+    if not viewer.can_write:
+        log.warning("dashboard: %s (%s) tried to change tenant %r", viewer.actor,
+                    viewer.role, name[:64])
+        return refused(viewer, session, "Your role may not change anything.")
+    if name not in {t.name for t in ctx.config.inventory.tenants}:
+        return not_found(viewer, session)
+    return viewer, session

@@ -42,6 +42,17 @@ def overview(ctx: AppContext, now: float) -> dict[str, Any]:
     return found
 
 
+def held_for(ctx: AppContext, tenant: str) -> dict[str, Any] | None:
+    """One tenant's held mail (HOLD decisions; Postfix's hold queue when configured);
+    None when it cannot be read (the section is left out, the page still shows)."""
+    try:
+        rows = held_rows(ctx, tenant)
+    except Exception:
+        log.exception("dashboard: could not count the held mail of %s", tenant)
+        return None
+    return rows[0] if rows else None
+
+
 def warmup_getter(engine: Engine, now: float) -> Callable[[str], dict[str, Any] | None]:
     """A function giving an IP's warm-up progress (``services.warmup``'s read model, as
     ``poolwarden ip show`` prints it) with one row per provider; None when not warming."""

@@ -1,9 +1,12 @@
-"""The dashboard's state-changing forms: pin a tenant's tier, clear the pin.
+"""The dashboard's tier forms: pin a tenant's tier, suspend it, clear the pin.
 
 Only operator-write users get these forms, and every POST passes
-``sessions.check_form`` (the session's anti-forgery token, and no other
-origin). Each change writes one audit row (source "dashboard") with the
-tenant's standing before and after, in the same shape as the API's.
+``common.write_gate`` (the session's anti-forgery token, no other origin, the
+role, a known tenant). Suspending is a pin to ``suspended`` with a required
+reason: the same path as an override, so it shows in the same places (the
+tenant's moves, the audit log, ``GET /api/v1/overrides``). Each change writes
+one audit row (source "dashboard") with the tenant's standing before and
+after, in the same shape as the API's.
 """
 
 from __future__ import annotations
@@ -22,62 +25,25 @@ from poolwarden.http.web.common import (
     Ctx,
     FormText,
     Viewer,
-    log,
-    not_found,
     refused,
     see_other,
     segment,
-    state_of,
-    viewer_of,
+    write_gate,
 )
-from poolwarden.http.web.sessions import Session, check_form
+from poolwarden.http.web.sessions import Session
 from poolwarden.services import audit
 
 router = APIRouter(include_in_schema=False)
 WHY_MAX = 500
 
 
-def _write_gate(request: Request, ctx: Ctx, name: str, csrf_token: str
-                ) -> tuple[Viewer, Session] | Response:
-    """Logged in, a valid form from this site, allowed to write, and a known tenant."""
-    found = viewer_of(ctx, request)
-    if isinstance(found, Response):
-        state = state_of(ctx)
-        problem = check_form(request, state.sessions.get(request), csrf_token)
-        return refused(None, None, problem or "Log in first.")
-    viewer, session = found
-    problem = check_form(request, session, csrf_token)
-    if problem is not None:
-        log.warning("dashboard: refused a form from %s: %s", viewer.actor, problem)
-        return refused(viewer, session, f"Refused: {problem}.")
-    tenants = {t.name for t in ctx.config.inventory.tenants}
-    if not viewer.operator and viewer.tenant != name:
-        return not_found(viewer, session)
-    if not viewer.can_write:
-        log.warning("dashboard: %s (%s) tried to change tenant %r", viewer.actor,
-                    viewer.role, name[:64])
-        return refused(viewer, session, "Your role may not change anything.")
-    if name not in tenants:
-        return not_found(viewer, session)
-    return viewer, session
-
-
 def _standing(ctx: AppContext, name: str) -> dict[str, Any]:
     return standing_dict(name, ctx.engine().standings()[name])
 
 
-@router.post("/tenants/{name:path}/override")
-def override(request: Request, ctx: Ctx, name: str, tier: FormText = "",
-             why: FormText = "", csrf_token: FormText = "") -> Response:
-    gate = _write_gate(request, ctx, name, csrf_token)
-    if isinstance(gate, Response):
-        return gate
-    viewer, session = gate
-    try:
-        target = Tier(tier)
-    except ValueError:
-        return refused(viewer, session, f"tier: unknown tier {tier[:40]!r} (one of: "
-                       f"{', '.join(TIER_CHOICES)}).", status=400)
+def _pin(ctx: AppContext, viewer: Viewer, session: Session, name: str, target: Tier,
+         why: str, done: str) -> Response:
+    """Pin ``name`` to ``target`` and audit it; the redirect back, or why not."""
     if len(why) > WHY_MAX:
         return refused(viewer, session, f"why: at most {WHY_MAX} characters.", status=400)
     before = _standing(ctx, name)
@@ -90,13 +56,44 @@ def override(request: Request, ctx: Ctx, name: str, tier: FormText = "",
     audit.record(ctx.store, actor=viewer.actor, source="dashboard", action="override.set",
                  target=f"tenant:{name}", at=now, before=before,
                  after={**_standing(ctx, name), "reason": why.strip()})
-    return see_other(f"/tenants/{segment(name)}?done=override")
+    return see_other(f"/tenants/{segment(name)}?done={done}")
+
+
+@router.post("/tenants/{name:path}/override")
+def override(request: Request, ctx: Ctx, name: str, tier: FormText = "",
+             why: FormText = "", csrf_token: FormText = "") -> Response:
+    gate = write_gate(request, ctx, name, csrf_token)
+    if isinstance(gate, Response):
+        return gate
+    viewer, session = gate
+    try:
+        target = Tier(tier)
+    except ValueError:
+        return refused(viewer, session, f"tier: unknown tier {tier[:40]!r} (one of: "
+                       f"{', '.join(TIER_CHOICES)}).", status=400)
+    return _pin(ctx, viewer, session, name, target, why, "override")
+
+
+@router.post("/tenants/{name:path}/suspend")
+def suspend(request: Request, ctx: Ctx, name: str, why: FormText = "",
+            csrf_token: FormText = "") -> Response:
+    gate = write_gate(request, ctx, name, csrf_token)
+    if isinstance(gate, Response):
+        return gate
+    viewer, session = gate
+    if not why.strip():
+        return refused(viewer, session, "why: a suspension needs a reason.", status=400)
+    standing = ctx.engine().standings()[name]
+    if standing.pinned and standing.tier is Tier.SUSPENDED:
+        return refused(viewer, session, f"This tenant is suspended already (pinned by "
+                       f"{standing.pinned_by}).", status=409)
+    return _pin(ctx, viewer, session, name, Tier.SUSPENDED, why, "suspended")
 
 
 @router.post("/tenants/{name:path}/clear-override")
 def clear_override(request: Request, ctx: Ctx, name: str, why: FormText = "",
                    csrf_token: FormText = "") -> Response:
-    gate = _write_gate(request, ctx, name, csrf_token)
+    gate = write_gate(request, ctx, name, csrf_token)
     if isinstance(gate, Response):
         return gate
     viewer, session = gate

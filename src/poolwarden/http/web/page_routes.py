@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from poolwarden.cli.postfix_cmds import HELD_STANDINGS
 from poolwarden.http.web import extras, pages
 from poolwarden.http.web.assets import static_response
 from poolwarden.http.web.common import (
@@ -25,6 +26,9 @@ from poolwarden.http.web.render import page
 from poolwarden.services import audit
 
 router = APIRouter(include_in_schema=False)
+NOTICES = {"override": "Override recorded.", "cleared": "Pin cleared.",
+           "suspended": "Tenant suspended: its mail is held from now on.",
+           "released": "Held mail released to Postfix's active queue."}
 
 
 @router.get("/")
@@ -54,10 +58,12 @@ def tenant(request: Request, ctx: Ctx, name: str, done: str = "") -> Response:
                         viewer.tenant, name[:64])
         return not_found(viewer, session)
     data = pages.tenant_page(engine, engine.snapshot(now), name, now)
-    notice = {"override": "Override recorded.", "cleared": "Pin cleared."}.get(done)
-    return page("tenant.html", {**base_context(viewer, session, ctx), "t": data, "notice": notice,
-                                "thresholds": data["thresholds"],
-                                "tiers": TIER_CHOICES})
+    if not viewer.operator:
+        data = pages.for_tenant_user(data)
+    return page("tenant.html", {**base_context(viewer, session, ctx), "t": data,
+                                "notice": NOTICES.get(done), "thresholds": data["thresholds"],
+                                "tiers": TIER_CHOICES, "held": extras.held_for(ctx, name),
+                                "held_standings": HELD_STANDINGS})
 
 
 @router.get("/ips/{address}")

@@ -1,9 +1,11 @@
 """What each dashboard page shows, as plain dicts built from the engine and the snapshot.
 
-The templates only lay these out. Numbers come from ``services.reports`` (the
-same read models as the CLI and the API) and ``series`` (the charts); this
-module adds the page-specific groupings: pools with their tenants, tenants
-needing attention, the explanation of a tenant's current tier.
+The templates only lay these out. Numbers come from ``services.reports`` and
+``services.reaction_report`` (the same read models as the CLI and the API) and
+``series`` (the charts); this module adds the page-specific groupings: pools
+with their tenants, tenants needing attention, the explanation of a tenant's
+current tier, the reaction rules in force on a tenant or an IP, and the tenant
+user's view of a tenant page (operators' names left out).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from poolwarden.core.reputation import Scope
 from poolwarden.core.snapshot import Route, Snapshot, TenantEntry
 from poolwarden.core.tiers import findings, proof
 from poolwarden.http.web.series import daily_series
-from poolwarden.services import reports
+from poolwarden.services import reaction_report, reports
 from poolwarden.services.engine import DAY, Engine
 
 ATTENTION_TIERS = frozenset({Tier.RISKY, Tier.SUSPENDED, Tier.OFF_PLATFORM})
@@ -116,7 +118,31 @@ def tenant_page(engine: Engine, snapshot: Snapshot, name: str, now: float) -> di
     detail["pools"] = tenant_pools(snapshot.tenants[name])
     detail["series"] = daily_series(engine, Scope.TENANT, name, now=now)
     detail["thresholds"] = t.as_dict()
+    tenant = engine.tenants[name]
+    detail["reactions"] = in_force(reaction_report.for_tenant(
+        engine.store, name, tuple(tenant.dedicated_ips), now))
     return detail
+
+
+def in_force(activations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The activations still limiting traffic (main phase or ramp-back), oldest first."""
+    return sorted((a for a in activations if a["in_force"]), key=lambda a: a["started_at"])
+
+
+OPERATOR = "operator"  # what a tenant user sees instead of an operator's name
+
+
+def for_tenant_user(detail: dict[str, Any]) -> dict[str, Any]:
+    """A tenant page as a tenant user sees it: who pinned or moved the tenant is only
+    "operator" (an operator's user, token or login name is not the tenant's business);
+    automatic moves keep their actor and every explanation stays; reaction rules keep
+    their numbers but not the raw log lines (operators read those)."""
+    moves = [m if m["source"] == "engine" else {**m, "actor": OPERATOR}
+             for m in detail["moves"]]
+    explanation = {**detail["explanation"], "last_move": moves[0] if moves else None}
+    return {**detail, "moves": moves, "explanation": explanation,
+            "pinned_by": OPERATOR if detail["pinned_by"] else detail["pinned_by"],
+            "reactions": [{**a, "lines": []} for a in detail["reactions"]]}
 
 
 def ip_page(engine: Engine, snapshot: Snapshot, address: str, now: float, *,
@@ -126,7 +152,6 @@ def ip_page(engine: Engine, snapshot: Snapshot, address: str, now: float, *,
     detail["series"] = daily_series(engine, Scope.IP, address, now=now)
     detail["dedicated_to"] = next((t.name for t in engine.tenants.values()
                                    if address in t.dedicated_ips), None)
-    detail["restrictions"] = [_restriction(r) for r in snapshot.restrictions.all
-                              if r.ip == address]
+    detail["reactions"] = in_force(reaction_report.for_ip(engine.store, address, now))
     detail["warmup"] = warmup(address) if warmup is not None else None
     return detail

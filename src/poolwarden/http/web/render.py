@@ -16,6 +16,8 @@ from urllib.parse import quote, urlsplit
 from jinja2 import Environment, PackageLoader
 from starlette.responses import HTMLResponse
 
+from poolwarden.core.reaction import format_duration
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; "
                                 "img-src 'self' data:; object-src 'none'; base-uri 'none'; "
@@ -62,6 +64,7 @@ def make_environment() -> Environment:
     env.filters["when"] = _when
     env.filters["seg"] = _segment
     env.filters["safe_link"] = _safe_link
+    env.filters["duration"] = format_duration
     return env
 
 

@@ -95,7 +95,8 @@ async def test_tenant_page_lists_the_rules_in_force_with_their_numbers(
 
 
 async def test_ip_page_lists_the_rules_in_force_on_it(
-        client: httpx.AsyncClient, activations: dict[str, Activation]) -> None:
+        client: httpx.AsyncClient, ctx: AppContext,
+        activations: dict[str, Activation]) -> None:
     await login(client, "rita")
     rules = section((await client.get(f"/ips/{SHARED_IP}")).text, "reactions")
     ip = activations["ip"]
@@ -104,6 +105,11 @@ async def test_ip_page_lists_the_rules_in_force_on_it(
     ramp = ", ".join(f"×{f:g} until {_when(u)}" for f, u in ip.steps)
     assert ramp.replace(", ", " ") in rules  # the ramp back after the pause
     assert "yahoo-ts04" not in rules
+    # 40 minutes after a 30-minute pause: in its ramp back, capped, still in force
+    [ramping] = fire(ctx, NOW - 2400, [("google", "127.0.0.15", OTHER, UNUSUAL_RATE)] * 2)
+    assert ramping.until < NOW < ramping.ends_at
+    rules = section((await client.get("/ips/127.0.0.15")).text, "reactions")
+    assert "pause, now cap ×0.25 (ramping ×0.25)" in rules and ramping.why in rules
     quiet = section((await client.get("/ips/127.0.0.11")).text, "reactions")
     assert "No reaction rule is limiting this IP's mail." in quiet
 

@@ -153,6 +153,13 @@ def test_a_backlog_that_ended_long_ago_pauses_nothing(config: LoadedConfig, stor
     log = LogWriter()
     gmail_deferrals(log, now - 3 * 3600, 3)  # pause 10 min + ramp 5 min: over hours ago
     service = ingest(config, store, log, tmp_path / "old.log", now)
+    assert service.state.matched == 0  # older than any rule's reach: not even looked at
+    assert store.reaction_activations() == []
+    # within reach (10 min period + 15 min effect) but over by now: fired, not stored
+    late = LogWriter()
+    late.n = 100
+    gmail_deferrals(late, now - 24 * 60, 3)
+    ingest(config, store, late, tmp_path / "late.log", now, service)
     assert service.stale == 1 and store.reaction_activations() == []
 
 

@@ -29,7 +29,13 @@ from collections.abc import Callable, Iterable, Sequence
 from poolwarden.config.load import LoadedConfig
 from poolwarden.core.events import Event
 from poolwarden.core.model import TIER_RANK, Tier
-from poolwarden.core.reaction import Activation, Observation, ReactionAction, ReactionState
+from poolwarden.core.reaction import (
+    Activation,
+    Observation,
+    ReactionAction,
+    ReactionState,
+    Rule,
+)
 from poolwarden.core.tiers import TierMove
 from poolwarden.ports import Store
 from poolwarden.wire.postfix_correlate import Delivery
@@ -44,13 +50,20 @@ FORGET_AFTER = 2 * 86400.0  # windows idle this long are dropped (the longest pe
 _ONE_DOWN = {Tier.GOOD: Tier.NEW, Tier.NEW: Tier.RISKY}
 
 
-def observations(deliveries: Sequence[Delivery], events: Sequence[Event]
-                 ) -> list[Observation]:
-    """The replies worth a rule: deferred and bounced deliveries, each with its event
-    (``deliveries[i]`` made ``events[i]``)."""
+def reach(rules: Sequence[Rule]) -> float:
+    """How far back a reply can still matter: the longest trigger period plus the longest
+    effect (duration and ramp). An older reply cannot start an activation in force now."""
+    return max((r.period + r.duration + r.ramp_step * len(r.ramp) for r in rules),
+               default=0.0)
+
+
+def observations(deliveries: Sequence[Delivery], events: Sequence[Event], *,
+                 since: float = float("-inf")) -> list[Observation]:
+    """The replies worth a rule: deferred and bounced deliveries at or after ``since``,
+    each with its event (``deliveries[i]`` made ``events[i]``)."""
     out: list[Observation] = []
     for d, ev in zip(deliveries, events, strict=True):
-        if d.status not in OBSERVED or d.time is None:
+        if d.status not in OBSERVED or d.time is None or d.time < since:
             continue
         out.append(Observation(time=d.time, provider=ev.provider, ip=ev.ip, tenant=ev.tenant,
                                status=d.status, code=d.dsn, reply=d.reply or "",
@@ -88,7 +101,9 @@ class ReactionService:
     def on_batch(self, deliveries: Sequence[Delivery], events: Sequence[Event]) -> None:
         """The ``Ingestd`` callback (runs on the thread that stored the batch)."""
         if self.state.rules:
-            self.observe(observations(deliveries, events))
+            # a catch-up of old logs costs next to nothing: its replies cannot matter now
+            since = self.clock() - reach(self.state.rules)
+            self.observe(observations(deliveries, events, since=since))
 
     def observe(self, found: Iterable[Observation]) -> list[Activation]:
         """Feed observations; store and apply what fires; the stored activations."""

@@ -109,7 +109,7 @@ from poolwarden.wire.postfix_log import LogParser
 
 log = logging.getLogger("poolwarden.ingestd")
 
-BATCH_LINES = 100_000  # lines per transaction at most (a catch-up; live, one per poll)
+BATCH_LINES = 50_000  # lines per transaction at most (a catch-up; live, one per poll)
 POLL_INTERVAL = 0.5
 MAX_REPLAY_BYTES = 256 * 1024 * 1024
 

@@ -8,7 +8,6 @@ change marker grows with every recorded move or cleared pin, and only then.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import pytest
@@ -181,13 +180,9 @@ def test_recipient_limit_matches_the_schema() -> None:
 def test_ten_thousand_decisions_in_one_batch(store: Store) -> None:
     rows = [decision(f"{i:05X}.1", node=f"mx{i % 3}", tenant=f"t{i % 50}", at=float(i),
                      recipient=f"user{i}@example.net") for i in range(10_000)]
-    started = time.perf_counter()
     store.add_decisions(rows)
-    added = time.perf_counter() - started
     pairs = [(f"{i:05X}.1", f"Q{i}") for i in range(0, 10_000, 3)]  # every row of node mx0
-    started = time.perf_counter()
     store.bind_queue_ids("mx0", pairs)
-    bound = time.perf_counter() - started
 
     newest = store.decisions(limit=20_000)
     assert newest == [replace(row, queue_id=f"Q{i}" if i % 3 == 0 else None)
@@ -195,8 +190,6 @@ def test_ten_thousand_decisions_in_one_batch(store: Store) -> None:
     assert store.decisions(tenant="t7", limit=2) == [replace(rows[9_957], queue_id="Q9957"),
                                                       rows[9_907]]
     assert store.decisions(queue_id="Q9999") == [replace(rows[9_999], queue_id="Q9999")]
-    assert added < 1.0, f"adding 10,000 decisions took {added:.2f}s"
-    assert bound < 2.0, f"binding 3,334 queue ids took {bound:.2f}s"
 
 
 @pytest.mark.parametrize("backend", SQL_BACKENDS)

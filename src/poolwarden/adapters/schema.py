@@ -172,6 +172,38 @@ feedback = Table(
     Index("ix_feedback_message_ref", "message_ref"),
 )
 
+# Every reaction-rule activation (issue 6): the rule, its scope (provider × IP or
+# provider × tenant), when it started, ends and ramps back, the numbers and the log
+# lines that triggered it. Stored once by key; its id feeds the change marker.
+reaction_activations = Table(
+    "reaction_activations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(1024), nullable=False),
+    Column("rule", String(255), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("provider", String(255), nullable=False),
+    Column("ip", String(255), nullable=True),
+    Column("tenant", String(255), nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("until", Float, nullable=False),
+    Column("ends_at", Float, nullable=False),
+    Column("steps", JSON, nullable=False),
+    Column("cap_factor", Float, nullable=True),
+    Column("pool", String(255), nullable=True),
+    Column("matches", Integer, nullable=False),
+    Column("threshold", Integer, nullable=False),
+    Column("period", Float, nullable=False),
+    Column("why", Text, nullable=False),
+    Column("lines", JSON, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+    UniqueConstraint("key", name="uq_reaction_activations_key"),
+    Index("ix_reaction_activations_ends_at", "ends_at"),
+    Index("ix_reaction_activations_ip", "ip"),
+    Index("ix_reaction_activations_tenant", "tenant"),
+)
+
 # Warm-up progress (issue 6): where each warming IP or new sending domain stands with
 # each provider, and why (core.warmup.WarmupState).
 warmup_state = Table(
@@ -204,38 +236,6 @@ warmup_counts = Table(
     Column("count", Integer, nullable=False),
     PrimaryKeyConstraint("scope", "scope_id", "provider", "day", name="pk_warmup_counts"),
     Index("ix_warmup_counts_day", "day"),
-)
-
-# Every reaction-rule activation (issue 6): the rule, its scope (provider × IP or
-# provider × tenant), when it started, ends and ramps back, the numbers and the log
-# lines that triggered it. Stored once by key; its id feeds the change marker.
-reaction_activations = Table(
-    "reaction_activations",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("key", String(1024), nullable=False),
-    Column("rule", String(255), nullable=False),
-    Column("action", String(32), nullable=False),
-    Column("scope", String(16), nullable=False),
-    Column("provider", String(255), nullable=False),
-    Column("ip", String(255), nullable=True),
-    Column("tenant", String(255), nullable=True),
-    Column("started_at", Float, nullable=False),
-    Column("until", Float, nullable=False),
-    Column("ends_at", Float, nullable=False),
-    Column("steps", JSON, nullable=False),
-    Column("cap_factor", Float, nullable=True),
-    Column("pool", String(255), nullable=True),
-    Column("matches", Integer, nullable=False),
-    Column("threshold", Integer, nullable=False),
-    Column("period", Float, nullable=False),
-    Column("why", Text, nullable=False),
-    Column("lines", JSON, nullable=False),
-    Column("recorded_at", Float, nullable=False),
-    UniqueConstraint("key", name="uq_reaction_activations_key"),
-    Index("ix_reaction_activations_ends_at", "ends_at"),
-    Index("ix_reaction_activations_ip", "ip"),
-    Index("ix_reaction_activations_tenant", "tenant"),
 )
 
 # API tokens (issue 7): only a SHA-256 of each token and a short prefix are kept;

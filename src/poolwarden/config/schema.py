@@ -217,7 +217,6 @@ class IngestSettings(Section):
         "in use); routing goes on meanwhile.")
 
 
-
 class TrapSettings(Section):
     """The operator's own spam traps: any delivery or attempt to them is a trap hit."""
 
@@ -466,10 +465,10 @@ class PoolwardenSettings(Section):
                                 description=TrapSettings.__doc__ or "")
     warmup: WarmupSettings = Field(default_factory=WarmupSettings,
                                    description=WarmupSettings.__doc__ or "")
-    alerts: AlertSettings = Field(default_factory=AlertSettings,
-                                  description=AlertSettings.__doc__ or "")
     reaction: ReactionSettings = Field(default_factory=ReactionSettings,
                                        description=ReactionSettings.__doc__ or "")
+    alerts: AlertSettings = Field(default_factory=AlertSettings,
+                                  description=AlertSettings.__doc__ or "")
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings,
                                           description=_THRESHOLDS_DOC)
     ips: tuple[IpSettings, ...] = Field((), description=IpSettings.__doc__ or "")

@@ -14,6 +14,7 @@ import asyncio
 import smtplib
 import socket
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.services.ingest_jobs import MAX_PAUSE, Pacer, Stopping
+from poolwarden.services.ingestd import BATCH_LINES
 from poolwarden.services.listeners import Listen
 from poolwarden.services.runtime import Runtime
 from poolwarden.wire import verp
@@ -84,9 +86,11 @@ def lmtp_deliver(address: str, recipient: str, message: bytes) -> tuple[int, byt
         return lmtp.data(message)
 
 
-def run(config: Path, body: Callable[[Runtime], Awaitable[None]]) -> Runtime:
+def run(config: Path, body: Callable[[Runtime], Awaitable[None]],
+        prepare: Callable[[Runtime], None] = lambda runtime: None) -> Runtime:
     async def main() -> Runtime:
         runtime = Runtime(config, listens=[Listen.parse("tcp:127.0.0.1:0")])
+        prepare(runtime)
         await runtime.start()
         try:
             await body(runtime)
@@ -232,13 +236,28 @@ def test_sigterm_in_a_catch_up_stops_at_the_last_commit_and_the_next_start_resum
     maillog = tmp_path / "mail.log"
     maillog.write_text("".join(log.lines))
 
+    def park_after_first_batch(runtime: Runtime) -> None:
+        """The follower, once past its first batch, waits at its next read until serve
+        stops: the stop then lands inside the backlog however fast the machine reads."""
+        jobs = runtime.ingest
+        stopping = jobs.pacer._stopping
+
+        def parked() -> bool:
+            ingestd = jobs.ingestd
+            if ingestd is not None and ingestd.metrics.lines_read >= BATCH_LINES:
+                while not stopping():
+                    time.sleep(0.01)
+            return stopping()
+
+        jobs.pacer._stopping = parked
+
     async def stop_early(runtime: Runtime) -> None:
         jobs = runtime.ingest
         # commit 1 records the new file at offset 0; commit 2 is the first batch of lines
         await until(lambda: jobs.ingestd is not None and jobs.ingestd.metrics.commits >= 2,
                     "a first batch")
 
-    first = run(config, stop_early)
+    first = run(config, stop_early, park_after_first_batch)
     assert first.ingest.ingestd is not None
     read_first = first.ingest.ingestd.metrics.lines_read
     assert 0 < read_first < len(log.lines)  # stopped inside the backlog

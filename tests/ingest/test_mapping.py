@@ -10,6 +10,7 @@ say the same per tenant and per IP.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from poolwarden.config.load import load_config_text
 from poolwarden.core.events import Event
 from poolwarden.core.reputation import ALL_PROVIDERS, Scope
 from poolwarden.ports import DecisionRow
+from poolwarden.services.engine import Engine
 from poolwarden.services.ingest_pipeline import pick_decision
 from poolwarden.services.ingestd import Ingestd, import_logs
 from poolwarden.wire.postfix_correlate import Delivery, MessageInfo
@@ -148,5 +150,45 @@ def test_on_batch_pairs_each_new_event_with_its_delivery(tmp_path: Path) -> None
         # an import of the same log: every event a duplicate, so no callback
         assert import_logs(config, store, [path], on_batch=on_batch).metrics.duplicates > 0
         assert seen == []
+    finally:
+        store.close()
+
+
+def test_a_follower_maps_with_the_current_snapshot(tmp_path: Path) -> None:
+    """serve's follower reads the routing snapshot at each batch: a tenant the running
+    snapshot does not know is not stored, and once a reload adds it, its later
+    deliveries are (the earlier ones stay unattributed: nothing is guessed)."""
+    url = f"sqlite:///{tmp_path / 'pw.db'}"
+    config = load_config_text(config_toml(url), file=str(tmp_path / "pw.toml"))
+    store = open_store(url)
+    try:
+        log = generate(13, 400, fmt="iso")
+        store.add_decisions(log.decisions)
+        full = Engine(config, store, now=0.0).snapshot(0.0)
+        tenants = sorted({e.tenant for e in log.expected})
+        missing = tenants[0]
+        without = replace(
+            full, tenants={k: v for k, v in full.tenants.items() if k != missing},
+            by_sasl={k: v for k, v in full.by_sasl.items() if v != missing},
+            by_domain={k: v for k, v in full.by_domain.items() if v != missing},
+            by_client={k: v for k, v in full.by_client.items() if v != missing})
+        current = [without]
+        path = tmp_path / "mail.log"
+        half = len(log.lines) // 2
+        path.write_text("".join(log.lines[:half]))
+        ingestd = Ingestd(config, store, [path], batch_lines=100,
+                          current_snapshot=lambda: current[0])
+        first = ingestd.run_once()
+        assert first.unknown_tenants > 0
+        assert not [e for e in read_events(store) if e.tenant == missing]
+        current[0] = full  # a reload added the tenant
+        with path.open("a") as f:
+            f.write("".join(log.lines[half:]))
+        ingestd.run_once()
+        stored = read_events(store)
+        late = [e for e in stored if e.tenant == missing]
+        assert late and all(e.time >= min(x.time for x in late) for e in late)
+        expected_late = [x for x in log.expected if x.tenant == missing]
+        assert 0 < len(late) < len(expected_late)
     finally:
         store.close()

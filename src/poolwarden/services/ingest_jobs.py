@@ -198,7 +198,7 @@ class IngestJobs:
         try:
             return store, Ingestd(self.config, store, self.paths,
                                   poll_interval=self.poll_interval, clock=self._clock,
-                                  snapshot=self._snapshot(), pipelined=True,
+                                  current_snapshot=self._snapshot, pipelined=True,
                                   hook=self.pacer,
                                   # reaction rules read each committed batch's replies
                                   on_batch=self._reactions(store).on_batch,

@@ -240,6 +240,17 @@ class DeliveryMapper:
         self._relay_hosts: dict[str, str] = {}
         self._senders: dict[str, str | None] = {}  # sender address -> its cleaned domain
 
+    def use(self, snapshot: Snapshot) -> None:
+        """Map with a newer routing snapshot (tenants added or changed by a reload): the
+        caches that depend on tenants and providers start afresh."""
+        if snapshot is self.snapshot:
+            return
+        self.snapshot = snapshot
+        self.providers = snapshot.providers
+        self._tenants.clear()
+        self._provider.clear()
+        self._unknown.clear()
+
     def events(self, deliveries: Iterable[Delivery],
                decisions: dict[str, list[DecisionRow]],
                sources: list[Delivery] | None = None) -> list[Event]:

@@ -194,7 +194,10 @@ class Ingestd:
                  monotonic: Callable[[], float] = time.monotonic,
                  hook: Hook | None = None, on_added: Callable[[AddResult], None] | None = None,
                  snapshot: Snapshot | None = None, pipelined: bool = False,
-                 on_batch: BatchCallback | None = None) -> None:
+                 on_batch: BatchCallback | None = None,
+                 current_snapshot: Callable[[], Snapshot | None] | None = None) -> None:
+        if snapshot is None and current_snapshot is not None:
+            snapshot = current_snapshot()
         if snapshot is None:
             from poolwarden.services.engine import Engine
 
@@ -213,6 +216,8 @@ class Ingestd:
         self._hook = hook
         self._on_added = on_added
         self._on_batch = on_batch
+        # serve's routing snapshot, read at each batch: tenants a reload adds are mapped
+        self._current_snapshot = current_snapshot
         self.sources = [_Source(os.fspath(p)) for p in paths]
         self._writer = Writer(threaded=pipelined)
 
@@ -383,6 +388,10 @@ class Ingestd:
         deliveries = src.pipeline.take()
         self.metrics.deliveries += len(deliveries)
         sources: list[Delivery] | None = [] if self._on_batch is not None else None
+        if self._current_snapshot is not None:
+            fresh = self._current_snapshot()
+            if fresh is not None:
+                self.mapper.use(fresh)
         rows = self.mapper.rows(deliveries, lookup_decisions(self.store, deliveries), sources)
         checkpoint = None
         if src.cur is not None:

@@ -22,6 +22,7 @@ from poolwarden.http.app import create_app
 from poolwarden.http.context import AppContext
 from poolwarden.ports import DecisionRow
 from poolwarden.services import auth
+from poolwarden.services.alerts import Alerter
 from poolwarden.services.engine import Engine
 from poolwarden.testing.builders import many
 
@@ -71,7 +72,8 @@ class Api:
 
 def seed(config: LoadedConfig, store: SqlStore, now: float) -> None:
     """A sends cleanly; B bounces hard on the shared IP and is demoted by the engine;
-    both have routing decisions (B's include HOLDs)."""
+    both have routing decisions (B's include HOLDs); the alerter records B's demotion and
+B as a bad neighbour on the shared IP."""
     engine = Engine(config, store, now=now)
     at = now - 3600
     engine.add_events([
@@ -94,6 +96,16 @@ def seed(config: LoadedConfig, store: SqlStore, now: float) -> None:
                                 ip=SHARED_IP, pool="shared-new", rule="tier:risky",
                                 snapshot_version=1, queue_id=f"QB{i}"))
     store.add_decisions(rows)
+    record_alerts(config, store, now)
+
+
+def record_alerts(config: LoadedConfig, store: SqlStore, now: float) -> list[Any]:
+    """What the real alerter (no channel: recorded only) finds in the store now: the
+    moves since ``now - 1`` (B's demotion) and bad neighbours (B on the shared IP)."""
+    alerter = Alerter(lambda: config, store, channels=[], clock=lambda: now - 1)
+    rows = asyncio.run(alerter.deliver(alerter.detect(now)))
+    alerter.record(rows)
+    return rows
 
 
 @pytest.fixture

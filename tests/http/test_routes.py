@@ -25,6 +25,7 @@ CASES: dict[tuple[str, str], tuple[str, dict]] = {
     ("GET", "/api/v1/held"): ("/api/v1/held", {}),
     ("POST", "/api/v1/held/release"): ("/api/v1/held/release",
                                        {"json": {"tenant": A, "dry_run": True}}),
+    ("GET", "/api/v1/alerts"): ("/api/v1/alerts", {"params": {"kind": "suspension"}}),
     ("GET", "/api/v1/audit"): ("/api/v1/audit", {}),
 }
 

@@ -2,7 +2,7 @@
 
 * ``token create|list|revoke``: API tokens (shown once at creation, stored hashed).
 * ``user add|list|remove``: dashboard users (password from a prompt or a file).
-* ``pools``, ``decisions``, ``summary``, ``overrides``, ``held``, ``audit`` and
+* ``pools``, ``decisions``, ``summary``, ``overrides``, ``held``, ``alerts``, ``audit`` and
   ``tenant moves``: the API's GET routes as commands; ``--json`` prints exactly
   what the route returns (the same functions build both; ``API_PARITY`` maps
   each route to its command and a test holds them equal).
@@ -59,6 +59,7 @@ API_PARITY: dict[str, list[str]] = {
     "/api/v1/summaries": ["summary"],
     "/api/v1/overrides": ["overrides"],
     "/api/v1/held": ["held"],
+    "/api/v1/alerts": ["alerts"],
     "/api/v1/audit": ["audit"],
 }
 
@@ -339,6 +340,26 @@ def held(config: ConfigOption = None, json_out: JsonOption = False) -> None:
         _table(rows, ["tenant", "held_decisions", "in_queue"])
 
 
+def alerts(
+    kind: Annotated[str | None, typer.Option(help="Only this kind (tier_move, …).")] = None,
+    since: Annotated[float | None, typer.Option(help="Epoch seconds.")] = None,
+    tenant: TenantOption = None,
+    ip: Annotated[str | None, typer.Option(help="Only alerts about this egress IP.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    config: ConfigOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Recent alerts, newest first, each with its explanation and dashboard link."""
+    from poolwarden.http.api.alerts_routes import alert_rows
+
+    with context_for(config) as ctx:
+        rows = alert_rows(ctx, kind=kind, since=since, tenant=tenant, ip=ip, limit=limit)
+    if json_out:
+        emit_json(rows)
+    else:
+        _table(rows, ["at", "kind", "tenant", "ip", "subject", "link"])
+
+
 def audit_cmd(
     actor: Annotated[str | None, typer.Option(help="Only this actor.")] = None,
     action: Annotated[str | None, typer.Option(help="Only this action.")] = None,
@@ -397,7 +418,8 @@ def register(app: typer.Typer, tenant_app: typer.Typer, ip_app: typer.Typer) -> 
     app.add_typer(token_app, name="token")
     app.add_typer(user_app, name="user")
     for fn, name in ((pools, "pools"), (decisions, "decisions"), (summary, "summary"),
-                     (overrides, "overrides"), (held, "held"), (audit_cmd, "audit")):
+                     (overrides, "overrides"), (held, "held"), (alerts, "alerts"),
+                     (audit_cmd, "audit")):
         app.command(name)(guarded(fn))
     tenant_app.command("moves")(guarded(tenant_moves))
     ip_app.command("neighbours")(guarded(ip_neighbours))

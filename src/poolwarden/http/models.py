@@ -256,3 +256,20 @@ class AuditEntry(Out):
     target: str
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+
+
+class AlertOut(Out):
+    id: int | None
+    at: float
+    key: str = Field(description="The condition alerted on (one alert per condition until "
+                     "it clears or the re-notify interval passes).")
+    kind: str = Field(description="tier_move, suspension, bad_neighbour, reaction, "
+                      "warmup_stall, ingest_lag, ingest_gap, agent_defer.")
+    subject: str
+    text: str = Field(description="The explanation, numbers and thresholds included.")
+    link: str = Field(description="The dashboard page that explains it.")
+    numbers: dict[str, Any]
+    tenant: str | None
+    ip: str | None
+    outcome: dict[str, str] | None = Field(
+        description="Per channel: sent, failed, suppressed (null for a tenant token).")

@@ -7,8 +7,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from poolwarden.http.api import audit_routes, decisions, held, ips, overrides, tenants
+from poolwarden.http.api import (
+    alerts_routes,
+    audit_routes,
+    decisions,
+    held,
+    ips,
+    overrides,
+    tenants,
+)
 
 router = APIRouter()
-for module in (tenants, ips, decisions, overrides, held, audit_routes):
+for module in (tenants, ips, decisions, overrides, held, alerts_routes, audit_routes):
     router.include_router(module.router)

@@ -5,7 +5,15 @@ configuration directory is configured, from ``postqueue -j`` (the hold
 queue, each message attributed by the decision log, else by sender domain,
 exactly as ``poolwarden hold release`` does). Release runs ``postsuper -H``
 (keeps the route the agent stored with the message) and only for a tenant
-that may send again; it is audited.
+that may send again; it is audited. ``postfix_tool`` and ``release`` are the
+dashboard's too, so both surfaces release the same way.
+
+Why ``-H`` and never ``-r``, even for long holds (RELIABILITY A1 suggests ``-r``
+against ``maximal_queue_lifetime``): measured on the real Postfix lab, ``-r``
+sends the message back through pickup and cleanup, which drop the FILTER
+(content_filter) record the agent set at END-OF-MESSAGE, and pickup never asks
+the policy service again; the message is then deferred as "no poolwarden route"
+for good (``tests/http/test_release_requeue_postfix.py``, docs/design-notes.md).
 """
 
 from __future__ import annotations
@@ -40,7 +48,14 @@ class PostfixUnavailableError(Exception):
     pass
 
 
-def _tool(ctx: AppContext, name: str, *args: str, stdin: str | None = None) -> str:
+def postfix_tool(ctx: AppContext, name: str, *args: str, stdin: str | None = None) -> str:
+    """Run a Postfix command (``postqueue``, ``postsuper``…) on the configured instance
+    (``-c ctx.postfix_config_dir``) and return its stdout.
+
+    Raises ``PostfixUnavailableError`` when no instance is configured, the command is not
+    installed, it times out (``TOOL_TIMEOUT``) or it exits non-zero; callers answer 503
+    and change nothing (fail safe: held mail stays held).
+    """
     found = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if found is None or ctx.postfix_config_dir is None:
         raise PostfixUnavailableError(name)
@@ -67,7 +82,7 @@ def queued(ctx: AppContext) -> dict[str, list[str]] | None:
     if ctx.postfix_config_dir is None:
         return None
     try:
-        messages = held_messages(_tool(ctx, "postqueue", "-j"))
+        messages = held_messages(postfix_tool(ctx, "postqueue", "-j"))
     except PostfixUnavailableError:
         return None
     domains = {d.lower(): t.name for t in ctx.config.inventory.tenants for d in t.domains}
@@ -77,6 +92,14 @@ def queued(ctx: AppContext) -> dict[str, list[str]] | None:
         if owner is not None:
             out.setdefault(owner, []).append(message.queue_id)
     return out
+
+
+def release(ctx: AppContext, queue_ids: list[str]) -> None:
+    """Release these messages from Postfix's hold queue with ``postsuper -H``: each keeps
+    the FILTER route the agent stored with it at END-OF-MESSAGE. (Not ``-r``: requeued
+    mail loses that route; see the module docstring.)"""
+    if queue_ids:
+        postfix_tool(ctx, "postsuper", "-H", "-", stdin="".join(q + "\n" for q in queue_ids))
 
 
 def held_rows(ctx: AppContext, tenant: str | None) -> list[dict[str, Any]]:
@@ -114,7 +137,7 @@ def release_held(body: ReleaseIn, ctx: Ctx, who: Caller) -> dict[str, Any]:
     mine = in_queue.get(body.tenant, [])
     if mine and not body.dry_run:
         try:
-            _tool(ctx, "postsuper", "-H", "-", stdin="".join(q + "\n" for q in mine))
+            release(ctx, mine)
         except PostfixUnavailableError:
             raise HTTPException(503, "postsuper failed; nothing was released") from None
         audit.record(ctx.store, actor=who.name, source="api", action="held.release",

@@ -1,6 +1,7 @@
 """Operator overrides: pin a tenant to a tier with a reason, list pins, clear them.
 
-Every write leaves one audit row with the state before and after.
+Every write leaves one audit row with the state before and after. A tenant token
+sees its own pin with ``pinned_by`` "operator" (``services.tenant_view``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from poolwarden.http.access import (
     scoped_tenant,
 )
 from poolwarden.http.models import ClearIn, Move, Override, OverrideIn
-from poolwarden.services import audit, reports
+from poolwarden.services import audit, reports, tenant_view
 from poolwarden.services.engine import Engine
 
 router = APIRouter(prefix=API_PREFIX, tags=["overrides"])
@@ -40,7 +41,8 @@ def override_rows(engine: Engine, tenant: str | None = None) -> list[dict[str, A
 @route(router, "GET", "/overrides", Rule.TENANT_FILTER, response_model=list[Override],
        summary="Tenants pinned to a tier by an operator, with who and why")
 def list_overrides(request: Request, ctx: Ctx, who: Caller) -> list[dict[str, Any]]:
-    return override_rows(ctx.engine(), scoped_tenant(ctx, request, who, None))
+    rows = override_rows(ctx.engine(), scoped_tenant(ctx, request, who, None))
+    return rows if who.is_operator else [tenant_view.standing(r) for r in rows]
 
 
 @route(router, "POST", "/overrides", Rule.OPERATOR_WRITE, response_model=Move,

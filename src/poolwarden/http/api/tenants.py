@@ -1,5 +1,8 @@
 """Tenants: tier, pool, plan, volume and rates per provider (with sample sizes and
-Wilson bounds), advice on dedicated vs shared, and the history of moves."""
+Wilson bounds), advice on dedicated vs shared, and the history of moves.
+
+A tenant token reads its own tenant through ``services.tenant_view``: operators who
+moved or pinned it appear as "operator" (as on the dashboard)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from poolwarden.http.access import API_PREFIX, UNKNOWN_TENANT, Caller, Ctx, Rule, route
 from poolwarden.http.access import scoped_tenant as scope
 from poolwarden.http.models import Move, TenantDetail, TenantRow
-from poolwarden.services import reaction_report, reports
+from poolwarden.services import reaction_report, reports, tenant_view
 
 router = APIRouter(prefix=API_PREFIX, tags=["tenants"])
 TenantName = Annotated[str, Path(max_length=255, description="Tenant name.")]
@@ -36,18 +39,19 @@ def _known(ctx: Ctx, tenant: str) -> None:
 
 @route(router, "GET", "/tenants/{tenant}", Rule.TENANT_PATH, response_model=TenantDetail,
        summary="One tenant: routes, metrics per provider, advice and its moves")
-def get_tenant(tenant: TenantName, ctx: Ctx) -> dict[str, Any]:
+def get_tenant(tenant: TenantName, ctx: Ctx, who: Caller) -> dict[str, Any]:
     _known(ctx, tenant)
     engine, now = ctx.engine(), ctx.now()
     detail = reports.tenant_detail(engine, ctx.snapshot(), tenant, now)
     detail["reactions"] = reaction_report.for_tenant(
         ctx.store, tenant, engine.tenants[tenant].dedicated_ips, now)
-    return detail
+    return detail if who.is_operator else tenant_view.tenant_detail(detail)
 
 
 @route(router, "GET", "/tenants/{tenant}/moves", Rule.TENANT_PATH, response_model=list[Move],
        summary="The tenant's tier moves, newest first, each with its numbers and thresholds")
-def tenant_moves(tenant: TenantName, ctx: Ctx,
+def tenant_moves(tenant: TenantName, ctx: Ctx, who: Caller,
                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     _known(ctx, tenant)
-    return [reports.move_dict(m) for m in ctx.store.moves(tenant, limit=limit)]
+    moves = [reports.move_dict(m) for m in ctx.store.moves(tenant, limit=limit)]
+    return moves if who.is_operator else [tenant_view.move(m) for m in moves]

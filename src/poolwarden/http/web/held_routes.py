@@ -14,8 +14,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from poolwarden.cli.postfix_cmds import HELD_STANDINGS
-from poolwarden.http.api.held import PostfixUnavailableError, queued
-from poolwarden.http.api.held import _tool as postfix_tool
+from poolwarden.http.api.held import PostfixUnavailableError, queued, release
 from poolwarden.http.web.common import Ctx, FormText, log, refused, see_other, segment, write_gate
 from poolwarden.services import audit
 
@@ -43,7 +42,7 @@ def release_held(request: Request, ctx: Ctx, name: str, csrf_token: FormText = "
         return refused(viewer, session, "Nothing to release: none of this tenant's mail is "
                        "in Postfix's hold queue.", status=409)
     try:
-        postfix_tool(ctx, "postsuper", "-H", "-", stdin="".join(q + "\n" for q in mine))
+        release(ctx, mine)
     except PostfixUnavailableError:
         log.exception("dashboard: postsuper -H failed for %s", name)
         return refused(viewer, session, "Not released: postsuper failed; nothing was "

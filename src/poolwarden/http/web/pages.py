@@ -19,7 +19,7 @@ from poolwarden.core.reputation import Scope
 from poolwarden.core.snapshot import Route, Snapshot, TenantEntry
 from poolwarden.core.tiers import findings, proof
 from poolwarden.http.web.series import daily_series
-from poolwarden.services import reaction_report, reports
+from poolwarden.services import reaction_report, reports, tenant_view
 from poolwarden.services.engine import DAY, Engine
 
 ATTENTION_TIERS = frozenset({Tier.RISKY, Tier.SUSPENDED, Tier.OFF_PLATFORM})
@@ -129,20 +129,11 @@ def in_force(activations: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted((a for a in activations if a["in_force"]), key=lambda a: a["started_at"])
 
 
-OPERATOR = "operator"  # what a tenant user sees instead of an operator's name
-
-
 def for_tenant_user(detail: dict[str, Any]) -> dict[str, Any]:
-    """A tenant page as a tenant user sees it: who pinned or moved the tenant is only
-    "operator" (an operator's user, token or login name is not the tenant's business);
-    automatic moves keep their actor and every explanation stays; reaction rules keep
-    their numbers but not the raw log lines (operators read those)."""
-    moves = [m if m["source"] == "engine" else {**m, "actor": OPERATOR}
-             for m in detail["moves"]]
-    explanation = {**detail["explanation"], "last_move": moves[0] if moves else None}
-    return {**detail, "moves": moves, "explanation": explanation,
-            "pinned_by": OPERATOR if detail["pinned_by"] else detail["pinned_by"],
-            "reactions": [{**a, "lines": []} for a in detail["reactions"]]}
+    """A tenant page as a tenant user sees it: ``services.tenant_view`` (the API's tenant
+    tokens see the same): operators only as "operator", explanations kept, reaction rules
+    without their raw log lines."""
+    return tenant_view.tenant_detail(detail)
 
 
 def ip_page(engine: Engine, snapshot: Snapshot, address: str, now: float, *,

@@ -1,0 +1,70 @@
+"""Recent alerts (``services.alerts`` records each one in the store with its numbers,
+link and outcome per channel), filterable by kind, time, tenant and IP.
+
+Isolation rule ``tenant-filter``: operators read every alert; a tenant token reads
+only alerts about its own tenant and of a kind about it alone (tier moves,
+suspensions, reaction rules: ``services.tenant_view.TENANT_ALERT_KINDS``), with
+operators named "operator", no per-channel outcome and no raw log lines. Alerts
+about shared things (a bad neighbour's shares are aggregates over every tenant on
+the IP; ingestion; the routing agent; IP warm-up) are operators' only. Naming
+another tenant in the filter answers 404 like any tenant-filter list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from poolwarden.http.access import API_PREFIX, Caller, Ctx, Rule, route, scoped_tenant
+from poolwarden.http.context import AppContext
+from poolwarden.http.models import AlertOut
+from poolwarden.ports import AlertRow
+from poolwarden.services import tenant_view
+
+router = APIRouter(prefix=API_PREFIX, tags=["alerts"])
+SCAN_LIMIT = 5_000  # alert rows read when a filter is applied here rather than in the store
+
+
+def alert_rows(ctx: AppContext, *, kind: str | None = None, since: float | None = None,
+               tenant: str | None = None, ip: str | None = None, limit: int = 100,
+               viewer_tenant: str | None = None) -> list[dict[str, Any]]:
+    """Alerts newest first, as the API and ``poolwarden alerts`` list them; with
+    ``viewer_tenant``, only what that tenant may read, as ``tenant_view`` shows it."""
+    fetch: Callable[..., list[AlertRow]] | None = getattr(ctx.store, "alerts", None)
+    if fetch is None:  # a store without the alerts table (migration 0009)
+        return []
+    filtered_here = ip is not None or viewer_tenant is not None
+    out: list[dict[str, Any]] = []
+    for row in fetch(since=since, kind=kind, tenant=tenant,
+                     limit=SCAN_LIMIT if filtered_here else limit):
+        if ip is not None and row.ip != ip:
+            continue
+        found = asdict(row)
+        if viewer_tenant is not None:
+            if not tenant_view.alert_visible(found, viewer_tenant):
+                continue
+            found = {**tenant_view.alert(found), "outcome": None}
+        out.append(found)
+        if len(out) >= limit:
+            break
+    return out
+
+
+@route(router, "GET", "/alerts", Rule.TENANT_FILTER, response_model=list[AlertOut],
+       summary="Recent alerts, newest first (a tenant token: those about its own tenant)")
+def list_alerts(
+    request: Request, ctx: Ctx, who: Caller,
+    kind: Annotated[str | None, Query(max_length=64, description=(
+        "tier_move, suspension, bad_neighbour, reaction, warmup_stall, ingest_lag, "
+        "ingest_gap, agent_defer…"))] = None,
+    since: Annotated[float | None, Query(ge=0, le=1e11, description="Epoch seconds.")] = None,
+    tenant: Annotated[str | None, Query(max_length=255)] = None,
+    ip: Annotated[str | None, Query(max_length=64, description="Egress IP address.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    tenant = scoped_tenant(ctx, request, who, tenant)
+    return alert_rows(ctx, kind=kind, since=since, tenant=tenant, ip=ip, limit=limit,
+                      viewer_tenant=None if who.is_operator else who.tenant)

@@ -69,13 +69,16 @@ def fail(message: str) -> None:
 
 
 @contextmanager
-def engine_for(option: Path | None) -> Iterator[tuple[LoadedConfig, Engine]]:
+def engine_for(option: Path | None, now: float | None = None
+               ) -> Iterator[tuple[LoadedConfig, Engine]]:
+    """The configuration and an Engine over its store, its day counters loaded as of
+    ``now`` (default: the clock)."""
     from poolwarden.adapters.sqlstore import open_store
 
     config = load_config(config_path(option))
     store = open_store(config.store_url)
     try:
-        yield config, Engine(config, store, now=time.time())
+        yield config, Engine(config, store, now=time.time() if now is None else now)
     finally:
         store.close()
 
@@ -212,9 +215,13 @@ def events_import(
     evaluate: Annotated[bool, typer.Option(help="Evaluate tiers after importing.")] = True,
 ) -> None:
     """Import delivery, complaint and trap events (JSON lines); all or nothing."""
+    from poolwarden.services import audit
+
     with engine_for(config) as (_, engine):
         result = import_event_file(engine, file, progress=not os.environ.get("CI"),
                                    now=time.time(), evaluate=evaluate)
+        # each automatic move gets its audit row, as from ``evaluate`` and ``serve``
+        audit.record_moves(engine.store, result.moves, at=time.time())
     out.print(f"{result.lines} lines: {result.added} events added, "
               f"{result.duplicates} already stored")
     for move in result.moves:
@@ -226,16 +233,22 @@ def events_import(
 def evaluate_cmd(config: ConfigOption = None,
                  at: Annotated[float | None, typer.Option(
                      help="Evaluate as of this epoch time [default: now].")] = None) -> None:
-    """Evaluate every tenant's tier now and record the moves."""
-    with engine_for(config) as (_, engine):
-        moves = engine.evaluate(at if at is not None else time.time())
-        from poolwarden.services import audit
+    """Evaluate every tenant's tier now and record the moves (audited), then judge warm-up
+    stages up to yesterday: one round of what ``serve``'s periodic job does."""
+    from poolwarden.services import audit
 
+    when = at if at is not None else time.time()
+    with engine_for(config, when) as (_, engine):  # the counters around ``when``
+        moves = engine.evaluate(when)
         audit.record_moves(engine.store, moves, at=time.time())
+        # as services.runtime's evaluate job: warm-up advances after the tier moves
+        warmup_notes = engine.advance_warmup(when)
     if not moves:
         out.print("no tier changes")
     for move in moves:
         render.move_line(out, reports.move_dict(move))
+    for note in warmup_notes:
+        out.print(f"warm-up {render.escape(note)}", highlight=False)
 
 
 @app.command()

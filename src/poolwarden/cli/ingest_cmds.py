@@ -19,18 +19,17 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from poolwarden.cli.common import ConfigOption, config_path, err, fail, out
 from poolwarden.core.errors import PoolwardenError
 
 if TYPE_CHECKING:
@@ -39,25 +38,8 @@ if TYPE_CHECKING:
 ingest_app = typer.Typer(no_args_is_help=True,
                          help="Import outcomes: logs, feedback mail, trap feeds.")
 
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-
-ConfigOption = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="Configuration file [default: $POOLWARDEN_CONFIG, else "
-    "./poolwarden.toml].", show_default=False)]
 EvaluateOption = Annotated[bool, typer.Option(help="Evaluate tiers after importing.")]
 SHOWN_PROBLEMS = 20  # unattributed trap lines / unreadable files listed one by one
-
-
-def _config_path(option: Path | None) -> Path:
-    if option is not None:
-        return option
-    return Path(os.environ.get("POOLWARDEN_CONFIG") or "poolwarden.toml")
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}")
-    raise typer.Exit(2)
 
 
 def _safe(text: str) -> str:
@@ -72,7 +54,7 @@ def _engine(option: Path | None) -> Iterator[Engine]:
     from poolwarden.config.load import load_config
     from poolwarden.services.engine import Engine
 
-    config = load_config(_config_path(option))
+    config = load_config(config_path(option))
     store = open_store(config.store_url)
     try:
         yield Engine(config, store, now=time.time())
@@ -103,7 +85,7 @@ def ingest_log(
                         format="%(levelname)s %(message)s")
     for file in files:
         if not file.is_file():
-            _fail(f"{file}: no such file")
+            fail(f"{file}: no such file")
     bar = (Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                     console=err, transient=True) if err.is_terminal else None)
     try:
@@ -122,7 +104,7 @@ def ingest_log(
             if evaluate and result.metrics.events_stored:  # a fresh ledger: the new counters
                 moves = Engine(engine.config, engine.store, now=time.time()).evaluate(time.time())
     except PoolwardenError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     m = result.metrics
     out.print(f"{result.files} files, {m.lines_read} lines: {m.deliveries} deliveries; "
               f"{m.events_stored} events added, {m.duplicates} already stored; "
@@ -152,9 +134,9 @@ def ingest_mail(
     )
 
     if not path.exists():
-        _fail(f"{path}: no such file or directory")
+        fail(f"{path}: no such file or directory")
     if path.is_dir() and not is_maildir(path):
-        _fail(f"{path}: a directory that is not a Maildir (no cur/ or new/)")
+        fail(f"{path}: a directory that is not a Maildir (no cur/ or new/)")
     try:
         with _engine(config) as engine:
             service = FeedbackService(engine, feedback_settings(engine.config))
@@ -164,7 +146,7 @@ def ingest_mail(
             summary = ingest_files(service, mail_files(path))
             moves = engine.evaluate(time.time()) if evaluate and summary.events_added else []
     except PoolwardenError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if json_out:
         sys.stdout.write(json.dumps({
             "messages": summary.messages, "trusted": summary.trusted,
@@ -201,7 +183,7 @@ def ingest_traps(
         with _engine(config) as engine:
             result = import_trap_feed(engine, file, now=time.time(), evaluate=evaluate)
     except PoolwardenError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.print(f"{result.lines} lines: {result.added} trap hits added, "
               f"{result.duplicates} already stored, {len(result.unattributed)} not attributed "
               "to any tenant (not stored)")
@@ -254,4 +236,4 @@ def ingest_lmtp(
         with _engine(config) as engine:
             asyncio.run(run(engine))
     except (PoolwardenError, ValueError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))

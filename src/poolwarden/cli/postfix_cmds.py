@@ -18,24 +18,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from poolwarden.cli.common import ConfigOption, config_path, err, fail, out
 from poolwarden.core.errors import PoolwardenError
 
 postfix_app = typer.Typer(no_args_is_help=True,
                           help="Postfix configuration for the routing agent: generate, check.")
 hold_app = typer.Typer(no_args_is_help=True, help="Mail Postfix holds for suspended tenants.")
 
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-
-ConfigOption = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="Configuration file [default: $POOLWARDEN_CONFIG, else "
-    "./poolwarden.toml].", show_default=False)]
 PostfixDirOption = Annotated[Path | None, typer.Option(
     "--postfix-config", help="Postfix configuration directory (postfix -c DIR) [default: "
     "the policyd.postfix_config_dir setting, else Postfix's default].", show_default=False)]
@@ -43,24 +36,13 @@ PostfixDirOption = Annotated[Path | None, typer.Option(
 HELD_STANDINGS = ("suspended", "off-platform")
 
 
-def _config_path(option: Path | None) -> Path:
-    if option is not None:
-        return option
-    return Path(os.environ.get("POOLWARDEN_CONFIG") or "poolwarden.toml")
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
-    raise typer.Exit(code)
-
-
 def _load(option: Path | None) -> Any:
     from poolwarden.config.load import load_config
 
     try:
-        return load_config(_config_path(option))
+        return load_config(config_path(option))
     except PoolwardenError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _postfix_dir(option: Path | None, config: Any) -> Path | None:
@@ -73,7 +55,7 @@ def _postfix_dir(option: Path | None, config: Any) -> Path | None:
 def _postfix_tool(name: str) -> str:
     found = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if found is None:
-        _fail(f"{name} not found: is Postfix installed?")
+        fail(f"{name} not found: is Postfix installed?")
     return found
 
 
@@ -82,9 +64,9 @@ def _run(argv: list[str], *, stdin: str | None = None) -> str:
         done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=120,
                               check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        _fail(f"{' '.join(argv)}: {exc}")
+        fail(f"{' '.join(argv)}: {exc}")
     if done.returncode != 0:
-        _fail(f"{' '.join(argv)} exited {done.returncode}: "
+        fail(f"{' '.join(argv)} exited {done.returncode}: "
               f"{(done.stderr or done.stdout).strip()}")
     return done.stdout
 
@@ -116,13 +98,13 @@ def postfix_config(
 
     loaded = _load(config)
     if part not in ("main", "master", "both"):
-        _fail("--part is main, master or both")
+        fail("--part is main, master or both")
     try:
         endpoint = postfix_endpoint(policy or loaded.settings.policyd.listen[0])
         main_text = main_cf(loaded.inventory, policy_endpoint=endpoint,
                             bounce_ip=bounce_ip or "auto")
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if part in ("main", "both"):
         sys.stdout.write("# ===== main.cf =====\n" if part == "both" else "")
         sys.stdout.write(main_text)
@@ -151,7 +133,7 @@ def postfix_check(
     try:
         master_text = (master_dir / "master.cf").read_text(encoding="utf-8")
     except OSError as exc:
-        _fail(f"cannot read {master_dir / 'master.cf'}: {exc}")
+        fail(f"cannot read {master_dir / 'master.cf'}: {exc}")
     problems = check(loaded.inventory, postconf_n, master_text, policy)
     where = str(master_dir)
     if not problems:
@@ -218,16 +200,16 @@ def hold_release(
     loaded = _load(config)
     names = {t.name for t in loaded.inventory.tenants}
     if tenant not in names:
-        _fail(f"unknown tenant '{tenant}'")
+        fail(f"unknown tenant '{tenant}'")
     directory = _postfix_dir(postfix_config_dir, loaded)
     try:
         store = open_store(loaded.store_url)
     except PoolwardenError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     try:
         standing = Engine(loaded, store, now=time.time()).standings()[tenant]
         if standing.tier.value in HELD_STANDINGS:
-            _fail(f"tenant '{tenant}' is {standing.tier.value}: its mail stays held until it "
+            fail(f"tenant '{tenant}' is {standing.tier.value}: its mail stays held until it "
                   "may send again (poolwarden override … --tier …)", 1)
         held = held_messages(_run(_with_dir("postqueue", directory, "-j")))
         domains = {d.lower(): t.name for t in loaded.inventory.tenants for d in t.domains}

@@ -1,0 +1,34 @@
+"""What every ``poolwarden`` command module shares: the two consoles, the ``--config``
+option and where it defaults to, and the one way a command fails (one line on stderr,
+exit status 2)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+# wide enough for the tenant table when output goes to a file or a pipe
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", "-c", help="Configuration file [default: $POOLWARDEN_CONFIG, else "
+    "./poolwarden.toml].", show_default=False)]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def config_path(option: Path | None) -> Path:
+    if option is not None:
+        return option
+    return Path(os.environ.get("POOLWARDEN_CONFIG") or "poolwarden.toml")
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    raise typer.Exit(code)

@@ -21,13 +21,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from poolwarden.cli.common import ConfigOption, JsonOption, config_path, err, fail, out
 from poolwarden.core.errors import PoolwardenError
 
 if TYPE_CHECKING:
@@ -36,13 +36,6 @@ if TYPE_CHECKING:
 token_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke.")
 user_app = typer.Typer(no_args_is_help=True, help="Dashboard users: add, list, remove.")
 
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160, highlight=False)
-err = Console(stderr=True, soft_wrap=True, highlight=False)
-
-ConfigOption = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="Configuration file [default: $POOLWARDEN_CONFIG, else "
-    "./poolwarden.toml].", show_default=False)]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 TenantOption = Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")]
 
 # GET route of the API -> the command that prints the same data with --json
@@ -66,24 +59,13 @@ API_PARITY: dict[str, list[str]] = {
 T = TypeVar("T")
 
 
-def _config_path(option: Path | None) -> Path:
-    if option is not None:
-        return option
-    return Path(os.environ.get("POOLWARDEN_CONFIG") or "poolwarden.toml")
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}")
-    raise typer.Exit(2)
-
-
 def guarded(fn: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
             return fn(*args, **kwargs)
         except PoolwardenError as exc:
-            _fail(str(exc))
+            fail(str(exc))
 
     return wrapper
 
@@ -95,7 +77,7 @@ def context_for(option: Path | None) -> Iterator[AppContext]:
     from poolwarden.config.load import load_config
     from poolwarden.http.context import AppContext
 
-    config = load_config(_config_path(option))
+    config = load_config(config_path(option))
     store = open_store(config.store_url)
     try:
         settings = config.settings.policyd
@@ -180,7 +162,7 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="Token id (token l
 
     with context_for(config) as ctx:
         if not auth.revoke(ctx.store, token_id, now=time.time()):
-            _fail(f"no live token {token_id}")
+            fail(f"no live token {token_id}")
         audit.record(ctx.store, actor=_actor(actor), source="cli", action="token.revoke",
                      target=f"token:{token_id}", at=time.time(), before={"revoked": False},
                      after={"revoked": True})
@@ -211,7 +193,7 @@ def user_add(
         try:
             password = password_file.read_text(encoding="utf-8").splitlines()[0]
         except (OSError, UnicodeDecodeError, IndexError) as exc:
-            _fail(f"{password_file}: cannot read a password: {exc}")
+            fail(f"{password_file}: cannot read a password: {exc}")
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     with context_for(config) as ctx:
@@ -250,7 +232,7 @@ def user_remove(name: str,
     with context_for(config) as ctx:
         found = ctx.store.user(name)
         if found is None or not ctx.store.remove_user(name):
-            _fail(f"no user '{name}'")
+            fail(f"no user '{name}'")
         audit.record(ctx.store, actor=_actor(actor), source="cli", action="user.remove",
                      target=f"user:{name}", at=time.time(),
                      before={"role": found.role, "tenant": found.tenant})
@@ -306,7 +288,7 @@ def summary(
     try:
         grouping = By(by)
     except ValueError:
-        _fail(f"--by: one of {', '.join(b.value for b in By)}")
+        fail(f"--by: one of {', '.join(b.value for b in By)}")
     with context_for(config) as ctx:
         rows = summary_rows(ctx, by=grouping, tenant=tenant, days=days)
     if json_out:
@@ -388,7 +370,7 @@ def tenant_moves(name: str, limit: Annotated[int, typer.Option(min=1, max=1000)]
 
     with context_for(config) as ctx:
         if name not in {t.name for t in ctx.config.inventory.tenants}:
-            _fail(f"unknown tenant '{name}'")
+            fail(f"unknown tenant '{name}'")
         rows = [reports.move_dict(m) for m in ctx.store.moves(name, limit=limit)]
     if json_out:
         emit_json(rows)
@@ -404,7 +386,7 @@ def ip_neighbours(address: str, config: ConfigOption = None,
     with context_for(config) as ctx:
         snapshot = ctx.snapshot()
         if address not in snapshot.ips:
-            _fail(f"unknown IP '{address}'")
+            fail(f"unknown IP '{address}'")
         rows = reports.ip_detail(ctx.engine(), snapshot, address, ctx.now())["neighbours"]
     if json_out:
         emit_json(rows)

@@ -11,7 +11,8 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+
+from poolwarden.cli.render import escape
 
 # wide enough for the tenant table when output goes to a file or a pipe
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160, highlight=False)

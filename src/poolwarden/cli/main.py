@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from poolwarden.cli import api_cmds, render
+from poolwarden.cli.common import ConfigOption, JsonOption, config_path, fail, out
 from poolwarden.cli.ingest_cmds import ingest_app
 from poolwarden.cli.postfix_cmds import hold_app, postfix_app
 from poolwarden.config.load import LoadedConfig, load_config
@@ -45,27 +45,7 @@ app.add_typer(hold_app, name="hold")
 app.add_typer(ingest_app, name="ingest")
 api_cmds.register(app, tenant_app, ip_app)  # token, user and the API's reads
 
-# wide enough for the tenant table when output goes to a file or a pipe
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)
-
-ConfigOption = Annotated[Path | None, typer.Option(
-    "--config", "-c", help="Configuration file [default: $POOLWARDEN_CONFIG, else "
-    "./poolwarden.toml].", show_default=False)]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
 T = TypeVar("T")
-
-
-def config_path(option: Path | None) -> Path:
-    if option is not None:
-        return option
-    return Path(os.environ.get("POOLWARDEN_CONFIG") or "poolwarden.toml")
-
-
-def fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {render.escape(message)}", highlight=False)
-    raise typer.Exit(2)
 
 
 @contextmanager

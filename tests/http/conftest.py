@@ -25,6 +25,7 @@ from poolwarden.services import auth
 from poolwarden.services.alerts import Alerter
 from poolwarden.services.engine import Engine
 from poolwarden.testing.builders import many
+from poolwarden.testing.postfix_lab import PostfixLab
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "poolwarden.toml"
 A, B = "corner-bakery", "pixelforge"  # both on the shared-new pool
@@ -123,6 +124,23 @@ def api(tmp_path: Path) -> Iterator[Api]:
         made = auth.create_token(store, name=role, role="tenant" if tenant else role,
                                  tenant=tenant, created_by="test", now=now)
         client.tokens[role] = made.secret
+    try:
+        yield client
+    finally:
+        store.close()
+
+
+def lab_api(lab: PostfixLab) -> Iterator[Api]:
+    """The app over a Postfix lab's configuration and store, with an operator-write
+    token: for the tests that count and release mail in a real hold queue."""
+    config = load_config(lab.config)
+    store = open_store(config.store_url)
+    ctx = AppContext(loaded_config=config, store=store, engine_ttl=0,
+                     postfix_config_dir=str(lab.etc))
+    client = Api(app=create_app(ctx), ctx=ctx, store=store, config_file=lab.config,
+                 now=time.time())
+    client.tokens["operator-write"] = auth.create_token(
+        store, name="lab", role="operator-write", created_by="test", now=time.time()).secret
     try:
         yield client
     finally:

@@ -14,20 +14,14 @@ never sees it, so the routing agent is not asked again and cannot re-route it; w
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from poolwarden.adapters.sqlstore import open_store
-from poolwarden.config.load import load_config
 from poolwarden.http.api.held import postfix_tool
-from poolwarden.http.app import create_app
-from poolwarden.http.context import AppContext
-from poolwarden.services import auth
 from poolwarden.testing.postfix_lab import Job, PostfixLab, new_message_id
 from tests.e2e.support import held, postfix, start_lab
-from tests.http.conftest import Api
+from tests.http.conftest import Api, lab_api
 
 TENANT, SENDER = "bigretail", "requeue@bigretail.example"
 ROUTE = "content_filter: pw-127-0-0-21:"  # bigretail's dedicated IP, as postcat -e shows it
@@ -40,18 +34,7 @@ def lab() -> Iterator[PostfixLab]:
 
 @pytest.fixture
 def api(lab: PostfixLab) -> Iterator[Api]:
-    config = load_config(lab.config)
-    store = open_store(config.store_url)
-    ctx = AppContext(loaded_config=config, store=store, engine_ttl=0,
-                     postfix_config_dir=str(lab.etc))
-    client = Api(app=create_app(ctx), ctx=ctx, store=store, config_file=lab.config,
-                 now=time.time())
-    client.tokens["operator-write"] = auth.create_token(
-        store, name="lab", role="operator-write", created_by="test", now=time.time()).secret
-    try:
-        yield client
-    finally:
-        store.close()
+    yield from lab_api(lab)
 
 
 def pin(api: Api, lab: PostfixLab, tier: str) -> None:

@@ -13,12 +13,11 @@ line on stderr and exit with status 2.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -27,8 +26,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from poolwarden.cli.common import ConfigOption, JsonOption, config_path, err, fail, out
-from poolwarden.core.errors import PoolwardenError
+from poolwarden.cli.common import (
+    ConfigOption,
+    JsonOption,
+    config_path,
+    err,
+    fail,
+    guarded,
+    out,
+)
 
 if TYPE_CHECKING:
     from poolwarden.http.context import AppContext
@@ -59,15 +65,6 @@ API_PARITY: dict[str, list[str]] = {
 T = TypeVar("T")
 
 
-def guarded(fn: Callable[..., T]) -> Callable[..., T]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except PoolwardenError as exc:
-            fail(str(exc))
-
-    return wrapper
 
 
 @contextmanager

@@ -4,15 +4,20 @@ exit status 2)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 
 from poolwarden.cli.render import escape
+from poolwarden.core.errors import PoolwardenError
+
+T = TypeVar("T")
 
 # wide enough for the tenant table when output goes to a file or a pipe
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160, highlight=False)
@@ -33,3 +38,16 @@ def config_path(option: Path | None) -> Path:
 def fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     raise typer.Exit(code)
+
+
+def guarded(fn: Callable[..., T]) -> Callable[..., T]:
+    """Turn our own errors into one clear line and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except PoolwardenError as exc:
+            fail(str(exc))
+
+    return wrapper

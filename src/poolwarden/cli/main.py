@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -19,11 +19,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from poolwarden.cli import api_cmds, render
-from poolwarden.cli.common import ConfigOption, JsonOption, config_path, fail, out
+from poolwarden.cli.common import ConfigOption, JsonOption, config_path, fail, guarded, out
 from poolwarden.cli.ingest_cmds import ingest_app
 from poolwarden.cli.postfix_cmds import hold_app, postfix_app
 from poolwarden.config.load import LoadedConfig, load_config
-from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.model import Tier
 from poolwarden.core.policy import RouteRequest
 from poolwarden.services import reaction_report, reports
@@ -63,19 +62,6 @@ def engine_for(option: Path | None, now: float | None = None
         store.close()
 
 
-def guarded(fn: Callable[..., T]) -> Callable[..., T]:
-    """Turn our own errors into one clear line and exit status 2."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except PoolwardenError as exc:
-            fail(str(exc))
-            raise  # unreachable: fail() exits
-
-    return wrapper
 
 
 def emit_json(value: Any) -> None:

@@ -143,6 +143,9 @@ class WarmupSettings:
     min_sample: int = 100  # a day's outcomes at a provider below which its rates prove nothing
 
 
+HELD = " held:"  # marks the explanation of a day that did not advance the stage
+
+
 @dataclass(frozen=True, slots=True)
 class WarmupState:
     """Where one (scope, id) stands with one provider."""
@@ -161,6 +164,11 @@ class WarmupState:
     def day(self, today: int) -> int:
         """1-based day of the warm-up (today counts)."""
         return today - self.started_day + 1
+
+    @property
+    def held(self) -> bool:
+        """Whether the last day judged was active and did not advance the stage."""
+        return HELD in self.why
 
 
 def new_state(scope: str, scope_id: str, provider: str, schedule: Schedule,
@@ -259,12 +267,12 @@ def _judge(state: WarmupState, schedule: Schedule, day: int, outcome: DayOutcome
     delivered = outcome.counts.delivered
     needed = settings.advance_fraction * cap
     if delivered <= needed:
-        return replace(active, why=f"{label} held: delivered {delivered:,} of the {cap:,} "
+        return replace(active, why=f"{label}{HELD} delivered {delivered:,} of the {cap:,} "
                        f"cap ({delivered / cap if cap else 0:.0%}), needs more than "
                        f"{settings.advance_fraction:.0%}")
     worse = deterioration(outcome.counts, baseline(day), settings)
     if worse is not None:
-        return replace(active, why=f"{label} held: delivered {delivered:,} of {cap:,}, but "
+        return replace(active, why=f"{label}{HELD} delivered {delivered:,} of {cap:,}, but "
                        f"the reputation at {state.provider} is deteriorating: {worse}")
     following = schedule.cap(stage + 1, state.provider)
     nxt = ("schedule complete, no cap" if following is None

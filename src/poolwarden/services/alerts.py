@@ -303,8 +303,7 @@ class Alerter:
         alerts = []
         for state in self._warmup():
             held_days = today - state.stage_day
-            # "held:" is how core.warmup explains a day that did not advance the stage
-            if held_days < limit or " held:" not in state.why:
+            if held_days < limit or not state.held:
                 continue
             where = f"{state.scope} {state.scope_id}"
             link = (self._link("ips", state.scope_id) if state.scope == "ip"

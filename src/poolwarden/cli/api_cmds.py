@@ -99,6 +99,14 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     out.print(table)
 
 
+def _show(rows: list[dict[str, Any]], columns: list[str], json_out: bool) -> None:
+    """The rows as the route's JSON, or as a table of ``columns``."""
+    if json_out:
+        emit_json(rows)
+    else:
+        _table(rows, columns)
+
+
 # -- tokens ---------------------------------------------------------------------------
 
 
@@ -142,10 +150,7 @@ def token_list(config: ConfigOption = None, json_out: JsonOption = False) -> Non
     """Every token (never the token itself): prefix, role, tenant, last use, revocation."""
     with context_for(config) as ctx:
         rows = [_token_dict(t) for t in ctx.store.tokens()]
-    if json_out:
-        emit_json(rows)
-    else:
-        _table(rows, ["id", "name", "prefix", "role", "tenant", "last_used_at", "revoked_at"])
+    _show(rows, ["id", "name", "prefix", "role", "tenant", "last_used_at", "revoked_at"], json_out)
 
 
 @token_app.command("revoke")
@@ -211,10 +216,7 @@ def user_list(config: ConfigOption = None, json_out: JsonOption = False) -> None
         rows = [{"name": u.name, "role": u.role, "tenant": u.tenant,
                  "created_at": u.created_at, "disabled": u.disabled}
                 for u in ctx.store.users()]
-    if json_out:
-        emit_json(rows)
-    else:
-        _table(rows, ["name", "role", "tenant", "disabled"])
+    _show(rows, ["name", "role", "tenant", "disabled"], json_out)
 
 
 @user_app.command("remove")
@@ -266,10 +268,7 @@ def decisions(
 
     with context_for(config) as ctx:
         rows = decision_rows(ctx, tenant=tenant, action=action, since=since, limit=limit)
-    if json_out:
-        emit_json(rows)
-    else:
-        _table(rows, ["at", "tenant", "recipient", "action", "ip", "pool", "rule", "queue_id"])
+    _show(rows, ["at", "tenant", "recipient", "action", "ip", "pool", "rule", "queue_id"], json_out)
 
 
 def summary(
@@ -288,11 +287,8 @@ def summary(
         fail(f"--by: one of {', '.join(b.value for b in By)}")
     with context_for(config) as ctx:
         rows = summary_rows(ctx, by=grouping, tenant=tenant, days=days)
-    if json_out:
-        emit_json(rows)
-    else:
-        _table(rows, ["key", "volume", "delivered", "hard_bounces", "soft_bounces", "deferred",
-                      "complaints", "trap_hits"])
+    _show(rows, ["key", "volume", "delivered", "hard_bounces", "soft_bounces", "deferred",
+                 "complaints", "trap_hits"], json_out)
 
 
 def overrides(config: ConfigOption = None, json_out: JsonOption = False) -> None:
@@ -301,10 +297,7 @@ def overrides(config: ConfigOption = None, json_out: JsonOption = False) -> None
 
     with context_for(config) as ctx:
         rows = override_rows(ctx.engine())
-    if json_out:
-        emit_json(rows)
-    else:
-        _table(rows, ["tenant", "tier", "pinned_by", "pinned_why"])
+    _show(rows, ["tenant", "tier", "pinned_by", "pinned_why"], json_out)
 
 
 def held(config: ConfigOption = None, json_out: JsonOption = False) -> None:
@@ -313,10 +306,7 @@ def held(config: ConfigOption = None, json_out: JsonOption = False) -> None:
 
     with context_for(config) as ctx:
         rows = held_rows(ctx, None)
-    if json_out:
-        emit_json(rows)
-    else:
-        _table(rows, ["tenant", "held_decisions", "in_queue"])
+    _show(rows, ["tenant", "held_decisions", "in_queue"], json_out)
 
 
 def alerts(
@@ -333,10 +323,7 @@ def alerts(
 
     with context_for(config) as ctx:
         rows = alert_rows(ctx, kind=kind, since=since, tenant=tenant, ip=ip, limit=limit)
-    if json_out:
-        emit_json(rows)
-    else:
-        _table(rows, ["at", "kind", "tenant", "ip", "subject", "link"])
+    _show(rows, ["at", "kind", "tenant", "ip", "subject", "link"], json_out)
 
 
 def audit_cmd(
@@ -354,10 +341,7 @@ def audit_cmd(
     with context_for(config) as ctx:
         rows = audit_rows(ctx, actor=actor, action=action, target=target, since=since,
                           limit=limit)
-    if json_out:
-        emit_json(rows)
-    else:
-        _table(rows, ["id", "at", "actor", "source", "action", "target"])
+    _show(rows, ["id", "at", "actor", "source", "action", "target"], json_out)
 
 
 def tenant_moves(name: str, limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
@@ -369,10 +353,7 @@ def tenant_moves(name: str, limit: Annotated[int, typer.Option(min=1, max=1000)]
         if name not in {t.name for t in ctx.config.inventory.tenants}:
             fail(f"unknown tenant '{name}'")
         rows = [reports.move_dict(m) for m in ctx.store.moves(name, limit=limit)]
-    if json_out:
-        emit_json(rows)
-    else:
-        _table(rows, ["at", "before", "after", "rule", "actor", "reason"])
+    _show(rows, ["at", "before", "after", "rule", "actor", "reason"], json_out)
 
 
 def ip_neighbours(address: str, config: ConfigOption = None,
@@ -385,11 +366,8 @@ def ip_neighbours(address: str, config: ConfigOption = None,
         if address not in snapshot.ips:
             fail(f"unknown IP '{address}'")
         rows = reports.ip_detail(ctx.engine(), snapshot, address, ctx.now())["neighbours"]
-    if json_out:
-        emit_json(rows)
-    else:
-        _table(rows, ["tenant", "volume", "bounce_share", "complaint_share", "trap_share",
-                      "harm"])
+    _show(rows, ["tenant", "volume", "bounce_share", "complaint_share", "trap_share",
+                 "harm"], json_out)
 
 
 def register(app: typer.Typer, tenant_app: typer.Typer, ip_app: typer.Typer) -> None:

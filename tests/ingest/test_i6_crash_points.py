@@ -145,6 +145,11 @@ def test_i6_crash_points_in_process(tmp_path: Path, store_url: str, point: str) 
         run_in_process(s, point, at)
         check(s)
     assert not run_in_process(s, None, 0)
+    all_once(s)
+
+
+def all_once(s: Setup) -> None:
+    """Every outcome of the written log stored exactly once."""
     store = open_store(s.url)
     try:
         assert isinstance(store, SqlStore)
@@ -174,12 +179,7 @@ def test_i6_crash_points_as_a_process(tmp_path: Path, store_url: str, point: str
     assert run_process(s, point, 2) == 137
     check(s)
     assert not run_in_process(s, None, 0)
-    store = open_store(s.url)
-    try:
-        assert isinstance(store, SqlStore)
-        s.all_once(store)
-    finally:
-        store.close()
+    all_once(s)
 
 
 def test_i6_power_loss_leaves_a_consistent_earlier_point(tmp_path: Path) -> None:

@@ -168,16 +168,7 @@ class Pipeline:
         file numbered ``serial``; returns how many lines."""
         corr = self.correlator
         corr.position = (serial, start, *parser_state(self.parser))
-        if data.isascii():
-            lines = data.decode("ascii").split("\n")
-        else:
-            lines = data.decode("utf-8", "replace").split("\n")
-        lines.pop()
-        if emit:
-            corr.feed_lines(self.parser, lines, self.deliveries)
-        else:
-            corr.feed_lines(self.parser, lines, [])
-        return len(lines)
+        return corr.feed_chunk(self.parser, data, self.deliveries if emit else [])
 
     def take(self) -> list[Delivery]:
         out, self.deliveries = self.deliveries, []

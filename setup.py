@@ -1,0 +1,12 @@
+"""Builds the optional C accelerator of the log ingest (metadata is in pyproject.toml).
+
+``optional=True``: without a C compiler the install still succeeds and the ingest runs
+its pure-Python loop, which gives the same results (tests/wire/test_postfix_log_fast.py).
+"""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("poolwarden.wire._postfix_fast",
+                             ["src/poolwarden/wire/_postfix_fast.c"],
+                             extra_compile_args=["-O2", "-Wall", "-Wextra"],
+                             optional=True)])

@@ -1,0 +1,826 @@
+/* The Postfix log ingest's hot loop in C: ``feed_chunk`` does what
+ * ``Correlator.feed_lines`` does for a chunk of complete lines, and gives exactly its
+ * results (tests/wire/test_postfix_log_fast.py pins them line for line).
+ *
+ * Only the commonest lines are taken apart here: a syslog or maillog_file header with a
+ * short queue id, and then "removed", "to=<...>" deliveries, "message-id=" and queued
+ * "from=<...>" lines. The correlator's state stays in its Python objects (the message dict,
+ * the _Message slots) and the deliveries are built by its own ``_deliver``, so every other
+ * line is handed, whole, to ``Correlator.feed_lines`` and the two paths share one state.
+ * Each fast match below follows the Python regex's own order of choices, and a line that
+ * strays from the first choice anywhere is handed over untouched (no state changed).
+ * Non-ASCII lines go over too (Python's \s and \w differ from ASCII there).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+static PyObject *s_messages, *s_next_sweep, *s_now, *s_open, *s_start, *s_sweep,
+    *s_deliver, *s_feed_lines, *s_last_stamp, *s_last_time, *s_stamp_time, *s_last_seen,
+    *s_message_id, *s_info, *s_sender, *s_size, *s_nrcpt, *s_client_name, *s_client_ip,
+    *s_sasl_method, *s_sasl_username;
+
+/* Python's str.isspace() for ASCII: what the regex's \s matches there. */
+static inline int py_space(unsigned char c)
+{
+    return c == ' ' || (c >= 9 && c <= 13) || (c >= 28 && c <= 31);
+}
+
+static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+static inline int is_word(unsigned char c)
+{
+    return is_digit(c) || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+
+static inline int is_alnum(unsigned char c)
+{
+    return is_digit(c) || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
+
+static inline int is_upper_hex(unsigned char c)
+{
+    return is_digit(c) || (c >= 'A' && c <= 'F');
+}
+
+static PyObject *ascii_str(const char *p, Py_ssize_t n)
+{
+    PyObject *s = PyUnicode_New(n, 127);
+    if (s != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(s), p, (size_t)n);
+    return s;
+}
+
+/* A few strings that repeat on nearly every line (host, program): reused, not rebuilt. */
+#define CACHE_SLOTS 64
+typedef struct {
+    PyObject *str[CACHE_SLOTS];
+} StrCache;
+
+static PyObject *cached_str(StrCache *cache, const char *p, Py_ssize_t n)
+{
+    unsigned h = 2166136261u;
+    for (Py_ssize_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    PyObject **slot = &cache->str[h % CACHE_SLOTS];
+    if (*slot != NULL && PyUnicode_GET_LENGTH(*slot) == n
+        && memcmp(PyUnicode_1BYTE_DATA(*slot), p, (size_t)n) == 0) {
+        Py_INCREF(*slot);
+        return *slot;
+    }
+    PyObject *s = ascii_str(p, n);
+    if (s == NULL)
+        return NULL;
+    Py_XSETREF(*slot, Py_NewRef(s));
+    return s;
+}
+
+static void clear_cache(StrCache *cache)
+{
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        Py_CLEAR(cache->str[i]);
+}
+
+typedef struct {
+    const char *p;
+    Py_ssize_t n;
+} Span;
+
+#define NONE_SPAN ((Span){NULL, 0})
+
+/* The common header (postfix_log._HEADER):
+ * ([A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d(?:\.\d{1,9})?) (\S+) ([^\s\[:/]+/[^\s\[:]+)
+ * \[(\d{1,10})\]: (?:([0-9A-Za-z]+): )?(.*)        Returns 0 when it does not match. */
+typedef struct {
+    Span stamp, host, program, pid, token, rest;
+} Header;
+
+static int match_header(const char *s, Py_ssize_t n, Header *h)
+{
+    const char *e = s + n, *p = s;
+    if (n < 16 || !(s[0] >= 'A' && s[0] <= 'Z') || !(s[1] >= 'a' && s[1] <= 'z')
+        || !(s[2] >= 'a' && s[2] <= 'z') || s[3] != ' ')
+        return 0;
+    p = s + 4;
+    /* [ \d]?\d then a space: one or two characters */
+    if (p + 2 <= e && (p[0] == ' ' || is_digit((unsigned char)p[0]))
+        && is_digit((unsigned char)p[1]) && p + 2 < e && p[2] == ' ')
+        p += 2;
+    else if (p + 1 < e && is_digit((unsigned char)p[0]) && p[1] == ' ')
+        p += 1;
+    else
+        return 0;
+    p++; /* the space */
+    if (e - p < 8)
+        return 0;
+    for (int i = 0; i < 8; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (i == 2 || i == 5 ? c != ':' : !is_digit(c))
+            return 0;
+    }
+    p += 8;
+    if (p < e && *p == '.') {
+        const char *q = p + 1;
+        while (q < e && is_digit((unsigned char)*q))
+            q++;
+        if (q - (p + 1) < 1 || q - (p + 1) > 9)
+            return 0;
+        p = q;
+    }
+    h->stamp = (Span){s, p - s};
+    if (p >= e || *p != ' ')
+        return 0;
+    p++;
+    const char *host = p;
+    while (p < e && !py_space((unsigned char)*p))
+        p++;
+    if (p == host || p >= e || *p != ' ')
+        return 0;
+    h->host = (Span){host, p - host};
+    p++;
+    const char *prog = p;
+    while (p < e && !py_space((unsigned char)*p) && *p != '[' && *p != ':' && *p != '/')
+        p++;
+    if (p == prog || p >= e || *p != '/')
+        return 0;
+    p++;
+    const char *second = p;
+    while (p < e && !py_space((unsigned char)*p) && *p != '[' && *p != ':')
+        p++;
+    if (p == second || p >= e || *p != '[')
+        return 0;
+    h->program = (Span){prog, p - prog};
+    p++;
+    const char *pid = p;
+    while (p < e && is_digit((unsigned char)*p))
+        p++;
+    if (p == pid || p - pid > 10 || e - p < 3 || p[0] != ']' || p[1] != ':' || p[2] != ' ')
+        return 0;
+    h->pid = (Span){pid, p - pid};
+    p += 3;
+    const char *tok = p;
+    while (p < e && is_alnum((unsigned char)*p))
+        p++;
+    if (p > tok && e - p >= 2 && p[0] == ':' && p[1] == ' ') {
+        h->token = (Span){tok, p - tok};
+        p += 2;
+    } else {
+        h->token = NONE_SPAN;
+        p = tok;
+    }
+    h->rest = (Span){p, e - p};
+    return 1;
+}
+
+static int is_level(Span t)
+{
+    static const char *levels[] = {"warning", "error", "fatal", "panic", "info"};
+    for (size_t i = 0; i < sizeof levels / sizeof *levels; i++)
+        if ((size_t)t.n == strlen(levels[i]) && memcmp(t.p, levels[i], (size_t)t.n) == 0)
+            return 1;
+    return 0;
+}
+
+/* postfix_log._is_queue_id's long form: token.find("z", 10) >= 0 */
+static int long_queue_id(Span t)
+{
+    return t.n > 10 && memchr(t.p + 10, 'z', (size_t)(t.n - 10)) != NULL;
+}
+
+static inline int starts(Span s, const char *prefix, Py_ssize_t n)
+{
+    return s.n >= n && memcmp(s.p, prefix, (size_t)n) == 0;
+}
+
+/* [^,]* up to the first ',' which must be followed by ' ': the value, or 0. */
+static int upto_comma(const char **pp, const char *e, Span *out)
+{
+    const char *p = *pp, *q = memchr(p, ',', (size_t)(e - p));
+    if (q == NULL || q + 1 >= e || q[1] != ' ')
+        return 0;
+    *out = (Span){p, q - p};
+    *pp = q + 2;
+    return 1;
+}
+
+/* <([^>]*|.*?)>, taking the first alternative: the address up to the first '>', which must
+ * be followed by ", ". */
+static int angle_value(const char **pp, const char *e, Span *out)
+{
+    const char *p = *pp, *q = memchr(p, '>', (size_t)(e - p));
+    if (q == NULL || e - q < 3 || q[1] != ',' || q[2] != ' ')
+        return 0;
+    *out = (Span){p, q - p};
+    *pp = q + 3;
+    return 1;
+}
+
+/* postfix_log._DELIVERY on the text after "to=<" (r points at the whole rest):
+ * to=<([^>]*|.*?)>, (?:orig_to=<([^>]*|.*?)>, )?relay=([^,]*), (?:conn_use=(\d+), )?
+ * delay=([^,]*), delays=([^,]*), (?:tls=([^,]*), )?(?:[\w-]+=[^,]*, )*?
+ * dsn=([^,]*), status=(\w+)(?: \((.*)\))?
+ * The fields in group order; 0 when the first choices do not give a match. */
+enum { D_TO, D_ORIG, D_RELAY, D_CONN, D_DELAY, D_DELAYS, D_TLS, D_DSN, D_STATUS, D_REPLY,
+       D_FIELDS };
+
+static int match_delivery(Span r, Span f[D_FIELDS])
+{
+    const char *p = r.p + 4, *e = r.p + r.n;
+    for (int i = 0; i < D_FIELDS; i++)
+        f[i] = NONE_SPAN;
+    if (!angle_value(&p, e, &f[D_TO]))
+        return 0;
+    if (e - p >= 9 && memcmp(p, "orig_to=<", 9) == 0) {
+        p += 9;
+        if (!angle_value(&p, e, &f[D_ORIG]))
+            return 0;
+    }
+    if (e - p < 6 || memcmp(p, "relay=", 6) != 0)
+        return 0;
+    p += 6;
+    if (!upto_comma(&p, e, &f[D_RELAY]))
+        return 0;
+    if (e - p >= 9 && memcmp(p, "conn_use=", 9) == 0) {
+        const char *q = p + 9;
+        while (q < e && is_digit((unsigned char)*q))
+            q++;
+        if (q == p + 9 || e - q < 2 || q[0] != ',' || q[1] != ' ')
+            return 0;
+        f[D_CONN] = (Span){p + 9, q - (p + 9)};
+        p = q + 2;
+    }
+    if (e - p < 6 || memcmp(p, "delay=", 6) != 0)
+        return 0;
+    p += 6;
+    if (!upto_comma(&p, e, &f[D_DELAY]))
+        return 0;
+    if (e - p < 7 || memcmp(p, "delays=", 7) != 0)
+        return 0;
+    p += 7;
+    if (!upto_comma(&p, e, &f[D_DELAYS]))
+        return 0;
+    if (e - p >= 4 && memcmp(p, "tls=", 4) == 0) {
+        p += 4;
+        if (!upto_comma(&p, e, &f[D_TLS]))
+            return 0;
+    }
+    for (;;) { /* lazily: try dsn= first, else skip one "name=value, " */
+        if (e - p >= 4 && memcmp(p, "dsn=", 4) == 0) {
+            const char *q = p + 4;
+            Span dsn;
+            if (upto_comma(&q, e, &dsn) && e - q >= 7 && memcmp(q, "status=", 7) == 0) {
+                const char *w = q + 7, *st = w;
+                while (w < e && is_word((unsigned char)*w))
+                    w++;
+                if (w > st) {
+                    f[D_DSN] = dsn;
+                    f[D_STATUS] = (Span){st, w - st};
+                    if (e - w >= 2 && w[0] == ' ' && w[1] == '(') {
+                        const char *close = e - 1;
+                        while (close > w + 1 && *close != ')')
+                            close--;
+                        if (close > w + 1 && *close == ')')
+                            f[D_REPLY] = (Span){w + 2, close - (w + 2)};
+                    }
+                    return 1;
+                }
+            }
+        }
+        const char *name = p;
+        while (p < e && (is_word((unsigned char)*p) || *p == '-'))
+            p++;
+        if (p == name || p >= e || *p != '=')
+            return 0;
+        p++;
+        Span ignored;
+        if (!upto_comma(&p, e, &ignored))
+            return 0;
+    }
+}
+
+/* postfix_log._QUEUED, queued form only:
+ * from=<([^>]*|.*?)>, size=(\d+), nrcpt=(\d+)   (an expiry and anything else: 0) */
+static int match_queued(Span r, Span *sender, Span *size, Span *nrcpt)
+{
+    const char *p = r.p + 6, *e = r.p + r.n;
+    if (!angle_value(&p, e, sender))
+        return 0;
+    if (e - p < 5 || memcmp(p, "size=", 5) != 0)
+        return 0;
+    p += 5;
+    const char *d = p;
+    while (p < e && is_digit((unsigned char)*p))
+        p++;
+    if (p == d || e - p < 8 || memcmp(p, ", nrcpt=", 8) != 0)
+        return 0;
+    *size = (Span){d, p - d};
+    p += 8;
+    d = p;
+    while (p < e && is_digit((unsigned char)*p))
+        p++;
+    if (p == d)
+        return 0;
+    *nrcpt = (Span){d, p - d};
+    return 1;
+}
+
+/* postfix_log._CLIENT and the _PAIR.findall over its tail, as _with_queue_id reads them:
+ * client=([^\[\s,]*)\[([^\]]*)\](?::(\d+))?(?:, (.*))?   then ([\w-]+)=(<[^>]*>|[^,\s]*)
+ * Gives the name, the address and the last sasl_method / sasl_username pairs; 0 when the
+ * line does not match, or when the tail names client_name or client_ip again (Python's
+ * dict would let those win: rare, so left to it). */
+typedef struct {
+    Span name, addr, sasl_method, sasl_username;
+} Client;
+
+static int match_client(Span r, Client *c)
+{
+    const char *p = r.p + 7, *e = r.p + r.n;
+    memset(c, 0, sizeof *c);
+    const char *name = p;
+    while (p < e && *p != '[' && *p != ',' && !py_space((unsigned char)*p))
+        p++;
+    if (p >= e || *p != '[')
+        return 0;
+    c->name = (Span){name, p - name};
+    const char *addr = ++p, *close = memchr(p, ']', (size_t)(e - p));
+    if (close == NULL)
+        return 0;
+    c->addr = (Span){addr, close - addr};
+    p = close + 1;
+    if (p < e && *p == ':') { /* (?::(\d+))? : taken only when digits follow */
+        const char *d = p + 1;
+        while (d < e && is_digit((unsigned char)*d))
+            d++;
+        if (d > p + 1)
+            p = d;
+    }
+    if (!(e - p >= 2 && p[0] == ',' && p[1] == ' '))
+        return 1; /* no tail (match() ignores what follows) */
+    p += 2;
+    while (p < e) { /* findall: try a pair at each position, else step one character */
+        const char *key = p;
+        while (p < e && (is_word((unsigned char)*p) || *p == '-'))
+            p++;
+        if (p == key) {
+            p++;
+            continue;
+        }
+        if (p >= e || *p != '=')
+            continue; /* the next try starts inside this word: it cannot reach '=' */
+        Span k = {key, p - key}, v;
+        p++;
+        const char *gt = (p < e && *p == '<') ? memchr(p, '>', (size_t)(e - p)) : NULL;
+        if (gt != NULL) {
+            v = (Span){p, gt + 1 - p};
+            p = gt + 1;
+        } else {
+            const char *val = p;
+            while (p < e && *p != ',' && !py_space((unsigned char)*p))
+                p++;
+            v = (Span){val, p - val};
+        }
+        if ((k.n == 11 && memcmp(k.p, "client_name", 11) == 0)
+            || (k.n == 9 && memcmp(k.p, "client_ip", 9) == 0))
+            return 0;
+        if (k.n == 11 && memcmp(k.p, "sasl_method", 11) == 0)
+            c->sasl_method = v;
+        else if (k.n == 13 && memcmp(k.p, "sasl_username", 13) == 0)
+            c->sasl_username = v;
+    }
+    return 1;
+}
+
+static PyObject *span_str(Span s)
+{
+    if (s.p == NULL)
+        Py_RETURN_NONE;
+    return ascii_str(s.p, s.n);
+}
+
+static PyObject *span_int(Span s)
+{
+    PyObject *text = ascii_str(s.p, s.n);
+    if (text == NULL)
+        return NULL;
+    PyObject *value = PyLong_FromUnicodeObject(text, 10);
+    Py_DECREF(text);
+    return value;
+}
+
+typedef struct {
+    PyObject *corr, *parser, *out, *messages;
+    PyObject *deliver, *open, *start, *feed_lines;
+    PyObject *stamp_obj, *stamp_time; /* the parser's last stamp and its time */
+    double next_sweep;
+    StrCache hosts, programs;
+} Loop;
+
+static int load_parser_state(Loop *L)
+{
+    Py_CLEAR(L->stamp_obj);
+    Py_CLEAR(L->stamp_time);
+    L->stamp_obj = PyObject_GetAttr(L->parser, s_last_stamp);
+    if (L->stamp_obj == NULL)
+        return -1;
+    if (!PyUnicode_Check(L->stamp_obj) || !PyUnicode_IS_ASCII(L->stamp_obj)) {
+        Py_SETREF(L->stamp_obj, PyUnicode_FromString("\x7f"));  /* never equal */
+        if (L->stamp_obj == NULL)
+            return -1;
+    }
+    L->stamp_time = PyObject_GetAttr(L->parser, s_last_time);
+    return L->stamp_time == NULL ? -1 : 0;
+}
+
+static int load_next_sweep(Loop *L)
+{
+    PyObject *v = PyObject_GetAttr(L->corr, s_next_sweep);
+    if (v == NULL)
+        return -1;
+    L->next_sweep = PyFloat_AsDouble(v);
+    Py_DECREF(v);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* The whole line through Correlator.feed_lines (Python), then resync what it may move. */
+static int hand_over(Loop *L, PyObject *line)
+{
+    PyObject *one = PyTuple_Pack(1, line);
+    if (one == NULL)
+        return -1;
+    PyObject *args[] = {L->parser, one, L->out};
+    PyObject *r = PyObject_Vectorcall(L->feed_lines, args, 3, NULL);
+    Py_DECREF(one);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    if (load_parser_state(L) < 0 || load_next_sweep(L) < 0)
+        return -1;
+    return 0;
+}
+
+static int hand_over_span(Loop *L, const char *p, Py_ssize_t n)
+{
+    PyObject *line = ascii_str(p, n);
+    if (line == NULL)
+        return -1;
+    int r = hand_over(L, line);
+    Py_DECREF(line);
+    return r;
+}
+
+/* messages.get(key) or self._open(key), then message.last_seen = self._now */
+static PyObject *touch_message(Loop *L, PyObject *key)
+{
+    PyObject *message = PyDict_GetItemWithError(L->messages, key);
+    if (message != NULL) {
+        Py_INCREF(message);
+    } else {
+        if (PyErr_Occurred())
+            return NULL;
+        message = PyObject_CallOneArg(L->open, key);
+        if (message == NULL)
+            return NULL;
+    }
+    PyObject *now = PyObject_GetAttr(L->corr, s_now);
+    if (now == NULL || PyObject_SetAttr(message, s_last_seen, now) < 0) {
+        Py_XDECREF(now);
+        Py_DECREF(message);
+        return NULL;
+    }
+    Py_DECREF(now);
+    return message;
+}
+
+static int on_delivery(Loop *L, PyObject *key, PyObject *host, PyObject *timestamp,
+                       PyObject *program, PyObject *token, Span f[D_FIELDS])
+{
+    PyObject *message = touch_message(L, key);
+    if (message == NULL)
+        return -1;
+    PyObject *v[9] = {NULL};
+    int fields[9] = {D_TO, D_STATUS, D_REPLY, D_DSN, D_RELAY, D_ORIG, D_DELAY, D_DELAYS,
+                     D_CONN};
+    int rc = -1;
+    for (int i = 0; i < 9; i++)
+        if ((v[i] = span_str(f[fields[i]])) == NULL)
+            goto done;
+    /* _deliver(host, time, program, qid, message, recipient, status, reply, dsn, relay,
+     *          orig_to, delay, delays, conn_use) */
+    PyObject *args[] = {host, timestamp, program, token, message, v[0], v[1], v[2], v[3],
+                        v[4], v[5], v[6], v[7], v[8]};
+    PyObject *d = PyObject_Vectorcall(L->deliver, args, 14, NULL);
+    if (d == NULL)
+        goto done;
+    rc = PyList_Append(L->out, d);
+    Py_DECREF(d);
+done:
+    for (int i = 0; i < 9; i++)
+        Py_XDECREF(v[i]);
+    Py_DECREF(message);
+    return rc;
+}
+
+static int on_message_id(Loop *L, PyObject *key, Span r)
+{
+    Span v = {r.p + 11, r.n - 11};
+    if (v.n >= 2 && v.p[0] == '<' && v.p[v.n - 1] == '>')
+        v = (Span){v.p + 1, v.n - 2};
+    PyObject *message = touch_message(L, key);
+    if (message == NULL)
+        return -1;
+    PyObject *old = PyObject_GetAttr(message, s_message_id);
+    if (old == NULL)
+        goto fail;
+    if (old != Py_None) { /* a second message under this id */
+        Py_SETREF(message, PyObject_CallOneArg(L->start, key));
+        if (message == NULL) {
+            Py_DECREF(old);
+            return -1;
+        }
+    }
+    Py_DECREF(old);
+    PyObject *value = ascii_str(v.p, v.n);
+    if (value == NULL)
+        goto fail;
+    int rc = PyObject_SetAttr(message, s_message_id, value);
+    Py_DECREF(value);
+    if (rc < 0 || PyObject_SetAttr(message, s_info, Py_None) < 0)
+        goto fail;
+    Py_DECREF(message);
+    return 0;
+fail:
+    Py_DECREF(message);
+    return -1;
+}
+
+static int on_queued(Loop *L, PyObject *key, Span sender, Span size, Span nrcpt)
+{
+    PyObject *message = touch_message(L, key);
+    if (message == NULL)
+        return -1;
+    PyObject *who = ascii_str(sender.p, sender.n), *bytes = span_int(size),
+             *count = span_int(nrcpt);
+    int rc = -1;
+    if (who != NULL && bytes != NULL && count != NULL
+        && PyObject_SetAttr(message, s_sender, who) == 0
+        && PyObject_SetAttr(message, s_size, bytes) == 0
+        && PyObject_SetAttr(message, s_nrcpt, count) == 0
+        && PyObject_SetAttr(message, s_info, Py_None) == 0)
+        rc = 0;
+    Py_XDECREF(who);
+    Py_XDECREF(bytes);
+    Py_XDECREF(count);
+    Py_DECREF(message);
+    return rc;
+}
+
+/* Correlator.on for CLIENT: a new message, with the client's name, address and login. */
+static int on_client(Loop *L, PyObject *key, Client *c)
+{
+    PyObject *message = PyObject_CallOneArg(L->start, key);
+    if (message == NULL)
+        return -1;
+    PyObject *names[] = {s_client_name, s_client_ip, s_sasl_method, s_sasl_username};
+    Span values[] = {c->name, c->addr, c->sasl_method, c->sasl_username};
+    int rc = 0;
+    for (int i = 0; i < 4 && rc == 0; i++) {
+        PyObject *v = span_str(values[i]);
+        rc = v == NULL ? -1 : PyObject_SetAttr(message, names[i], v);
+        Py_XDECREF(v);
+    }
+    Py_DECREF(message);
+    return rc;
+}
+
+/* The line's time, as feed_lines gets it: the parser's last time when the stamp is its
+ * last stamp, else parser.stamp_time(stamp). A new reference (maybe None). */
+static PyObject *line_time(Loop *L, Span stamp)
+{
+    if (PyUnicode_GET_LENGTH(L->stamp_obj) == stamp.n
+        && memcmp(PyUnicode_1BYTE_DATA(L->stamp_obj), stamp.p, (size_t)stamp.n) == 0)
+        return Py_NewRef(L->stamp_time);
+    PyObject *text = ascii_str(stamp.p, stamp.n);
+    if (text == NULL)
+        return NULL;
+    PyObject *t = PyObject_CallMethodOneArg(L->parser, s_stamp_time, text);
+    if (t == NULL) {
+        Py_DECREF(text);
+        return NULL;
+    }
+    Py_SETREF(L->stamp_obj, text);
+    Py_XSETREF(L->stamp_time, Py_NewRef(t));
+    return t;
+}
+
+/* One ASCII line (no newline). 0, or -1 with an exception set. */
+static int one_line(Loop *L, const char *s, Py_ssize_t n)
+{
+    Header h;
+    if (!match_header(s, n, &h))
+        return hand_over_span(L, s, n);
+    PyObject *timestamp = line_time(L, h.stamp);
+    if (timestamp == NULL)
+        return -1;
+    int rc = 0;
+    if (h.token.p == NULL)
+        goto done; /* no queue id: nothing to correlate */
+    int short_id = h.token.n >= 6;
+    for (Py_ssize_t i = 0; short_id && i < h.token.n; i++)
+        short_id = is_upper_hex((unsigned char)h.token.p[i]);
+    if (!short_id) {
+        /* split_token: a severity or a long queue id goes to Python; any other word
+         * (NOQUEUE, statistics, Deleted...) names no message: nothing to correlate */
+        if (is_level(h.token) || long_queue_id(h.token))
+            rc = hand_over_span(L, s, n);
+        goto done;
+    }
+    Span r = h.rest;
+    while (r.n > 0 && (r.p[r.n - 1] == '\r' || r.p[r.n - 1] == '\n'))
+        r.n--;
+    enum { REMOVED, DELIVERY, MESSAGE_ID, QUEUED, CLIENT } what;
+    Client client;
+    Span f[D_FIELDS], sender = NONE_SPAN, size = NONE_SPAN, nrcpt = NONE_SPAN;
+    if (r.n == 7 && memcmp(r.p, "removed", 7) == 0)
+        what = REMOVED;
+    else if (starts(r, "to=<", 4) && match_delivery(r, f))
+        what = DELIVERY;
+    else if (starts(r, "message-id=", 11))
+        what = MESSAGE_ID;
+    else if (starts(r, "from=<", 6) && match_queued(r, &sender, &size, &nrcpt))
+        what = QUEUED;
+    else if (starts(r, "client=", 7) && match_client(r, &client))
+        what = CLIENT;
+    else {
+        rc = hand_over_span(L, s, n);
+        goto done;
+    }
+    if (timestamp != Py_None) {
+        if (PyObject_SetAttr(L->corr, s_now, timestamp) < 0)
+            goto fail;
+        double t = PyFloat_AsDouble(timestamp);
+        if (t == -1.0 && PyErr_Occurred())
+            goto fail;
+        if (t >= L->next_sweep) {
+            PyObject *r2 = PyObject_CallMethodOneArg(L->corr, s_sweep, timestamp);
+            if (r2 == NULL || load_next_sweep(L) < 0) {
+                Py_XDECREF(r2);
+                goto fail;
+            }
+            Py_DECREF(r2);
+        }
+    }
+    PyObject *host = cached_str(&L->hosts, h.host.p, h.host.n);
+    PyObject *token = ascii_str(h.token.p, h.token.n);
+    PyObject *key = (host && token) ? PyTuple_Pack(2, host, token) : NULL;
+    if (key == NULL) {
+        rc = -1;
+    } else if (what == REMOVED) {
+        /* messages.pop(key, None) */
+        rc = PyDict_Contains(L->messages, key);
+        if (rc > 0)
+            rc = PyDict_DelItem(L->messages, key);
+    } else if (what == DELIVERY) {
+        PyObject *program = cached_str(&L->programs, h.program.p, h.program.n);
+        rc = program == NULL ? -1 : on_delivery(L, key, host, timestamp, program, token, f);
+        Py_XDECREF(program);
+    } else if (what == MESSAGE_ID) {
+        rc = on_message_id(L, key, r);
+    } else if (what == CLIENT) {
+        rc = on_client(L, key, &client);
+    } else {
+        rc = on_queued(L, key, sender, size, nrcpt);
+    }
+    Py_XDECREF(key);
+    Py_XDECREF(token);
+    Py_XDECREF(host);
+done:
+    Py_DECREF(timestamp);
+    return rc;
+fail:
+    Py_DECREF(timestamp);
+    return -1;
+}
+
+static void loop_clear(Loop *L)
+{
+    Py_CLEAR(L->messages);
+    Py_CLEAR(L->deliver);
+    Py_CLEAR(L->open);
+    Py_CLEAR(L->start);
+    Py_CLEAR(L->feed_lines);
+    Py_CLEAR(L->stamp_obj);
+    Py_CLEAR(L->stamp_time);
+    clear_cache(&L->hosts);
+    clear_cache(&L->programs);
+}
+
+PyDoc_STRVAR(feed_chunk_doc,
+"feed_chunk(correlator, parser, data, out) -> int\n\n"
+"Correlator.feed_lines(parser, lines of data, out) for bytes ``data`` of complete lines\n"
+"(each ending with a newline), with the same results; returns the number of lines.\n"
+"Non-ASCII lines are decoded as UTF-8 with replacement, as the Python path does.");
+
+static PyObject *feed_chunk(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "feed_chunk(correlator, parser, data, out)");
+        return NULL;
+    }
+    Loop L;
+    memset(&L, 0, sizeof L);
+    L.corr = args[0];
+    L.parser = args[1];
+    L.out = args[3];
+    Py_buffer view;
+    if (!PyList_Check(L.out)) {
+        PyErr_SetString(PyExc_TypeError, "out must be a list");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[2], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    long lines = 0;
+    if ((L.messages = PyObject_GetAttr(L.corr, s_messages)) == NULL
+        || (L.deliver = PyObject_GetAttr(L.corr, s_deliver)) == NULL
+        || (L.open = PyObject_GetAttr(L.corr, s_open)) == NULL
+        || (L.start = PyObject_GetAttr(L.corr, s_start)) == NULL
+        || (L.feed_lines = PyObject_GetAttr(L.corr, s_feed_lines)) == NULL
+        || load_parser_state(&L) < 0 || load_next_sweep(&L) < 0)
+        goto fail;
+    if (!PyDict_CheckExact(L.messages)) {
+        PyErr_SetString(PyExc_TypeError, "correlator._messages must be a dict");
+        goto fail;
+    }
+    const char *p = view.buf, *end = p + view.len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL)
+            break; /* an unterminated tail is not a line (the caller keeps it) */
+        int ascii = 1;
+        for (const char *c = p; c < nl; c++)
+            if ((unsigned char)*c >= 0x80) {
+                ascii = 0;
+                break;
+            }
+        int rc;
+        if (ascii) {
+            rc = one_line(&L, p, nl - p);
+        } else {
+            PyObject *line = PyUnicode_DecodeUTF8(p, nl - p, "replace");
+            rc = line == NULL ? -1 : hand_over(&L, line);
+            Py_XDECREF(line);
+        }
+        if (rc < 0)
+            goto fail;
+        lines++;
+        p = nl + 1;
+    }
+    PyBuffer_Release(&view);
+    loop_clear(&L);
+    return PyLong_FromLong(lines);
+fail:
+    PyBuffer_Release(&view);
+    loop_clear(&L);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"feed_chunk", (PyCFunction)(void (*)(void))feed_chunk, METH_FASTCALL, feed_chunk_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_postfix_fast",
+    "The Postfix log ingest's hot loop in C (see Correlator.feed_lines).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+#define INTERN(var, text) \
+    if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
+
+PyMODINIT_FUNC PyInit__postfix_fast(void)
+{
+    INTERN(s_messages, "_messages");
+    INTERN(s_next_sweep, "_next_sweep");
+    INTERN(s_now, "_now");
+    INTERN(s_open, "_open");
+    INTERN(s_start, "_start");
+    INTERN(s_sweep, "_sweep");
+    INTERN(s_deliver, "_deliver");
+    INTERN(s_feed_lines, "feed_lines");
+    INTERN(s_last_stamp, "last_stamp");
+    INTERN(s_last_time, "last_time");
+    INTERN(s_stamp_time, "stamp_time");
+    INTERN(s_last_seen, "last_seen");
+    INTERN(s_message_id, "message_id");
+    INTERN(s_info, "info");
+    INTERN(s_sender, "sender");
+    INTERN(s_size, "size");
+    INTERN(s_nrcpt, "nrcpt");
+    INTERN(s_client_name, "client_name");
+    INTERN(s_client_ip, "client_ip");
+    INTERN(s_sasl_method, "sasl_method");
+    INTERN(s_sasl_username, "sasl_username");
+    return PyModule_Create(&module_def);
+}

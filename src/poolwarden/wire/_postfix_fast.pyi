@@ -1,0 +1,7 @@
+"""Type stub of the C module built from _postfix_fast.c (see Correlator.feed_chunk)."""
+
+from poolwarden.wire.postfix_correlate import Correlator, Delivery
+from poolwarden.wire.postfix_log import LogParser
+
+def feed_chunk(correlator: Correlator, parser: LogParser, data: bytes,
+               out: list[Delivery], /) -> int: ...

@@ -37,7 +37,8 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-# One outcome event, stored once by its idempotency key.
+# One outcome event, stored once by its idempotency key. Read by key and by id range
+# only: no other index, each one costs every insert of the log ingest.
 events = Table(
     "events",
     metadata,
@@ -53,10 +54,11 @@ events = Table(
     Column("recipient_domain", String, nullable=True),
     Column("reason", String(1024), nullable=False),
     UniqueConstraint("key", name="uq_events_key"),
-    Index("ix_events_tenant_day", "tenant", "day"),
 )
 
-# Day counters per (scope, scope id, provider or "*", day): the Ledger's buckets.
+# Day counters per (scope, scope id, provider or "*", day): the Ledger's buckets. On
+# SQLite the rows live in the primary-key b-tree itself (WITHOUT ROWID): one b-tree to
+# update per upserted bucket instead of a rowid table plus its key index.
 counters = Table(
     "counters",
     metadata,
@@ -68,6 +70,7 @@ counters = Table(
       for name in COUNT_FIELDS),
     PrimaryKeyConstraint("scope", "scope_id", "provider", "day", name="pk_counters"),
     Index("ix_counters_day", "day"),
+    sqlite_with_rowid=False,
 )
 
 # The current tier of each tenant and any operator pin on it.

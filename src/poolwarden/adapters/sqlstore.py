@@ -34,7 +34,13 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from poolwarden.adapters.event_rows import EventRow, event_of, sqlite_add_rows, unique_rows
+from poolwarden.adapters.event_rows import (
+    EventRow,
+    event_of,
+    row_of,
+    sqlite_add_rows,
+    unique_rows,
+)
 from poolwarden.adapters.memory import (
     clean_alert,
     clean_audit,
@@ -67,10 +73,10 @@ from poolwarden.adapters.schema import checkpoints as checkpoints_table
 from poolwarden.adapters.schema import events as events_table
 from poolwarden.adapters.schema import feedback as feedback_table
 from poolwarden.core.errors import StoreError
-from poolwarden.core.events import Event, EventKind
+from poolwarden.core.events import Event
 from poolwarden.core.model import TenantStanding, Tier
 from poolwarden.core.reaction import Activation
-from poolwarden.core.reputation import ALL_PROVIDERS, COUNT_FIELDS, Counts, Ledger, Scope
+from poolwarden.core.reputation import COUNT_FIELDS, Counts, Ledger, Scope
 from poolwarden.core.tiers import TierMove
 from poolwarden.ports import (
     AddResult,
@@ -711,86 +717,15 @@ def _checkpoint_row(cp: Checkpoint) -> dict[str, Any]:
     return row
 
 
-def _kind_positions() -> dict[EventKind, int]:
-    """Which of ``COUNT_FIELDS`` each event kind counts in, as ``Ledger.add`` does it."""
-    out: dict[EventKind, int] = {}
-    for kind in EventKind:
-        probe = Ledger()
-        probe.add(Event(key="", time=0.0, kind=kind, tenant="t", provider="p"))
-        out[kind] = next(iter(probe.buckets()))[4].as_tuple().index(1)
-    return out
-
-
-def _sqlite_fold_counters() -> str:
-    """One statement that folds the events with ``id > ?`` into the day counters, in
-    SQLite: the buckets ``Ledger.add`` fills (``core.reputation.scope_keys``: the tenant;
-    the IP and IP|tenant when there is an IP; the sending domain when there is one; each
-    for the provider and for ``*``), grouped before the upsert."""
-    kind_at = {position: kind.value for kind, position in _kind_positions().items()}
-    sums = ", ".join(f"sum(kind = '{kind_at[i]}')" if i in kind_at else "0"
-                     for i in range(len(COUNT_FIELDS)))
-    scoped = (
-        f"SELECT '{Scope.TENANT.value}' AS scope, tenant AS scope_id, provider, day, kind "
-        f"FROM new UNION ALL "
-        f"SELECT '{Scope.IP.value}', ip, provider, day, kind FROM new WHERE ip <> '' "
-        f"UNION ALL SELECT '{Scope.IP_TENANT.value}', ip || '|' || tenant, provider, day, "
-        f"kind FROM new WHERE ip <> '' UNION ALL "
-        f"SELECT '{Scope.DOMAIN.value}', sending_domain, provider, day, kind FROM new "
-        f"WHERE sending_domain <> ''")
-    return (
-        "WITH new AS (SELECT tenant, ip, sending_domain, provider, day, kind FROM events "
-        f"WHERE id > ?), scoped AS ({scoped}), spread AS ("
-        "SELECT scope, scope_id, provider, day, kind FROM scoped UNION ALL "
-        f"SELECT scope, scope_id, '{ALL_PROVIDERS}', day, kind FROM scoped) "
-        f"INSERT INTO counters (scope, scope_id, provider, day, {', '.join(COUNT_FIELDS)}) "
-        f"SELECT scope, scope_id, provider, day, {sums} FROM spread WHERE true "
-        "GROUP BY scope, scope_id, provider, day "
-        "ON CONFLICT (scope, scope_id, provider, day) DO UPDATE SET "
-        + ", ".join(f"{name} = {name} + excluded.{name}" for name in COUNT_FIELDS))
-
-
-# many rows per statement: one step each, which SQLite runs without holding the GIL (a
-# row-by-row executemany takes the GIL back for every row, and with a busy parser thread
-# that wait dominates). 3,000 rows x 10 columns stay below SQLite's 32,766 variables.
-SQLITE_ROWS_PER_INSERT = 3_000
-_SQLITE_ROW = f"({', '.join('?' * len(EVENT_COLUMNS))})"
-
-
-def _sqlite_insert_events(rows: int) -> str:
-    return (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES "
-            + ", ".join([_SQLITE_ROW] * rows) + " ON CONFLICT (key) DO NOTHING")
-_SQLITE_FOLD_COUNTERS = _sqlite_fold_counters()
-
-
 def _sqlite_add_events(conn: Connection, unique: Sequence[Event]) -> list[Event]:
-    """Insert the new events through the driver's executemany and fold them into the day
-    counters in SQL (no per-row statement building, no Python-side folding): under
-    BEGIN IMMEDIATE nobody else writes, so the rows with an id above the largest before
-    the insert are exactly the new ones."""
-    if not unique:
-        return []
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:
-        before = cursor.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
-        rows = sorted((ev.key, ev.time, ev.day, ev.kind.value, ev.tenant, ev.provider, ev.ip,
-                       ev.sending_domain, ev.recipient_domain, ev.reason)
-                      for ev in unique)  # key order: far fewer index pages touched
-        inserted = 0
-        for chunk in _chunks(rows, SQLITE_ROWS_PER_INSERT):
-            cursor.execute(_sqlite_insert_events(len(chunk)),
-                           [value for row in chunk for value in row])
-            inserted += cursor.rowcount
-        if inserted == len(unique):
-            added = list(unique)
-        else:
-            cursor.execute("SELECT key FROM events WHERE id > ?", (before,))
-            new_keys = {key for (key,) in cursor.fetchall()}
-            added = [ev for ev in unique if ev.key in new_keys]
-        if added:
-            cursor.execute(_SQLITE_FOLD_COUNTERS, (before,))
-    finally:
-        cursor.close()
-    return added
+    """The new events of ``unique``, inserted and folded into the day counters as
+    ``event_rows.sqlite_add_rows`` does the log ingest's rows (one fold for both paths)."""
+    rows = [row_of(ev) for ev in unique]
+    added = sqlite_add_rows(conn.connection.dbapi_connection, rows)
+    if len(added) == len(unique):
+        return list(unique)
+    new_keys = {row[0] for row in added}
+    return [ev for ev in unique if ev.key in new_keys]
 
 
 def open_store(url: str) -> SqlStore:

@@ -22,7 +22,6 @@ import pytest
 
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.services.ingest_jobs import MAX_PAUSE, Pacer, Stopping
-from poolwarden.services.ingestd import BATCH_LINES
 from poolwarden.services.listeners import Listen
 from poolwarden.services.runtime import Runtime
 from poolwarden.wire import verp
@@ -32,6 +31,7 @@ from tests.ingest.loggen import config_toml, generate, observed
 from tests.reliability.support import Client, rcpt_attrs
 
 VERP_DOMAIN = "bounces.example.net"
+BATCH = 50_000  # lines per batch in the catch-up test: its backlog is ~1.4 batches
 
 
 def write_config(tmp_path: Path, *, lmtp_listen: str = "tcp:127.0.0.1:0",
@@ -240,11 +240,12 @@ def test_sigterm_in_a_catch_up_stops_at_the_last_commit_and_the_next_start_resum
         """The follower, once past its first batch, waits at its next read until serve
         stops: the stop then lands inside the backlog however fast the machine reads."""
         jobs = runtime.ingest
+        jobs.batch_lines = BATCH
         stopping = jobs.pacer._stopping
 
         def parked() -> bool:
             ingestd = jobs.ingestd
-            if ingestd is not None and ingestd.metrics.lines_read >= BATCH_LINES:
+            if ingestd is not None and ingestd.metrics.lines_read >= BATCH:
                 while not stopping():
                     time.sleep(0.01)
             return stopping()

@@ -48,7 +48,7 @@ from poolwarden.core.snapshot import Snapshot
 from poolwarden.ports import AddResult, Store
 from poolwarden.services.engine import Engine
 from poolwarden.services.feedback import FeedbackService, feedback_settings
-from poolwarden.services.ingestd import Ingestd
+from poolwarden.services.ingestd import BATCH_LINES, Ingestd
 from poolwarden.services.lmtpd import LmtpServer, parse_listen
 from poolwarden.services.reaction import ReactionService
 
@@ -129,6 +129,7 @@ class IngestJobs:
                                                    if settings.lmtp else None)
         self.poll_interval = settings.poll_interval
         self.retry_interval = settings.retry_interval
+        self.batch_lines = BATCH_LINES  # lines per transaction in a catch-up
         self._snapshot = snapshot
         self._clock = clock
         # told each committed batch's result (the metrics' events by kind); set by serve
@@ -198,6 +199,7 @@ class IngestJobs:
         try:
             return store, Ingestd(self.config, store, self.paths,
                                   poll_interval=self.poll_interval, clock=self._clock,
+                                  batch_lines=self.batch_lines,
                                   current_snapshot=self._snapshot, pipelined=True,
                                   hook=self.pacer,
                                   # reaction rules read each committed batch's replies

@@ -15,7 +15,7 @@ so a parser thread keeps going meanwhile. ``SqlStore.add_event_rows_at`` and
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from itertools import chain, compress, repeat
 from operator import add, itemgetter
@@ -33,6 +33,10 @@ ROW_COLUMNS = ("key", "time", "day", "kind", "tenant", "provider", "ip", "sendin
 # 3,000 rows x 10 columns stay below SQLite's 32,766 bound variables per statement (both an
 # events row and a counters row have 10 columns)
 ROWS_PER_STATEMENT = 3_000
+# A batch's last rows go in statements of these sizes: a handful of statement texts that
+# the driver keeps prepared, instead of compiling a new one (~8 ms at 3,000 rows) for the
+# odd remainder of every batch.
+_TAIL_SIZES = (1_000, 300, 100, 30, 10, 3, 1)
 COUNTER_COLUMNS = ("scope", "scope_id", "provider", "day", *COUNT_FIELDS)
 # (scope, scope id, provider or "*", day, *counts in COUNT_FIELDS order): one counters row
 CounterDelta = tuple[Any, ...]
@@ -90,7 +94,8 @@ def _bucket_keys(tenants: list[str], providers: list[str], days: list[int],
 def fold_rows(rows: Sequence[EventRow]) -> list[CounterDelta]:
     """The day-counter deltas of ``rows``, exactly the buckets ``Ledger.add`` fills for
     those events: one ``(scope, scope_id, provider, day, *counts in COUNT_FIELDS order)``
-    per bucket, no bucket twice, in no particular order. The day is the row's ``day``.
+    per bucket, no bucket twice, sorted by (scope, scope_id, provider, day) (the counters
+    key: upserts in that order touch each index page once). The day is the row's ``day``.
 
     Plain Python kept to C-level loops (``Counter`` over zipped columns, ``map``), since a
     Python step per event and bucket cost three times as much: rows are grouped by kind
@@ -129,6 +134,10 @@ def fold_rows(rows: Sequence[EventRow]) -> list[CounterDelta]:
         out = list(map(add, mixed, zip(*fields, strict=False)))
     fields = [largest.values() if field == main else zeros for field in width]
     out += map(add, largest.keys(), zip(*fields, strict=False))
+    # key order by stable sorts on one column each, last column first: a third cheaper
+    # than comparing whole tuples, whose first column (the scope) is nearly always a tie
+    for column in (3, 2, 1, 0):
+        out.sort(key=_COLUMN[column])
     return out
 
 
@@ -167,7 +176,16 @@ def unique_rows(rows: Iterable[EventRow]) -> list[EventRow]:
     return out
 
 
-@lru_cache(maxsize=8)
+def _chunks(rows: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """``rows`` in consecutive slices of ``ROWS_PER_STATEMENT`` rows or a ``_TAIL_SIZES``."""
+    start, left = 0, len(rows)
+    for size in (ROWS_PER_STATEMENT, *_TAIL_SIZES):
+        while left >= size:
+            yield rows[start:start + size]
+            start, left = start + size, left - size
+
+
+@lru_cache(maxsize=16)
 def _insert_events(rows: int) -> str:
     one = f"({', '.join('?' * len(ROW_COLUMNS))})"
     return (f"INSERT INTO events ({', '.join(ROW_COLUMNS)}) VALUES "
@@ -205,7 +223,7 @@ def _scoped_folds() -> list[str]:
 _SCOPED_FOLDS = _scoped_folds()
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def _upsert_counters(rows: int) -> str:
     one = f"({', '.join('?' * len(COUNTER_COLUMNS))})"
     return (f"INSERT INTO counters ({', '.join(COUNTER_COLUMNS)}) VALUES "
@@ -214,12 +232,10 @@ def _upsert_counters(rows: int) -> str:
             + ", ".join(f"{name} = {name} + excluded.{name}" for name in COUNT_FIELDS))
 
 
-def sqlite_upsert_deltas(cursor: Any, deltas: list[CounterDelta]) -> None:
-    """Add ``deltas`` (``fold_rows``: no bucket twice) to the counters, many rows per
-    statement, in key order (sorts ``deltas`` in place): neighbouring buckets share pages."""
-    deltas.sort()
-    for start in range(0, len(deltas), ROWS_PER_STATEMENT):
-        chunk = deltas[start:start + ROWS_PER_STATEMENT]
+def sqlite_upsert_deltas(cursor: Any, deltas: Sequence[CounterDelta]) -> None:
+    """Add ``deltas`` (as ``fold_rows`` gives them: no bucket twice, in key order, which
+    only speeds it up) to the counters, many rows per statement."""
+    for chunk in _chunks(deltas):
         cursor.execute(_upsert_counters(len(chunk)), list(chain.from_iterable(chunk)))
 
 
@@ -237,8 +253,7 @@ def sqlite_add_rows(dbapi_connection: Any, unique: list[EventRow]) -> list[Event
         before = cursor.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
         ordered = sorted(unique)  # key order: far fewer index pages touched
         inserted = 0
-        for start in range(0, len(ordered), ROWS_PER_STATEMENT):
-            chunk = ordered[start:start + ROWS_PER_STATEMENT]
+        for chunk in _chunks(ordered):
             cursor.execute(_insert_events(len(chunk)), list(chain.from_iterable(chunk)))
             inserted += cursor.rowcount
         if inserted == len(unique):  # the usual case: every row is new

@@ -1,0 +1,131 @@
+"""The day counters of the SQLite write path (``adapters.event_rows``): ``fold_rows`` gives
+exactly the buckets ``Ledger.add`` fills, and the counters stored through the bulk row path
+(``add_event_rows_at``) equal those of the Event path (``add_events_at``), of the memory
+store and of a Ledger, both when every row is new (deltas folded by ``fold_rows``) and when
+some or all were stored already (folded in SQL over the new ids)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from poolwarden.adapters import event_rows
+from poolwarden.adapters.event_rows import CounterDelta, EventRow, fold_rows, row_of
+from poolwarden.adapters.memory import MemoryStore
+from poolwarden.adapters.sqlstore import SqlStore, open_store
+from poolwarden.core.events import Event, EventKind
+from poolwarden.core.reputation import ALL_PROVIDERS, Ledger
+from poolwarden.ports import Store
+from tests.adapters.test_store import (
+    Buckets,
+    buckets_of_ledger,
+    ledger_of,
+    random_events,
+    stored_buckets,
+)
+
+DAY = 86400
+
+
+def ledger_deltas(events: Sequence[Event]) -> list[CounterDelta]:
+    """What ``fold_rows`` must give: the Ledger's buckets as sorted delta tuples."""
+    ledger = Ledger()
+    for ev in events:
+        ledger.add(ev)
+    return sorted((scope.value, scope_id, provider, day, *counts.as_tuple())
+                  for scope, scope_id, provider, day, counts in ledger.buckets())
+
+
+_texts = st.sampled_from(["acme", "globex", "a|b", "ünï", "x" * 40])
+_optional = st.one_of(st.none(), st.just(""), st.sampled_from(["192.0.2.1", "2001:db8::7",
+                                                               "acme.example", "b.example"]))
+_events = st.builds(
+    Event,
+    key=st.text(min_size=1, max_size=8),
+    time=st.floats(min_value=19_000 * DAY, max_value=19_004 * DAY, allow_nan=False),
+    kind=st.sampled_from(list(EventKind)),
+    tenant=_texts,
+    # "*" as a provider counts twice in the same bucket, as Ledger.add does it
+    provider=st.sampled_from(["gmail", "yahoo", "other", ALL_PROVIDERS]),
+    ip=_optional,
+    sending_domain=_optional,
+    recipient_domain=st.none(),
+    reason=st.just(""),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_events, max_size=60))
+def test_fold_rows_gives_the_ledgers_buckets(events: list[Event]) -> None:
+    out = fold_rows([row_of(ev) for ev in events])
+    assert out == ledger_deltas(events)  # same buckets and counts, in key order
+    assert len({delta[:4] for delta in out}) == len(out)
+
+
+def test_fold_rows_of_many_rows_and_of_none() -> None:
+    events = random_events(20_000, seed=5)
+    assert fold_rows([row_of(ev) for ev in events]) == ledger_deltas(events)
+    assert fold_rows([]) == []
+    one_kind = [ev for ev in events if ev.kind is EventKind.HARD_BOUNCE]
+    assert fold_rows([row_of(ev) for ev in one_kind]) == ledger_deltas(one_kind)
+
+
+def _sqlite(tmp_path: Path, name: str) -> SqlStore:
+    return open_store(f"sqlite:///{tmp_path / name}")
+
+
+def _counters(store: Store) -> Buckets:
+    return stored_buckets(store)
+
+
+def test_bulk_rows_and_events_give_the_same_counters(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folded: list[int] = []
+    real_fold = event_rows.fold_rows
+
+    def spy(rows: Sequence[EventRow]) -> list[CounterDelta]:
+        folded.append(len(rows))
+        return real_fold(rows)
+
+    monkeypatch.setattr(event_rows, "fold_rows", spy)
+    events = random_events(9_000, seed=31)
+    # empty IP and domain strings count like missing ones, in Python and in SQL
+    events += [Event(key=f"blank{i}", time=20_003 * DAY + i, kind=EventKind.DEFERRED,
+                     tenant="acme", provider="gmail", ip="", sending_domain="")
+               for i in range(5)]
+    first, second = events[:6_000], events[5_000:]  # 1,000 keys in both: the SQL fallback
+    batches = [first, second, second, first[:10]]  # then all duplicates, twice
+    rows_store, events_store, memory = (_sqlite(tmp_path, "rows.db"),
+                                        _sqlite(tmp_path, "events.db"), MemoryStore())
+    try:
+        added = [rows_store.add_event_rows_at([row_of(ev) for ev in batch], None)
+                 for batch in batches]
+        assert [len(a) for a in added] == [6_000, len(events) - 6_000, 0, 0]
+        assert folded == [6_000]  # in Python only when the whole batch was new
+        for batch in batches:
+            result = events_store.add_events_at(batch, None)
+            assert result == memory.add_events_at(batch, None)
+        expected = buckets_of_ledger(ledger_of(events))
+        assert _counters(rows_store) == expected
+        assert _counters(events_store) == expected
+        assert _counters(memory) == expected
+        assert rows_store.event_count() == events_store.event_count() == len(events)
+    finally:
+        rows_store.close()
+        events_store.close()
+
+
+def test_a_batch_larger_than_a_statement_with_in_batch_repeats(tmp_path: Path) -> None:
+    events = random_events(7_777, seed=32)  # several statements and an odd remainder
+    store = _sqlite(tmp_path, "big.db")
+    try:
+        rows = [row_of(ev) for ev in events]
+        added = store.add_event_rows_at(rows + rows[:50], None)  # repeats: not stored twice
+        assert added == rows
+        assert _counters(store) == buckets_of_ledger(ledger_of(events))
+    finally:
+        store.close()

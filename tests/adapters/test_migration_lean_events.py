@@ -1,6 +1,7 @@
 """Migration 0010 (lean events) keeps every stored row: a database at 0009 with events and
-counters, upgraded, holds the same rows (counters rebuilt WITHOUT ROWID on SQLite, the
-tenant/day index on events gone), keeps counting, and downgrades back to 0009 intact."""
+counters, upgraded, holds the same rows (counters keyed by day first and rebuilt WITHOUT
+ROWID on SQLite, the tenant/day and day indexes gone), keeps counting, and downgrades back
+to 0009 intact."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from tests.adapters.test_store import (
     stored_buckets,
 )
 
+OLD_KEY = ("scope", "scope_id", "provider", "day")
+NEW_KEY = ("day", "scope", "scope_id", "provider")
+
 
 def _migrate(engine: Engine, action: str, revision: str) -> None:
     config = Config()
@@ -38,14 +42,16 @@ def _rows(engine: Engine) -> dict[str, list[Any]]:
                                      ("counters", "scope, scope_id, provider, day"))}
 
 
-def _shape(engine: Engine) -> tuple[str, set[str], set[str]]:
-    """The revision, the names of the plain indexes of events and of counters."""
+def _shape(engine: Engine) -> tuple[Any, ...]:
+    """The revision, the names of the plain indexes of events and of counters, the
+    columns of the counters key."""
     with engine.connect() as conn:
         revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
         inspector = inspect(conn)
         return (revision, *({name for ix in inspector.get_indexes(table)
                              if (name := ix["name"] or "").startswith("ix_")}
-                            for table in ("events", "counters")))
+                            for table in ("events", "counters")),
+                tuple(inspector.get_pk_constraint("counters")["constrained_columns"]))
 
 
 def _without_rowid(engine: Engine) -> bool:
@@ -62,14 +68,15 @@ def test_upgrading_from_0009_keeps_events_and_counters(db_url: str) -> None:
     sqlite = engine.dialect.name == "sqlite"
     try:
         _migrate(engine, "upgrade", "0009")
-        assert _shape(engine) == ("0009", {"ix_events_tenant_day"}, {"ix_counters_day"})
+        assert _shape(engine) == ("0009", {"ix_events_tenant_day"}, {"ix_counters_day"},
+                                  OLD_KEY)
         old = random_events(2_500, seed=41, prefix="old")
         store.add_events(old)
         before = _rows(engine)
         assert len(before["events"]) == 2_500 and before["counters"]
 
         store.migrate()
-        assert _shape(engine) == ("0010", set(), {"ix_counters_day"})
+        assert _shape(engine) == ("0010", set(), set(), NEW_KEY)
         assert _rows(engine) == before
         if sqlite:
             assert _without_rowid(engine)
@@ -84,7 +91,8 @@ def test_upgrading_from_0009_keeps_events_and_counters(db_url: str) -> None:
         after = _rows(engine)
 
         _migrate(engine, "downgrade", "0009")
-        assert _shape(engine) == ("0009", {"ix_events_tenant_day"}, {"ix_counters_day"})
+        assert _shape(engine) == ("0009", {"ix_events_tenant_day"}, {"ix_counters_day"},
+                                  OLD_KEY)
         assert _rows(engine) == after
         if sqlite:
             assert not _without_rowid(engine)

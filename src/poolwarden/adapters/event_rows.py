@@ -94,7 +94,7 @@ def _bucket_keys(tenants: list[str], providers: list[str], days: list[int],
 def fold_rows(rows: Sequence[EventRow]) -> list[CounterDelta]:
     """The day-counter deltas of ``rows``, exactly the buckets ``Ledger.add`` fills for
     those events: one ``(scope, scope_id, provider, day, *counts in COUNT_FIELDS order)``
-    per bucket, no bucket twice, sorted by (scope, scope_id, provider, day) (the counters
+    per bucket, no bucket twice, sorted by (day, scope, scope_id, provider) (the counters
     key: upserts in that order touch each index page once). The day is the row's ``day``.
 
     Plain Python kept to C-level loops (``Counter`` over zipped columns, ``map``), since a
@@ -134,9 +134,10 @@ def fold_rows(rows: Sequence[EventRow]) -> list[CounterDelta]:
         out = list(map(add, mixed, zip(*fields, strict=False)))
     fields = [largest.values() if field == main else zeros for field in width]
     out += map(add, largest.keys(), zip(*fields, strict=False))
-    # key order by stable sorts on one column each, last column first: a third cheaper
-    # than comparing whole tuples, whose first column (the scope) is nearly always a tie
-    for column in (3, 2, 1, 0):
+    # key order (day, scope, scope_id, provider) by stable sorts on one column each, last
+    # key column first: a third cheaper than comparing whole tuples, whose first columns
+    # are nearly always ties
+    for column in (2, 1, 0, 3):
         out.sort(key=_COLUMN[column])
     return out
 

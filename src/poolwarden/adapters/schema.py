@@ -56,8 +56,10 @@ events = Table(
     UniqueConstraint("key", name="uq_events_key"),
 )
 
-# Day counters per (scope, scope id, provider or "*", day): the Ledger's buckets. On
-# SQLite the rows live in the primary-key b-tree itself (WITHOUT ROWID): one b-tree to
+# Day counters per (day, scope, scope id, provider or "*"): the Ledger's buckets. The key
+# starts with the day, so it serves ``day >= ?`` itself: no second index to update with
+# every new bucket (on a WITHOUT ROWID table an index on day would repeat the whole key).
+# On SQLite the rows live in the primary-key b-tree itself (WITHOUT ROWID): one b-tree to
 # update per upserted bucket instead of a rowid table plus its key index.
 counters = Table(
     "counters",
@@ -68,8 +70,7 @@ counters = Table(
     Column("day", Integer, nullable=False),
     *(Column(name, Integer, nullable=False, server_default=text("0"))
       for name in COUNT_FIELDS),
-    PrimaryKeyConstraint("scope", "scope_id", "provider", "day", name="pk_counters"),
-    Index("ix_counters_day", "day"),
+    PrimaryKeyConstraint("day", "scope", "scope_id", "provider", name="pk_counters"),
     sqlite_with_rowid=False,
 )
 

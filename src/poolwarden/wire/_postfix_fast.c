@@ -5,18 +5,20 @@
  * Only the commonest lines are taken apart here: a syslog or maillog_file header with a
  * short queue id, and then "removed", "to=<...>" deliveries, "message-id=" and queued
  * "from=<...>" lines. The correlator's state stays in its Python objects (the message dict,
- * the _Message slots) and the deliveries are built by its own ``_deliver``, so every other
- * line is handed, whole, to ``Correlator.feed_lines`` and the two paths share one state.
+ * the _Message slots; ``deliver`` below is ``Correlator._deliver``), so every other line is
+ * handed, whole, to ``Correlator.feed_lines`` and the two paths share one state.
  * Each fast match below follows the Python regex's own order of choices, and a line that
  * strays from the first choice anywhere is handed over untouched (no state changed).
  * Non-ASCII lines go over too (Python's \s and \w differ from ASCII there).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
+static PyObject *one;
 static PyObject *s_messages, *s_next_sweep, *s_now, *s_open, *s_start, *s_sweep,
-    *s_deliver, *s_feed_lines, *s_last_stamp, *s_last_time, *s_stamp_time, *s_last_seen,
+    *s_routes, *s_route, *s_recipients, *s_snapshot, *s_feed_lines, *s_last_stamp, *s_last_time, *s_stamp_time, *s_last_seen,
     *s_message_id, *s_info, *s_sender, *s_size, *s_nrcpt, *s_client_name, *s_client_ip,
     *s_sasl_method, *s_sasl_username;
 
@@ -410,7 +412,7 @@ static PyObject *span_int(Span s)
 
 typedef struct {
     PyObject *corr, *parser, *out, *messages;
-    PyObject *deliver, *open, *start, *feed_lines;
+    PyObject *routes, *route, *open, *start, *feed_lines;
     PyObject *stamp_obj, *stamp_time; /* the parser's last stamp and its time */
     double next_sweep;
     StrCache hosts, programs;
@@ -492,31 +494,183 @@ static PyObject *touch_message(Loop *L, PyObject *key)
     return message;
 }
 
+static PyObject *delivery_type; /* postfix_correlate.Delivery, given by use_types() */
+
+/* Delivery's fields, by position (postfix_correlate.Delivery) */
+enum { F_TIME, F_HOST, F_QID, F_RCPT, F_STATUS, F_LOG_STATUS, F_DSN, F_REPLY, F_RELAY,
+       F_TRANSPORT, F_EGRESS, F_SERVICE, F_MESSAGE, F_ORIG, F_DELAY, F_DELAYS, F_CONN,
+       F_ATTEMPT, F_SEQ, F_COUNT };
+
+static int contains_expired(Span reply) /* "message expired" in reply.lower() */
+{
+    static const char needle[] = "message expired";
+    const Py_ssize_t n = sizeof needle - 1;
+    for (Py_ssize_t i = 0; i + n <= reply.n; i++) {
+        Py_ssize_t j = 0;
+        while (j < n) {
+            char c = reply.p[i + j];
+            if (c >= 'A' && c <= 'Z')
+                c = (char)(c - 'A' + 'a');
+            if (c != needle[j])
+                break;
+            j++;
+        }
+        if (j == n)
+            return 1;
+    }
+    return 0;
+}
+
+/* Correlator._deliver: the Delivery of one delivery line (attempt and seq from the
+ * recipient's previous delivery), remembered as the recipient's last. */
+static PyObject *deliver(Loop *L, PyObject *host, PyObject *time, PyObject *program,
+                         PyObject *qid, PyObject *message, Span f[D_FIELDS])
+{
+    PyObject *v[F_COUNT] = {NULL};
+    PyObject *route = NULL, *recipients = NULL, *result = NULL, *args = NULL;
+    if (delivery_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_postfix_fast.use_types() was not called");
+        return NULL;
+    }
+    Span status = f[D_STATUS];
+    v[F_LOG_STATUS] = span_str(status);
+    if (status.n == 7 && memcmp(status.p, "bounced", 7) == 0 && f[D_REPLY].p != NULL
+        && contains_expired(f[D_REPLY]))
+        v[F_STATUS] = PyUnicode_FromString("expired");
+    else
+        v[F_STATUS] = Py_XNewRef(v[F_LOG_STATUS]);
+    v[F_RCPT] = span_str(f[D_TO]);
+    v[F_DSN] = span_str(f[D_DSN]);
+    v[F_REPLY] = span_str(f[D_REPLY]);
+    v[F_RELAY] = span_str(f[D_RELAY]);
+    v[F_ORIG] = span_str(f[D_ORIG]);
+    v[F_DELAYS] = span_str(f[D_DELAYS]);
+    for (int i = F_RCPT; i <= F_RELAY; i++)
+        if (v[i] == NULL)
+            goto done;
+    if (v[F_ORIG] == NULL || v[F_DELAYS] == NULL)
+        goto done;
+    if (f[D_DELAY].p == NULL) {
+        v[F_DELAY] = Py_NewRef(Py_None);
+    } else { /* _float: float(text), or None when it is not a number */
+        PyObject *text = span_str(f[D_DELAY]);
+        if (text == NULL)
+            goto done;
+        v[F_DELAY] = PyFloat_FromString(text);
+        Py_DECREF(text);
+        if (v[F_DELAY] == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_ValueError))
+                goto done;
+            PyErr_Clear();
+            v[F_DELAY] = Py_NewRef(Py_None);
+        }
+    }
+    v[F_CONN] = f[D_CONN].p == NULL ? Py_NewRef(Py_None) : span_int(f[D_CONN]);
+    if (v[F_CONN] == NULL)
+        goto done;
+    route = PyDict_GetItemWithError(L->routes, program);
+    if (route != NULL && PyObject_IsTrue(route) == 1) {
+        Py_INCREF(route);
+    } else {
+        if (PyErr_Occurred())
+            goto done;
+        route = PyObject_CallOneArg(L->route, program);
+        if (route == NULL)
+            goto done;
+    }
+    if (!PyTuple_Check(route) || PyTuple_GET_SIZE(route) != 3) {
+        PyErr_SetString(PyExc_TypeError, "a route must be a 3-tuple");
+        goto done;
+    }
+    v[F_TRANSPORT] = Py_NewRef(PyTuple_GET_ITEM(route, 0));
+    v[F_EGRESS] = Py_NewRef(PyTuple_GET_ITEM(route, 1));
+    v[F_SERVICE] = Py_NewRef(PyTuple_GET_ITEM(route, 2));
+    recipients = PyObject_GetAttr(message, s_recipients);
+    if (recipients == NULL)
+        goto done;
+    if (!PyDict_Check(recipients)) {
+        PyErr_SetString(PyExc_TypeError, "_Message.recipients must be a dict");
+        goto done;
+    }
+    PyObject *previous = PyDict_GetItemWithError(recipients, v[F_RCPT]);
+    if (previous == NULL && PyErr_Occurred())
+        goto done;
+    if (previous == NULL || previous == Py_None) {
+        v[F_ATTEMPT] = PyLong_FromLong(1);
+        v[F_SEQ] = PyLong_FromLong(0);
+    } else {
+        if (!PyTuple_Check(previous) || PyTuple_GET_SIZE(previous) != F_COUNT) {
+            PyErr_SetString(PyExc_TypeError, "a recipient's last delivery must be a Delivery");
+            goto done;
+        }
+        v[F_ATTEMPT] = PyNumber_Add(PyTuple_GET_ITEM(previous, F_ATTEMPT), one);
+        int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(previous, F_TIME), time, Py_EQ);
+        if (same == 1)
+            same = PyObject_RichCompareBool(PyTuple_GET_ITEM(previous, F_STATUS),
+                                            v[F_STATUS], Py_EQ);
+        if (same < 0)
+            goto done;
+        v[F_SEQ] = same ? PyNumber_Add(PyTuple_GET_ITEM(previous, F_SEQ), one)
+                        : PyLong_FromLong(0);
+    }
+    if (v[F_ATTEMPT] == NULL || v[F_SEQ] == NULL)
+        goto done;
+    PyObject *info = PyObject_GetAttr(message, s_info);
+    if (info == NULL)
+        goto done;
+    int has = PyObject_IsTrue(info);
+    if (has < 0) {
+        Py_DECREF(info);
+        goto done;
+    }
+    if (!has) { /* message.info or message.snapshot(host, qid) */
+        Py_DECREF(info);
+        PyObject *call[] = {message, host, qid};
+        info = PyObject_VectorcallMethod(s_snapshot, call, 3, NULL);
+        if (info == NULL)
+            goto done;
+    }
+    v[F_MESSAGE] = info;
+    v[F_TIME] = Py_NewRef(time);
+    v[F_HOST] = Py_NewRef(host);
+    v[F_QID] = Py_NewRef(qid);
+    args = PyTuple_New(F_COUNT);
+    if (args == NULL)
+        goto done;
+    for (int i = 0; i < F_COUNT; i++) {
+        PyTuple_SET_ITEM(args, i, v[i]);
+        v[i] = NULL;
+    }
+    /* tuple.__new__(Delivery, fields): what the NamedTuple's __new__ does */
+    PyObject *wrapped = PyTuple_Pack(1, args);
+    if (wrapped == NULL)
+        goto done;
+    result = PyTuple_Type.tp_new((PyTypeObject *)delivery_type, wrapped, NULL);
+    Py_DECREF(wrapped);
+    if (result != NULL && PyDict_SetItem(recipients, PyTuple_GET_ITEM(args, F_RCPT),
+                                         result) < 0)
+        Py_CLEAR(result);
+done:
+    for (int i = 0; i < F_COUNT; i++)
+        Py_XDECREF(v[i]);
+    Py_XDECREF(args);
+    Py_XDECREF(route);
+    Py_XDECREF(recipients);
+    return result;
+}
+
 static int on_delivery(Loop *L, PyObject *key, PyObject *host, PyObject *timestamp,
                        PyObject *program, PyObject *token, Span f[D_FIELDS])
 {
     PyObject *message = touch_message(L, key);
     if (message == NULL)
         return -1;
-    PyObject *v[9] = {NULL};
-    int fields[9] = {D_TO, D_STATUS, D_REPLY, D_DSN, D_RELAY, D_ORIG, D_DELAY, D_DELAYS,
-                     D_CONN};
     int rc = -1;
-    for (int i = 0; i < 9; i++)
-        if ((v[i] = span_str(f[fields[i]])) == NULL)
-            goto done;
-    /* _deliver(host, time, program, qid, message, recipient, status, reply, dsn, relay,
-     *          orig_to, delay, delays, conn_use) */
-    PyObject *args[] = {host, timestamp, program, token, message, v[0], v[1], v[2], v[3],
-                        v[4], v[5], v[6], v[7], v[8]};
-    PyObject *d = PyObject_Vectorcall(L->deliver, args, 14, NULL);
-    if (d == NULL)
-        goto done;
-    rc = PyList_Append(L->out, d);
-    Py_DECREF(d);
-done:
-    for (int i = 0; i < 9; i++)
-        Py_XDECREF(v[i]);
+    PyObject *d = deliver(L, host, timestamp, program, token, message, f);
+    if (d != NULL) {
+        rc = PyList_Append(L->out, d);
+        Py_DECREF(d);
+    }
     Py_DECREF(message);
     return rc;
 }
@@ -705,7 +859,8 @@ fail:
 static void loop_clear(Loop *L)
 {
     Py_CLEAR(L->messages);
-    Py_CLEAR(L->deliver);
+    Py_CLEAR(L->routes);
+    Py_CLEAR(L->route);
     Py_CLEAR(L->open);
     Py_CLEAR(L->start);
     Py_CLEAR(L->feed_lines);
@@ -713,6 +868,18 @@ static void loop_clear(Loop *L)
     Py_CLEAR(L->stamp_time);
     clear_cache(&L->hosts);
     clear_cache(&L->programs);
+}
+
+static int is_ascii(const char *p, const char *end)
+{
+    uint64_t high = 0, word;
+    for (; end - p >= 8; p += 8) { /* eight bytes at a time: no byte with the top bit */
+        memcpy(&word, p, 8);
+        high |= word;
+    }
+    for (; p < end; p++)
+        high |= (unsigned char)*p;
+    return (high & 0x8080808080808080ull) == 0;
 }
 
 PyDoc_STRVAR(feed_chunk_doc,
@@ -742,14 +909,15 @@ static PyObject *feed_chunk(PyObject *module, PyObject *const *args, Py_ssize_t 
         return NULL;
     long lines = 0;
     if ((L.messages = PyObject_GetAttr(L.corr, s_messages)) == NULL
-        || (L.deliver = PyObject_GetAttr(L.corr, s_deliver)) == NULL
+        || (L.routes = PyObject_GetAttr(L.corr, s_routes)) == NULL
+        || (L.route = PyObject_GetAttr(L.corr, s_route)) == NULL
         || (L.open = PyObject_GetAttr(L.corr, s_open)) == NULL
         || (L.start = PyObject_GetAttr(L.corr, s_start)) == NULL
         || (L.feed_lines = PyObject_GetAttr(L.corr, s_feed_lines)) == NULL
         || load_parser_state(&L) < 0 || load_next_sweep(&L) < 0)
         goto fail;
-    if (!PyDict_CheckExact(L.messages)) {
-        PyErr_SetString(PyExc_TypeError, "correlator._messages must be a dict");
+    if (!PyDict_CheckExact(L.messages) || !PyDict_Check(L.routes)) {
+        PyErr_SetString(PyExc_TypeError, "correlator._messages and _routes must be dicts");
         goto fail;
     }
     const char *p = view.buf, *end = p + view.len;
@@ -757,12 +925,7 @@ static PyObject *feed_chunk(PyObject *module, PyObject *const *args, Py_ssize_t 
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         if (nl == NULL)
             break; /* an unterminated tail is not a line (the caller keeps it) */
-        int ascii = 1;
-        for (const char *c = p; c < nl; c++)
-            if ((unsigned char)*c >= 0x80) {
-                ascii = 0;
-                break;
-            }
+        int ascii = is_ascii(p, nl);
         int rc;
         if (ascii) {
             rc = one_line(&L, p, nl - p);
@@ -785,7 +948,22 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(use_types_doc,
+"use_types(delivery_type) -> None\n\nThe NamedTuple class deliveries are built as.");
+
+static PyObject *use_types(PyObject *module, PyObject *type)
+{
+    (void)module;
+    if (!PyType_Check(type) || !PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "use_types() wants a tuple subclass");
+        return NULL;
+    }
+    Py_XSETREF(delivery_type, Py_NewRef(type));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"use_types", use_types, METH_O, use_types_doc},
     {"feed_chunk", (PyCFunction)(void (*)(void))feed_chunk, METH_FASTCALL, feed_chunk_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -807,7 +985,12 @@ PyMODINIT_FUNC PyInit__postfix_fast(void)
     INTERN(s_open, "_open");
     INTERN(s_start, "_start");
     INTERN(s_sweep, "_sweep");
-    INTERN(s_deliver, "_deliver");
+    INTERN(s_routes, "_routes");
+    INTERN(s_route, "_route");
+    INTERN(s_recipients, "recipients");
+    INTERN(s_snapshot, "snapshot");
+    if ((one = PyLong_FromLong(1)) == NULL)
+        return NULL;
     INTERN(s_feed_lines, "feed_lines");
     INTERN(s_last_stamp, "last_stamp");
     INTERN(s_last_time, "last_time");

@@ -129,6 +129,12 @@ class Delivery(NamedTuple):
         return "pflog:" + hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
+if _feed_chunk is not None:
+    from poolwarden.wire._postfix_fast import use_types
+
+    use_types(Delivery)  # the C loop builds deliveries as this NamedTuple
+
+
 class _Message:
     __slots__ = (
         "client_ip",

@@ -1,4 +1,4 @@
-"""Builds the optional C accelerator of the log ingest (metadata is in pyproject.toml).
+"""Builds the optional C accelerators of the log ingest (metadata is in pyproject.toml).
 
 ``optional=True``: without a C compiler the install still succeeds and the ingest runs
 its pure-Python loop, which gives the same results (tests/wire/test_postfix_log_fast.py).
@@ -6,7 +6,11 @@ its pure-Python loop, which gives the same results (tests/wire/test_postfix_log_
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("poolwarden.wire._postfix_fast",
-                             ["src/poolwarden/wire/_postfix_fast.c"],
-                             extra_compile_args=["-O2", "-Wall", "-Wextra"],
-                             optional=True)])
+ACCELERATORS = {
+    "poolwarden.wire._postfix_fast": "src/poolwarden/wire/_postfix_fast.c",  # parse+correlate
+    "poolwarden.adapters._fold_fast": "src/poolwarden/adapters/_fold_fast.c",  # counter deltas
+}
+
+setup(ext_modules=[Extension(name, [source], extra_compile_args=["-O2", "-Wall", "-Wextra"],
+                             optional=True)
+                   for name, source in ACCELERATORS.items()])

@@ -6,7 +6,9 @@ some or all were stored already (folded in SQL over the new ids)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from poolwarden.adapters import event_rows
-from poolwarden.adapters.event_rows import CounterDelta, EventRow, fold_rows, row_of
+from poolwarden.adapters.event_rows import (
+    CounterDelta,
+    EventRow,
+    fold_rows,
+    python_fold_rows,
+    row_of,
+)
 from poolwarden.adapters.memory import MemoryStore
 from poolwarden.adapters.sqlstore import SqlStore, open_store
 from poolwarden.core.events import Event, EventKind
@@ -59,20 +67,36 @@ _events = st.builds(
 )
 
 
+# fold_rows runs the C version when it is built; both must give the Ledger's buckets
+FOLDS = [pytest.param(python_fold_rows, id="python"), pytest.param(fold_rows, id="fold_rows")]
+
+
+@pytest.mark.parametrize("fold", FOLDS)
 @settings(max_examples=300, deadline=None)
-@given(st.lists(_events, max_size=60))
-def test_fold_rows_gives_the_ledgers_buckets(events: list[Event]) -> None:
-    out = fold_rows([row_of(ev) for ev in events])
+@given(events=st.lists(_events, max_size=60))
+def test_fold_rows_gives_the_ledgers_buckets(
+        fold: Callable[[Sequence[EventRow]], list[CounterDelta]], events: list[Event]) -> None:
+    out = fold([row_of(ev) for ev in events])
     assert out == ledger_deltas(events)  # same buckets and counts, in key order
     assert len({delta[:4] for delta in out}) == len(out)
 
 
-def test_fold_rows_of_many_rows_and_of_none() -> None:
+@pytest.mark.parametrize("fold", FOLDS)
+def test_fold_rows_of_many_rows_and_of_none(
+        fold: Callable[[Sequence[EventRow]], list[CounterDelta]]) -> None:
     events = random_events(20_000, seed=5)
-    assert fold_rows([row_of(ev) for ev in events]) == ledger_deltas(events)
-    assert fold_rows([]) == []
+    assert fold([row_of(ev) for ev in events]) == ledger_deltas(events)
+    assert fold([]) == []
     one_kind = [ev for ev in events if ev.kind is EventKind.HARD_BOUNCE]
-    assert fold_rows([row_of(ev) for ev in one_kind]) == ledger_deltas(one_kind)
+    assert fold([row_of(ev) for ev in one_kind]) == ledger_deltas(one_kind)
+
+
+def test_the_c_fold_is_built_where_a_compiler_is() -> None:
+    """setup.py builds it optionally; on a machine with gcc (as ours) it must be there,
+    or the speed figures of bench_ingest would be of the Python fold."""
+    if shutil.which("gcc") is None or os.environ.get("POOLWARDEN_PURE_PYTHON"):
+        pytest.skip("no C compiler, or the pure-Python path asked for")
+    assert event_rows._native_fold is not None
 
 
 def _sqlite(tmp_path: Path, name: str) -> SqlStore:

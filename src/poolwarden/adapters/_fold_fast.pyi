@@ -1,0 +1,8 @@
+"""Type stub of the C module built from _fold_fast.c (see event_rows.fold_rows)."""
+
+from collections.abc import Sequence
+from typing import Any
+
+def fold_rows(rows: Sequence[tuple[Any, ...]], positions: dict[str, int], width: int,
+              scopes: tuple[str, str, str, str], all_providers: str, /
+              ) -> list[tuple[Any, ...]]: ...

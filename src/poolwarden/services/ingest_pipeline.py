@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,6 +34,15 @@ from poolwarden.wire.postfix_correlate import Correlator, Delivery
 from poolwarden.wire.postfix_log import LogParser
 
 log = logging.getLogger("poolwarden.ingestd")
+
+_native_rows: Callable[[DeliveryMapper, list[Delivery], dict[str, list[DecisionRow]],
+                        list[EventRow], list[Delivery] | None], None] | None
+try:  # services/_map_fast.c, built by setup.py when a C compiler is there
+    from poolwarden.services._map_fast import map_rows as _native_rows
+except ImportError:
+    _native_rows = None
+if os.environ.get("POOLWARDEN_PURE_PYTHON"):
+    _native_rows = None
 
 MAX_QUEUE_AGE = 6 * 86400.0  # Postfix's maximal_queue_lifetime (5 d) plus a day
 DECISION_SKEW = 300.0  # a decision may be stamped this much after the delivery line
@@ -250,9 +260,15 @@ class DeliveryMapper:
         return [event_of(row) for row in self.rows(deliveries, decisions, sources)]
 
     def rows(self, deliveries: Iterable[Delivery], decisions: dict[str, list[DecisionRow]],
-             sources: list[Delivery] | None = None) -> list[EventRow]:
-        """``events`` as row tuples (``adapters.event_rows``): the ingest's bulk path."""
+             sources: list[Delivery] | None = None, *, native: bool = True
+             ) -> list[EventRow]:
+        """``events`` as row tuples (``adapters.event_rows``): the ingest's bulk path. The
+        C version (``_map_fast``, when built, unless ``native`` is false) maps what the
+        caches know and hands the rest to ``_row``: the same rows."""
         out: list[EventRow] = []
+        if native and _native_rows is not None:
+            _native_rows(self, list(deliveries), decisions, out, sources)
+            return out
         row_of = self._row
         if sources is None:
             for d in deliveries:

@@ -936,7 +936,10 @@ static PyObject *feed_chunk(PyObject *module, PyObject *const *args, Py_ssize_t 
         }
         if (rc < 0)
             goto fail;
-        lines++;
+        if ((++lines & 255) == 0) { /* a store thread may be waiting for the GIL: let it in */
+            Py_BEGIN_ALLOW_THREADS
+            Py_END_ALLOW_THREADS
+        }
         p = nl + 1;
     }
     PyBuffer_Release(&view);

@@ -99,7 +99,7 @@ def ingest_log(
             reactions = ReactionService(engine.config, engine.store)
             result = import_logs(engine.config, engine.store, files, progress=advance,
                                  snapshot=engine.snapshot(now), pipelined=True,
-                                 on_batch=reactions.on_batch)
+                                 store_process=True, on_batch=reactions.on_batch)
             moves = []
             if evaluate and result.metrics.events_stored:  # a fresh ledger: the new counters
                 moves = Engine(engine.config, engine.store, now=time.time()).evaluate(time.time())

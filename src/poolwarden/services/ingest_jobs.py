@@ -201,6 +201,7 @@ class IngestJobs:
                                   poll_interval=self.poll_interval, clock=self._clock,
                                   batch_lines=self.batch_lines,
                                   current_snapshot=self._snapshot, pipelined=True,
+                                  store_process=True,
                                   hook=self.pacer,
                                   # reaction rules read each committed batch's replies
                                   on_batch=self._reactions(store).on_batch,

@@ -104,6 +104,7 @@ from poolwarden.services.ingest_pipeline import (
     parser_state,
     store_batch,
 )
+from poolwarden.services.store_worker import StoreWorker, store_batch_in, worker_url
 from poolwarden.wire.postfix_correlate import Delivery
 from poolwarden.wire.postfix_log import LogParser
 
@@ -198,7 +199,8 @@ class Ingestd:
                  hook: Hook | None = None, on_added: Callable[[AddResult], None] | None = None,
                  snapshot: Snapshot | None = None, pipelined: bool = False,
                  on_batch: BatchCallback | None = None,
-                 current_snapshot: Callable[[], Snapshot | None] | None = None) -> None:
+                 current_snapshot: Callable[[], Snapshot | None] | None = None,
+                 store_process: bool = False) -> None:
         if snapshot is None and current_snapshot is not None:
             snapshot = current_snapshot()
         if snapshot is None:
@@ -223,6 +225,12 @@ class Ingestd:
         self._current_snapshot = current_snapshot
         self.sources = [_Source(os.fspath(p)) for p in paths]
         self._writer = Writer(threaded=pipelined)
+        # ``store_process`` (with ``pipelined``): batches for a SQLite file are stored by a
+        # child process (services.store_worker), which works beside the parser
+        self._worker_url = worker_url(store) if pipelined and store_process else None
+        self._worker: StoreWorker | None = None
+        if self._worker_url is not None:
+            self._worker = StoreWorker(self._worker_url)
 
     # -- the loop ------------------------------------------------------------------
 
@@ -261,8 +269,21 @@ class Ingestd:
         finally:
             self.close()
 
+    def wait_ready(self) -> None:
+        """Block until the store worker (if any) has started: for a benchmark's clock."""
+        if self._worker is not None:
+            self._worker.wait_ready()
+
+    def worker_cpu_seconds(self) -> float:
+        """CPU time of the store worker process so far (0 without one)."""
+        cpu = self._worker.cpu_seconds() if self._worker is not None else None
+        return cpu or 0.0
+
     def close(self) -> None:
         self._writer.close()
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
         for src in self.sources:
             if src.tailer is not None:
                 src.tailer.close()
@@ -412,8 +433,11 @@ class Ingestd:
 
     def _store(self, src: _Source, rows: list[EventRow], checkpoint: Checkpoint | None,
                sources: list[Delivery] | None = None) -> None:
-        result = store_batch(self.store, rows, checkpoint, with_events=self._on_added
-                             is not None or self._on_batch is not None)
+        with_events = self._on_added is not None or self._on_batch is not None
+        if self._worker_url is None:
+            result = store_batch(self.store, rows, checkpoint, with_events=with_events)
+        else:
+            result = self._store_in_worker(rows, checkpoint, with_events)
         self._hook_at("committed")
         src.checkpoint = checkpoint
         self.metrics.commits += 1
@@ -424,6 +448,17 @@ class Ingestd:
         if self._on_batch is not None and sources is not None:
             notify_batch(self._on_batch, result, sources, rows, self.metrics)
         self._hook_at("updated")
+
+
+    def _store_in_worker(self, rows: list[EventRow], checkpoint: Checkpoint | None,
+                         with_events: bool) -> AddResult:
+        """``store_batch`` by the worker process, started again if it died."""
+        assert self._worker_url is not None
+        if self._worker is None or not self._worker.alive:
+            if self._worker is not None:
+                self._worker.close()
+            self._worker = StoreWorker(self._worker_url)
+        return store_batch_in(self._worker, rows, checkpoint, with_events=with_events)
 
 
 # -- one-off import -----------------------------------------------------------------------
@@ -449,8 +484,8 @@ def _open_archive(path: Path) -> tuple[Any, Any]:
 def import_logs(config: LoadedConfig, store: Store, files: Sequence[Path], *,
                 batch_lines: int = BATCH_LINES, progress: Callable[[int], None] | None = None,
                 snapshot: Snapshot | None = None, now: float | None = None,
-                pipelined: bool = False, on_batch: BatchCallback | None = None
-                ) -> ImportLogsResult:
+                pipelined: bool = False, on_batch: BatchCallback | None = None,
+                store_process: bool = False) -> ImportLogsResult:
     """Import Postfix log archives (plain or gzip), oldest first (by modification time).
 
     One correlator runs over all of them, so a message spanning two archives keeps its
@@ -459,7 +494,8 @@ def import_logs(config: LoadedConfig, store: Store, files: Sequence[Path], *,
     (a followed path's position is never moved by an import). A last line without a
     newline is not imported (a file still being written will finish it). ``pipelined``
     stores each batch on a worker thread while the next is parsed (a file store only:
-    not an in-memory SQLite database, whose one connection cannot be shared).
+    not an in-memory SQLite database, whose one connection cannot be shared), and with
+    ``store_process`` in a child process for a SQLite file (``services.store_worker``).
     """
     if snapshot is None:
         from poolwarden.services.engine import Engine
@@ -474,9 +510,13 @@ def import_logs(config: LoadedConfig, store: Store, files: Sequence[Path], *,
     pending = 0
 
     writer = Writer(threaded=pipelined)
+    url = worker_url(store) if pipelined and store_process else None
+    worker = StoreWorker(url) if url is not None else None
 
     def stored(rows: list[EventRow], sources: list[Delivery] | None) -> None:
-        result = store_batch(store, rows, None, with_events=on_batch is not None)
+        with_events = on_batch is not None
+        result = (store_batch(store, rows, None, with_events=with_events) if worker is None
+                  else store_batch_in(worker, rows, None, with_events=with_events))
         metrics.events_stored += result.added
         metrics.duplicates += result.duplicates
         metrics.commits += 1
@@ -537,4 +577,6 @@ def import_logs(config: LoadedConfig, store: Store, files: Sequence[Path], *,
             writer.wait()
     finally:
         writer.close()
+        if worker is not None:
+            worker.close()
     return ImportLogsResult(files=len(ordered), metrics=metrics, unterminated=unterminated)

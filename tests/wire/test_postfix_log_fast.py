@@ -133,6 +133,8 @@ HEADERS = st.sampled_from([
     "Nov 23 19:49:08 mta postfix/smtp[1]: ", "Nov  3 19:49:08 mta postfix/pw-1-2-3-4/smtp[1]: ",
     "Dec 31 23:59:59 mta postfix/qmgr[2]: ", "Jan  1 00:00:01 mta postfix/qmgr[2]: ",
     "Jun 15 12:00:00 mta postfix/cleanup[2]: ",
+    "Nov 23 19:49:08.123456 mta postfix/qmgr[2]: ", "Nov 23 19:49:08.5 mta postfix/smtp[1]: ",
+    "Nov 23 20:00:00 mta postfix/qmgr[2]: 1A2B3C4D5E: ", "Nov 03 19:49:08 mta postfix/smtp[1]: ",
     "2026-11-23T19:49:08Z mta postfix/qmgr[2]: ", "Nov 23 19:49:08 mta postfix/smtpd[3]: ",
     "Nov 23 19:49:08 mta postfix/cleanup[3]: 1A2B3C4D5E: ",
     "Nov 23 19:49:09 mta postfix/smtp[3]: 1A2B3C4D5E: to=<",

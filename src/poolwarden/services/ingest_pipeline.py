@@ -20,6 +20,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
+from operator import itemgetter
 from typing import Any
 
 from poolwarden.adapters.event_rows import EventRow, event_of
@@ -53,6 +54,7 @@ _HARD, _SOFT = EventKind.HARD_BOUNCE.value, EventKind.SOFT_BOUNCE.value
 _KIND_OF_STATUS = {"sent": EventKind.DELIVERED.value, "deferred": EventKind.DEFERRED.value,
                    "expired": EventKind.SOFT_BOUNCE.value}
 _DIGITS = frozenset("0123456789")
+_TIME, _QUEUE_ID = itemgetter(0), itemgetter(2)  # Delivery.time, Delivery.queue_id
 Hook = Callable[[str], None]
 # ``on_batch(deliveries, events)``: after a batch is committed, the events it newly stored
 # and, at the same index, the delivery each was made from (``deliveries[i].key ==
@@ -423,13 +425,15 @@ def _shape(text: str) -> str:
 
 def lookup_decisions(store: Store, deliveries: Sequence[Delivery]
                      ) -> dict[str, list[DecisionRow]]:
-    """The decision-log rows of a batch's queue ids, in one query."""
-    timed = [d for d in deliveries if d.time is not None]
-    if not timed:
+    """The decision-log rows of a batch's queue ids, in one query. (The ids of deliveries
+    without a time are asked for too: ``pick_decision`` never uses their rows, and leaving
+    them out would cost a Python step per delivery.)"""
+    times = [t for t in map(_TIME, deliveries) if t is not None]
+    if not times:
         return {}
-    since = min(d.time for d in timed if d.time is not None) - MAX_QUEUE_AGE
+    since = min(times) - MAX_QUEUE_AGE
     by_id: dict[str, list[DecisionRow]] = {}
-    for row in store.decisions_for_queue_ids(sorted({d.queue_id for d in timed}),
+    for row in store.decisions_for_queue_ids(list(set(map(_QUEUE_ID, deliveries))),
                                              since=since):
         if row.queue_id is not None:
             by_id.setdefault(row.queue_id, []).append(row)

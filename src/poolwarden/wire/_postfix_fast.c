@@ -14,9 +14,11 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 static PyObject *one;
+static PyObject *s_year, *s_month, *s_cache;
 static PyObject *s_messages, *s_next_sweep, *s_now, *s_open, *s_start, *s_sweep,
     *s_routes, *s_route, *s_recipients, *s_snapshot, *s_feed_lines, *s_last_stamp, *s_last_time, *s_stamp_time, *s_last_seen,
     *s_message_id, *s_info, *s_sender, *s_size, *s_nrcpt, *s_client_name, *s_client_ip,
@@ -747,6 +749,85 @@ static int on_client(Loop *L, PyObject *key, Client *c)
     return rc;
 }
 
+/* LogParser._syslog_time's common case: the year known, no turn of the year, the hour
+ * in the parser's cache. A new float; NULL with no error set when the parser must decide
+ * (it is then called); NULL with an error set on a failure. */
+static PyObject *cached_stamp_time(Loop *L, Span stamp)
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    int month = 0;
+    for (int i = 0; i < 12 && !month; i++)
+        if (memcmp(stamp.p, months + 3 * i, 3) == 0)
+            month = i + 1;
+    if (!month)
+        return NULL;
+    const char *p = stamp.p + 3, *e = stamp.p + stamp.n;
+    while (p < e && *p == ' ')
+        p++;
+    const char *day = p;
+    while (p < e && *p != ' ')
+        p++;
+    int day_n = (int)(p - day);
+    while (p < e && *p == ' ')
+        p++;
+    const char *hms = p; /* HH:MM:SS[.fraction], as the header matched it */
+    if (e - hms < 8)
+        return NULL;
+    PyObject *year = PyObject_GetAttr(L->parser, s_year);
+    if (year == NULL)
+        return NULL;
+    int known = year != Py_None;
+    Py_DECREF(year);
+    PyObject *last = PyObject_GetAttr(L->parser, s_month);
+    if (last == NULL)
+        return NULL;
+    long last_month = PyLong_AsLong(last);
+    Py_DECREF(last);
+    if (last_month == -1 && PyErr_Occurred())
+        return NULL;
+    if (!known || month < last_month - 6 || (month > last_month + 6 && last_month))
+        return NULL; /* the reference year, or a turn of the year: the parser's call */
+    char key[64]; /* f"{month} {day} {hms[:2]}" */
+    int n = snprintf(key, sizeof key, "%d %.*s %.2s", month, day_n, day, hms);
+    if (n <= 0 || n >= (int)sizeof key)
+        return NULL;
+    PyObject *text = ascii_str(key, n), *cache = PyObject_GetAttr(L->parser, s_cache);
+    PyObject *base = NULL;
+    if (text != NULL && cache != NULL && PyDict_Check(cache))
+        base = PyDict_GetItemWithError(cache, text);
+    Py_XINCREF(base);
+    Py_XDECREF(text);
+    Py_XDECREF(cache);
+    if (base == NULL || !PyFloat_Check(base)) {
+        Py_XDECREF(base);
+        return NULL; /* a new hour (or an error, still set): the parser's call */
+    }
+    double seconds = PyFloat_AS_DOUBLE(base);
+    Py_DECREF(base);
+    /* base + int(hms[3:5]) * 60 + int(hms[6:8]), then + float("." + fraction) */
+    seconds = seconds + (double)((hms[3] - '0') * 10 + (hms[4] - '0')) * 60;
+    seconds = seconds + (double)((hms[6] - '0') * 10 + (hms[7] - '0'));
+    if (e - hms > 9 && hms[8] == '.') {
+        char fraction[16];
+        int digits = (int)(e - hms - 8);
+        if (digits >= (int)sizeof fraction)
+            return NULL;
+        memcpy(fraction, hms + 8, (size_t)digits);
+        fraction[digits] = '\0';
+        double f = PyOS_string_to_double(fraction, NULL, NULL);
+        if (f == -1.0 && PyErr_Occurred())
+            return NULL;
+        seconds += f;
+    }
+    PyObject *m = PyLong_FromLong(month);
+    if (m == NULL || PyObject_SetAttr(L->parser, s_month, m) < 0) {
+        Py_XDECREF(m);
+        return NULL;
+    }
+    Py_DECREF(m);
+    return PyFloat_FromDouble(seconds);
+}
+
 /* The line's time, as feed_lines gets it: the parser's last time when the stamp is its
  * last stamp, else parser.stamp_time(stamp). A new reference (maybe None). */
 static PyObject *line_time(Loop *L, Span stamp)
@@ -757,7 +838,16 @@ static PyObject *line_time(Loop *L, Span stamp)
     PyObject *text = ascii_str(stamp.p, stamp.n);
     if (text == NULL)
         return NULL;
-    PyObject *t = PyObject_CallMethodOneArg(L->parser, s_stamp_time, text);
+    PyObject *t = cached_stamp_time(L, stamp);
+    if (t != NULL) { /* what stamp_time() records, recorded here */
+        if (PyObject_SetAttr(L->parser, s_last_stamp, text) < 0
+            || PyObject_SetAttr(L->parser, s_last_time, t) < 0) {
+            Py_DECREF(t);
+            t = NULL;
+        }
+    } else if (!PyErr_Occurred()) {
+        t = PyObject_CallMethodOneArg(L->parser, s_stamp_time, text);
+    }
     if (t == NULL) {
         Py_DECREF(text);
         return NULL;
@@ -988,6 +1078,9 @@ PyMODINIT_FUNC PyInit__postfix_fast(void)
     INTERN(s_open, "_open");
     INTERN(s_start, "_start");
     INTERN(s_sweep, "_sweep");
+    INTERN(s_year, "_year");
+    INTERN(s_month, "_month");
+    INTERN(s_cache, "_cache");
     INTERN(s_routes, "_routes");
     INTERN(s_route, "_route");
     INTERN(s_recipients, "recipients");

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from poolwarden.adapters.event_rows import (
 )
 from poolwarden.adapters.memory import MemoryStore
 from poolwarden.adapters.sqlstore import SqlStore, open_store
+from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event, EventKind
 from poolwarden.core.reputation import ALL_PROVIDERS, Ledger
 from poolwarden.ports import Store
@@ -154,3 +155,36 @@ def test_a_batch_larger_than_a_statement_with_in_batch_repeats(tmp_path: Path) -
         assert _counters(store) == buckets_of_ledger(ledger_of(events))
     finally:
         store.close()
+
+
+_cells = st.one_of(st.none(), st.sampled_from(["", "a", "b\x00", "acme", "x" * 1100]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.tuples(
+    st.sampled_from(["k1", "k2", "k3", "k\x00"]), st.just(1.0), st.just(0),
+    st.sampled_from(["delivered", "deferred", "hard_bounce", "bogus"]),
+    st.sampled_from(["acme", "ac\x00me"]), st.just("google"), _cells, _cells, _cells,
+    st.sampled_from(["delivered", "r" * 1025, "ok\x00"])), max_size=8))
+def test_unique_rows_is_the_same_with_the_c_scan(
+        rows: list[EventRow], monkeypatch_module: pytest.MonkeyPatch) -> None:
+    """The C scan (``scan_rows``) only says when nothing needs doing; the rows kept, and
+    the error for a row no backend can store, are the Python checks' own."""
+    def outcome() -> object:
+        try:
+            return event_rows.unique_rows(rows)
+        except StoreError as exc:
+            return str(exc)
+
+    with_scan = outcome()
+    monkeypatch_module.setattr(event_rows, "_native_scan", None)
+    try:
+        assert with_scan == outcome()
+    finally:
+        monkeypatch_module.undo()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch

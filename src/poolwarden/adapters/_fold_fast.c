@@ -349,7 +349,82 @@ done:
     return out;
 }
 
+PyDoc_STRVAR(scan_rows_doc,
+"scan_rows(rows, kinds, text_columns, reason_column, max_reason) -> int\n\n"
+"What event_rows.unique_rows must do with ``rows``: 0 nothing (all plain and every key\n"
+"once), 1 drop repeated keys, 2 look closer (a NUL character, a reason over\n"
+"``max_reason``, a kind not in ``kinds``, or a value that is not a str or None).");
+
+static PyObject *scan_rows(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5 || !PyAnySet_Check(args[1]) || !PyTuple_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "scan_rows(rows, kinds: set, text_columns: tuple, "
+                                         "reason_column: int, max_reason: int)");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(args[0], "rows must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t reason = PyLong_AsSsize_t(args[3]), max_reason = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t ncols = PyTuple_GET_SIZE(args[2]);
+    PyObject *keys = PySet_New(NULL);
+    long verdict = 0;
+    if (keys == NULL || PyErr_Occurred())
+        goto fail;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t r = 0; r < n && verdict < 2; r++) {
+        PyObject *row = items[r];
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) <= reason) {
+            verdict = 2;
+            break;
+        }
+        for (Py_ssize_t c = 0; c < ncols; c++) {
+            Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(args[2], c));
+            if (at < 0 || at >= PyTuple_GET_SIZE(row)) {
+                if (!PyErr_Occurred())
+                    verdict = 2;
+                break;
+            }
+            PyObject *v = PyTuple_GET_ITEM(row, at);
+            if (v == Py_None)
+                continue;
+            if (!PyUnicode_Check(v) || PyUnicode_FindChar(v, 0, 0, PyUnicode_GET_LENGTH(v), 1)
+                                           != -1) {
+                verdict = 2; /* a NUL (or an error, -2: looked at closer in Python) */
+                break;
+            }
+        }
+        if (PyErr_Occurred())
+            goto fail;
+        PyObject *why = PyTuple_GET_ITEM(row, reason);
+        if (verdict < 2 && (!PyUnicode_Check(why) || PyUnicode_GET_LENGTH(why) > max_reason))
+            verdict = 2;
+        int known = verdict < 2 ? PySet_Contains(args[1], PyTuple_GET_ITEM(row, 3)) : 1;
+        if (known < 0)
+            goto fail;
+        if (!known)
+            verdict = 2;
+        if (verdict < 2) {
+            Py_ssize_t before = PySet_GET_SIZE(keys);
+            if (PySet_Add(keys, PyTuple_GET_ITEM(row, 0)) < 0)
+                goto fail;
+            if (PySet_GET_SIZE(keys) == before)
+                verdict = 1;
+        }
+    }
+    Py_DECREF(keys);
+    Py_DECREF(seq);
+    return PyLong_FromLong(verdict);
+fail:
+    Py_XDECREF(keys);
+    Py_DECREF(seq);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"scan_rows", (PyCFunction)(void (*)(void))scan_rows, METH_FASTCALL, scan_rows_doc},
     {"fold_rows", (PyCFunction)(void (*)(void))fold_rows, METH_FASTCALL, fold_rows_doc},
     {NULL, NULL, 0, NULL},
 };

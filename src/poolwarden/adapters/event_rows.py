@@ -146,12 +146,16 @@ def python_fold_rows(rows: Sequence[EventRow]) -> list[CounterDelta]:
 
 _native_fold: Callable[[Sequence[EventRow], dict[str, int], int, tuple[str, str, str, str],
                         str], list[CounterDelta]] | None
+_native_scan: Callable[[Sequence[EventRow], frozenset[str], tuple[int, ...], int, int],
+                       int] | None
 try:  # adapters/_fold_fast.c, built by setup.py when a C compiler is there
     from poolwarden.adapters._fold_fast import fold_rows as _native_fold
+    from poolwarden.adapters._fold_fast import scan_rows as _native_scan
 except ImportError:
-    _native_fold = None
+    _native_fold = _native_scan = None
 if os.environ.get("POOLWARDEN_PURE_PYTHON"):
-    _native_fold = None
+    _native_fold = _native_scan = None
+_KIND_VALUES = frozenset(_KINDS)
 _SCOPE_VALUES = (_TENANT, _IP, _IP_TENANT, _DOMAIN)
 
 
@@ -180,6 +184,9 @@ def unique_rows(rows: Iterable[EventRow]) -> list[EventRow]:
     out = list(rows)
     if not out:
         return out
+    if _native_scan is not None and _native_scan(out, _KIND_VALUES, _TEXT_COLUMNS, 9,
+                                                 MAX_REASON_LENGTH) == 0:
+        return out  # every value plain, every key once: the ingest's usual batch
     columns = list(zip(*out, strict=True))
     unknown = set(columns[3]) - _KINDS.keys()
     if unknown:

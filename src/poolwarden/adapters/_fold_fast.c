@@ -423,7 +423,39 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(flat_values_doc,
+"flat_values(rows) -> list\n\nlist(chain.from_iterable(rows)) for a sequence of tuples:\n"
+"one statement's parameters.");
+
+static PyObject *flat_values(PyObject *module, PyObject *rows)
+{
+    (void)module;
+    PyObject *seq = PySequence_Fast(rows, "rows must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), total = 0;
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyTuple_Check(items[i])) {
+            Py_DECREF(seq);
+            PyErr_Format(PyExc_TypeError, "row %zd is not a tuple", i);
+            return NULL;
+        }
+        total += PyTuple_GET_SIZE(items[i]);
+    }
+    PyObject *out = PyList_New(total);
+    if (out != NULL) {
+        Py_ssize_t k = 0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(items[i]); j++)
+                PyList_SET_ITEM(out, k++, Py_NewRef(PyTuple_GET_ITEM(items[i], j)));
+    }
+    Py_DECREF(seq);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"flat_values", flat_values, METH_O, flat_values_doc},
     {"scan_rows", (PyCFunction)(void (*)(void))scan_rows, METH_FASTCALL, scan_rows_doc},
     {"fold_rows", (PyCFunction)(void (*)(void))fold_rows, METH_FASTCALL, fold_rows_doc},
     {NULL, NULL, 0, NULL},

@@ -148,13 +148,15 @@ _native_fold: Callable[[Sequence[EventRow], dict[str, int], int, tuple[str, str,
                         str], list[CounterDelta]] | None
 _native_scan: Callable[[Sequence[EventRow], frozenset[str], tuple[int, ...], int, int],
                        int] | None
+_native_flat: Callable[[Sequence[tuple[Any, ...]]], list[Any]] | None
 try:  # adapters/_fold_fast.c, built by setup.py when a C compiler is there
+    from poolwarden.adapters._fold_fast import flat_values as _native_flat
     from poolwarden.adapters._fold_fast import fold_rows as _native_fold
     from poolwarden.adapters._fold_fast import scan_rows as _native_scan
 except ImportError:
-    _native_fold = _native_scan = None
+    _native_fold = _native_scan = _native_flat = None
 if os.environ.get("POOLWARDEN_PURE_PYTHON"):
-    _native_fold = _native_scan = None
+    _native_fold = _native_scan = _native_flat = None
 _KIND_VALUES = frozenset(_KINDS)
 _SCOPE_VALUES = (_TENANT, _IP, _IP_TENANT, _DOMAIN)
 
@@ -203,6 +205,13 @@ def unique_rows(rows: Iterable[EventRow]) -> list[EventRow]:
                 first.append(row)
         out = first
     return out
+
+
+def _flat(rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """One statement's parameters: the rows' values in a row."""
+    if _native_flat is not None:
+        return _native_flat(rows)
+    return list(chain.from_iterable(rows))
 
 
 def _chunks(rows: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -265,7 +274,7 @@ def sqlite_upsert_deltas(cursor: Any, deltas: Sequence[CounterDelta]) -> None:
     """Add ``deltas`` (as ``fold_rows`` gives them: no bucket twice, in key order, which
     only speeds it up) to the counters, many rows per statement."""
     for chunk in _chunks(deltas):
-        cursor.execute(_upsert_counters(len(chunk)), list(chain.from_iterable(chunk)))
+        cursor.execute(_upsert_counters(len(chunk)), _flat(chunk))
 
 
 def sqlite_add_rows(dbapi_connection: Any, unique: list[EventRow]) -> list[EventRow]:
@@ -283,7 +292,7 @@ def sqlite_add_rows(dbapi_connection: Any, unique: list[EventRow]) -> list[Event
         ordered = sorted(unique)  # key order: far fewer index pages touched
         inserted = 0
         for chunk in _chunks(ordered):
-            cursor.execute(_insert_events(len(chunk)), list(chain.from_iterable(chunk)))
+            cursor.execute(_insert_events(len(chunk)), _flat(chunk))
             inserted += cursor.rowcount
         if inserted == len(unique):  # the usual case: every row is new
             sqlite_upsert_deltas(cursor, fold_rows(unique))

@@ -81,3 +81,38 @@ def test_key_of_is_the_delivery_key(host: str | None, qid: str, recipient: str, 
     d = Delivery(time, host, qid, recipient, status, status, None, None, None, None, None,
                  "smtp", MessageInfo(host, qid), seq=seq)
     assert native.key_of(d) == d.key
+
+
+_words = st.sampled_from(["550", "5.1.1", "<a@b.c>:", "user", "unknown", "1234567890",
+                          "abcdefghij", "abcdefghi9", "quota", "\t", "  ", "x@y", "Greylisted",
+                          "\x1c", "é", "try again later"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(replies=st.lists(st.lists(_words, max_size=8).map(" ".join), min_size=1, max_size=6),
+       relay=st.sampled_from(["mx.b.c[1.2.3.4]:25", "localhost[127.0.0.1]:25", "none"]))
+def test_the_c_mapper_reads_the_classifier_cache_as_python_fills_it(
+        replies: list[str], relay: str) -> None:
+    """The C path's cache key (DSN, site, reply shape) is the Python one: once Python
+    mapped a reply, the C path maps the same delivery from the cache alone, to the same
+    row (a non-ASCII reply is left to Python)."""
+    config = load_config_text(config_toml("sqlite://"), file="pw.toml")
+    snapshot = Ingestd(config, open_store("sqlite://"), []).mapper.snapshot
+    info = MessageInfo("mx1", "ABCDEF1", sender="news@acme.example", sasl_username="acme",
+                       client_ip="10.1.0.1")
+    deliveries = [Delivery(1_795_392_000.0 + i, "mx1", "ABCDEF1", f"r{i}@gmail.com",
+                           status, status, dsn, reply, relay, None, None, "smtp", info, seq=0)
+                  for i, reply in enumerate(replies)
+                  for status, dsn in (("deferred", "4.2.2"), ("bounced", "5.1.1"))]
+    mapper = DeliveryMapper(snapshot, IngestMetrics())
+    expected = mapper.rows(deliveries, {}, native=False)  # fills every cache
+    calls: list[Delivery] = []
+    python_row = mapper._row
+
+    def spy(d: Delivery, rows: object) -> object:
+        calls.append(d)
+        return python_row(d, rows)  # type: ignore[arg-type]
+
+    mapper._row = spy  # type: ignore[method-assign]
+    assert mapper.rows(deliveries, {}) == expected
+    assert [d for d in calls if (d.reply or "").isascii()] == []

@@ -16,12 +16,14 @@
 #include <string.h>
 
 /* Delivery's and MessageInfo's fields, by position (wire/postfix_correlate.py) */
-enum { D_TIME = 0, D_HOST = 1, D_QID = 2, D_RCPT = 3, D_STATUS = 4, D_RELAY = 8,
+enum { D_TIME = 0, D_HOST = 1, D_QID = 2, D_RCPT = 3, D_STATUS = 4, D_DSN = 6, D_REPLY = 7,
+       D_RELAY = 8,
        D_EGRESS = 10, D_MESSAGE = 12, D_SEQ = 18, D_COUNT = 19 };
 enum { M_SENDER = 4, M_CLIENT_IP = 8, M_SASL_USERNAME = 10, M_NOTIFICATION_OF = 11,
        M_COUNT = 12 };
 
 static PyObject *s_row, *s_tenants, *s_relay_hosts, *s_cleaned, *s_senders, *s_provider,
+    *s_reasons, *s_deferred, *s_hard_bounce, *s_bounced,
     *s_sent, *s_expired, *s_delivered, *s_reason_delivered, *s_reason_expired,
     *s_soft_bounce, *s_empty, *seconds_per_day;
 
@@ -216,7 +218,7 @@ static PyObject *key_of(PyObject *module, PyObject *d)
 /* -- the mapping ------------------------------------------------------------------------- */
 
 typedef struct {
-    PyObject *tenants, *relay_hosts, *cleaned, *senders, *provider;
+    PyObject *tenants, *relay_hosts, *cleaned, *senders, *provider, *reasons;
 } Caches;
 
 /* cache.get(key, "") with "" (a miss) as NULL and no error; a new reference */
@@ -233,6 +235,91 @@ static PyObject *cached(PyObject *cache, PyObject *key, int *error)
     return Py_NewRef(v);
 }
 
+static inline int ascii_space(Py_UCS1 c) /* str.split()'s whitespace, in ASCII */
+{
+    return c == ' ' || (c >= 9 && c <= 13) || (c >= 28 && c <= 31);
+}
+
+/* ingest_pipeline._shape for an ASCII reply: the words, each holding an '@', or ten or
+ * more characters with a digit, written '#'; NULL (no error) for a non-ASCII reply. */
+static PyObject *shape_of(PyObject *text)
+{
+    if (!PyUnicode_IS_ASCII(text))
+        return NULL;
+    const Py_UCS1 *p = PyUnicode_1BYTE_DATA(text), *e = p + PyUnicode_GET_LENGTH(text);
+    Py_ssize_t cap = PyUnicode_GET_LENGTH(text) + 1, n = 0;
+    Py_UCS1 *out = PyMem_Malloc((size_t)cap);
+    if (out == NULL)
+        return PyErr_NoMemory();
+    while (p < e) {
+        while (p < e && ascii_space(*p))
+            p++;
+        if (p >= e)
+            break;
+        const Py_UCS1 *w = p;
+        int at = 0, digit = 0;
+        while (p < e && !ascii_space(*p)) {
+            at |= *p == '@';
+            digit |= *p >= '0' && *p <= '9';
+            p++;
+        }
+        if (n > 0)
+            out[n++] = ' ';
+        if (at || (p - w >= 10 && digit)) {
+            out[n++] = '#';
+        } else {
+            memcpy(out + n, w, (size_t)(p - w));
+            n += p - w;
+        }
+    }
+    PyObject *shape = PyUnicode_New(n, 127);
+    if (shape != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(shape), out, (size_t)n);
+    PyMem_Free(out);
+    return shape;
+}
+
+/* ".".join(relay_host.rsplit(".", 2)[-2:]): the last two labels */
+static PyObject *site_of(PyObject *relay_host)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(relay_host);
+    Py_ssize_t last = PyUnicode_FindChar(relay_host, '.', 0, n, -1);
+    if (last < 0)
+        return last == -2 ? NULL : Py_NewRef(relay_host);
+    Py_ssize_t before = PyUnicode_FindChar(relay_host, '.', 0, last, -1);
+    if (before == -2)
+        return NULL;
+    return before < 0 ? Py_NewRef(relay_host) : PyUnicode_Substring(relay_host, before + 1, n);
+}
+
+/* DeliveryMapper._classify from its cache: the cached (reason, hard), or NULL with no
+ * error when the reply was not classified yet (then Python's). A new reference. */
+static PyObject *cached_reason(Caches *c, PyObject *d, PyObject *relay_host, int *error)
+{
+    PyObject *reply = PyTuple_GET_ITEM(d, D_REPLY);
+    if (reply != Py_None && !PyUnicode_Check(reply))
+        return NULL;
+    PyObject *shape = reply == Py_None ? Py_NewRef(s_empty) : shape_of(reply);
+    if (shape == NULL) {
+        if (PyErr_Occurred())
+            *error = 1;
+        return NULL;
+    }
+    PyObject *site = site_of(relay_host), *key = NULL, *found = NULL;
+    if (site != NULL)
+        key = PyTuple_Pack(3, PyTuple_GET_ITEM(d, D_DSN), site, shape);
+    if (key != NULL)
+        found = PyDict_GetItemWithError(c->reasons, key);
+    if (PyErr_Occurred())
+        *error = 1;
+    Py_XDECREF(key);
+    Py_XDECREF(site);
+    Py_DECREF(shape);
+    if (found == NULL || !PyTuple_Check(found) || PyTuple_GET_SIZE(found) != 2)
+        return NULL;
+    return Py_NewRef(found);
+}
+
 /* The row of ``d`` from the caches alone, or NULL with no error when something is missing
  * (the Python ``_row`` decides), or NULL with an error. */
 static PyObject *fast_row(Caches *c, PyObject *d, int *error)
@@ -243,19 +330,25 @@ static PyObject *fast_row(Caches *c, PyObject *d, int *error)
         || !PyTuple_Check(info) || PyTuple_GET_SIZE(info) != M_COUNT
         || PyTuple_GET_ITEM(info, M_NOTIFICATION_OF) != Py_None)
         return NULL;
-    PyObject *kind, *reason;
+    PyObject *kind = NULL, *reason = NULL;
+    int classify = 0;
     if (PyUnicode_Compare(status, s_sent) == 0) {
         kind = s_delivered;
         reason = s_reason_delivered;
     } else if (PyUnicode_Compare(status, s_expired) == 0) {
         kind = s_soft_bounce;
         reason = s_reason_expired;
+    } else if (PyUnicode_Compare(status, s_deferred) == 0) {
+        kind = s_deferred;
+        classify = 1;
+    } else if (PyUnicode_Compare(status, s_bounced) == 0) {
+        classify = 1; /* hard or soft: the classifier says */
     } else {
-        return NULL; /* deferrals and bounces are classified in Python */
+        return NULL; /* probes and the like: Python's (it counts them) */
     }
     PyObject *out = NULL, *tenant = NULL, *relay_host = NULL, *rdomain = NULL,
              *sdomain = NULL, *ip = NULL, *provider = NULL, *pair = NULL, *day = NULL,
-             *key = NULL;
+             *key = NULL, *verdict = NULL;
     PyObject *who = PyTuple_Pack(3, PyTuple_GET_ITEM(info, M_SASL_USERNAME),
                                  PyTuple_GET_ITEM(info, M_SENDER),
                                  PyTuple_GET_ITEM(info, M_CLIENT_IP));
@@ -282,6 +375,18 @@ static PyObject *fast_row(Caches *c, PyObject *d, int *error)
         Py_INCREF(relay_host);
     } else {
         relay_host = Py_NewRef(s_empty);
+    }
+    if (classify) {
+        verdict = cached_reason(c, d, relay_host, error);
+        if (verdict == NULL)
+            goto miss; /* (an error, if any, is flagged) */
+        reason = PyTuple_GET_ITEM(verdict, 0);
+        if (kind == NULL) {
+            int hard = PyObject_IsTrue(PyTuple_GET_ITEM(verdict, 1));
+            if (hard < 0)
+                goto fail;
+            kind = hard ? s_hard_bounce : s_soft_bounce;
+        }
     }
     /* the recipient's domain: recipient[rfind("@") + 1:], cleaned (cache) */
     Py_ssize_t at = PyUnicode_FindChar(recipient, '@', 0, PyUnicode_GET_LENGTH(recipient), -1);
@@ -374,6 +479,7 @@ done:
     Py_XDECREF(pair);
     Py_XDECREF(day);
     Py_XDECREF(key);
+    Py_XDECREF(verdict);
     return out;
 }
 
@@ -381,9 +487,10 @@ static int load_caches(PyObject *mapper, Caches *c)
 {
     memset(c, 0, sizeof *c);
     PyObject **slots[] = {&c->tenants, &c->relay_hosts, &c->cleaned, &c->senders,
-                          &c->provider};
-    PyObject *names[] = {s_tenants, s_relay_hosts, s_cleaned, s_senders, s_provider};
-    for (int i = 0; i < 5; i++) {
+                          &c->provider, &c->reasons};
+    PyObject *names[] = {s_tenants, s_relay_hosts, s_cleaned, s_senders, s_provider,
+                         s_reasons};
+    for (int i = 0; i < 6; i++) {
         *slots[i] = PyObject_GetAttr(mapper, names[i]);
         if (*slots[i] == NULL)
             return -1;
@@ -402,6 +509,7 @@ static void clear_caches(Caches *c)
     Py_CLEAR(c->cleaned);
     Py_CLEAR(c->senders);
     Py_CLEAR(c->provider);
+    Py_CLEAR(c->reasons);
 }
 
 PyDoc_STRVAR(map_rows_doc,
@@ -498,6 +606,10 @@ PyMODINIT_FUNC PyInit__map_fast(void)
     INTERN(s_cleaned, "_cleaned");
     INTERN(s_senders, "_senders");
     INTERN(s_provider, "_provider");
+    INTERN(s_reasons, "_reasons");
+    INTERN(s_deferred, "deferred");
+    INTERN(s_hard_bounce, "hard_bounce");
+    INTERN(s_bounced, "bounced");
     INTERN(s_sent, "sent");
     INTERN(s_expired, "expired");
     INTERN(s_delivered, "delivered");

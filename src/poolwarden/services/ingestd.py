@@ -114,6 +114,9 @@ log = logging.getLogger("poolwarden.ingestd")
 # SQLite store also checkpoints its WAL; at 200,000 lines those cost a third of what
 # they cost at 50,000 (bench/bench_ingest.py), and a batch is ~35,000 deliveries.
 BATCH_LINES = 200_000
+# The first batch of each run is a quarter of that: the store starts while the parser
+# reads on, instead of waiting for a whole batch (a catch-up's first events come sooner too)
+FIRST_BATCH_SHARE = 4
 POLL_INTERVAL = 0.5
 MAX_REPLAY_BYTES = 256 * 1024 * 1024
 
@@ -167,6 +170,7 @@ class _Source:
         self.ends: dict[int, int] = {}  # serial -> offset reached (cur and prev)
         self.starts: dict[int, tuple[int | None, int]] = {}  # serial -> parser state at 0
         self.lines = 0  # lines consumed since the last commit
+        self.commits_this_run = 0  # batches committed in this run (the first is smaller)
         self.dirty = False  # something to commit (lines or a new file)
 
     def reset(self) -> None:
@@ -292,6 +296,7 @@ class Ingestd:
 
     def _run(self, src: _Source) -> None:
         metrics = self.metrics
+        src.commits_this_run = 0
         if src.tailer is None:
             src.checkpoint = self.store.checkpoint(src.path)
             src.tailer = Tailer(src.path, src.checkpoint, **self._tailer_options)
@@ -310,7 +315,8 @@ class Ingestd:
                 src.offset = src.ends[item.file.serial] = end
                 src.lines += lines
                 src.dirty = True
-                if src.lines >= self.batch_lines:
+                if src.lines >= (self.batch_lines if src.commits_this_run
+                                 else max(1, self.batch_lines // FIRST_BATCH_SHARE)):
                     self._commit(src)
             elif isinstance(item, Switch):
                 self._switch(src, item)
@@ -427,6 +433,8 @@ class Ingestd:
                 updated_at=self._clock(), mtime=cur.mtime, resume_fingerprint=resume_fp,
                 year=year, month=month)
         self._hook_at("parsed")
+        if src.lines:
+            src.commits_this_run += 1
         src.lines = 0
         src.dirty = False
         self._writer.submit(functools.partial(self._store, src, rows, checkpoint, sources))

@@ -37,6 +37,8 @@ log = logging.getLogger("poolwarden.ingestd")
 
 START_TIMEOUT = 60.0  # seconds for the child to import and open the store
 GC_EVERY = 16  # batches between the child's cyclic garbage collections
+SEND_ROWS = 2_000  # rows per message to the child (~0.5 ms of pickling each)
+WORKER_NICE = 10  # the child's scheduling niceness (the parent's plus this)
 
 
 def worker_url(store: Store) -> str | None:
@@ -79,7 +81,10 @@ class StoreWorker:
         """``SqlStore.add_event_rows_at`` in the child: the rows newly stored."""
         self.wait_ready()
         try:
-            self._conn.send((rows, checkpoint))
+            # in pieces: pickling holds the GIL, and serve's routing agent shares it
+            for start in range(0, len(rows), SEND_ROWS):
+                self._conn.send(("rows", rows[start:start + SEND_ROWS]))
+            self._conn.send(("store", checkpoint))
         except (OSError, ValueError) as exc:
             raise StoreError(f"store worker (pid {self._process.pid}) is gone: the batch "
                              f"could not be sent ({exc})") from exc
@@ -144,6 +149,9 @@ def _serve(conn: Connection) -> None:
     # As in the parser (ingest_pipeline.gc_paused): ~10^5 tuples a batch, no reference
     # cycles made; the cyclic collector would walk them all, several times a batch.
     gc.disable()
+    # background work: in serve the routing agent must win the CPU when both want it
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
     try:
         url = conn.recv()
         store = open_store(url)
@@ -152,6 +160,7 @@ def _serve(conn: Connection) -> None:
         return
     conn.send(("ready", os.getpid()))
     batches = 0
+    rows: list[EventRow] = []
     try:
         while True:
             try:
@@ -160,15 +169,19 @@ def _serve(conn: Connection) -> None:
                 return  # the parent is gone: nothing more will come
             if message is None:
                 return
-            rows, checkpoint = message
+            what, value = message
+            if what == "rows":
+                rows.extend(value)
+                continue
+            batch, rows, message = rows, [], None  # the next batch starts empty, whatever
             try:
-                added = store.add_event_rows_at(rows, checkpoint)
+                added = store.add_event_rows_at(batch, value)
             except Exception as exc:
                 conn.send(("error", _portable(exc)))
                 continue
-            every = len(added) == len(rows) and len({row[0] for row in rows}) == len(rows)
+            every = len(added) == len(batch) and len({row[0] for row in batch}) == len(batch)
             conn.send(("ok", None if every else [row[0] for row in added]))
-            del rows, added, message
+            batch = added = []
             batches += 1
             if batches % GC_EVERY == 0:
                 gc.collect()  # whatever cycles the libraries made, now and then

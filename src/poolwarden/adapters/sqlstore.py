@@ -540,9 +540,9 @@ class SqlStore:
                                 ) -> list[DecisionRow]:
         unique = set(queue_ids)
         if "".join(unique).isalnum() and max(map(len, unique)) <= MAX_DECISION_NAME_LENGTH:
-            wanted = sorted(unique)  # log queue ids: nothing to clean (one C-level check)
+            wanted = list(unique)  # log queue ids: nothing to clean (one C-level check)
         else:
-            wanted = sorted({q for q in map(clean_filter, unique) if q is not None})
+            wanted = [q for q in map(clean_filter, unique) if q is not None]
         out: list[DecisionRow] = []
         if not wanted:
             return out
@@ -556,7 +556,7 @@ class SqlStore:
             else:
                 queries = [select(decisions).where(decisions.c.queue_id.in_(list(chunk)),
                                                    decisions.c.at >= since)
-                           for chunk in _chunks(wanted)]
+                           for chunk in _chunks(sorted(wanted))]
             for query in queries:
                 out.extend(DecisionRow(**{name: row[name] for name in DECISION_COLUMNS})
                            for row in conn.execute(query).mappings())

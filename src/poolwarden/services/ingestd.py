@@ -18,6 +18,12 @@ and counted (``metrics.callback_errors``), never stops ingestion. Delivery to it
 most once: a crash between the commit and the call, or a duplicate (stored earlier),
 is not passed again. Without a callback nothing extra is built.
 
+**Where batches are stored.** In the caller's thread; with ``pipelined``, on a writer
+thread while the next batch is parsed; with ``store_process`` too (serve's follower and
+``poolwarden ingest log``), by a child process for a SQLite file
+(``services.store_worker``), since the store's work and the parser's would otherwise take
+turns for the GIL. The callbacks and hooks run in this process either way.
+
 **Exactly once.** The stored position never runs ahead of the stored events (one
 transaction), and every event's key is the delivery's idempotency key (host, queue id,
 recipient, status, the line's time, repeat counter: ``Delivery.key``), so whatever is
@@ -456,7 +462,6 @@ class Ingestd:
         if self._on_batch is not None and sources is not None:
             notify_batch(self._on_batch, result, sources, rows, self.metrics)
         self._hook_at("updated")
-
 
     def _store_in_worker(self, rows: list[EventRow], checkpoint: Checkpoint | None,
                          with_events: bool) -> AddResult:

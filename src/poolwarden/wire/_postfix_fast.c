@@ -3,8 +3,11 @@
  * results (tests/wire/test_postfix_log_fast.py pins them line for line).
  *
  * Only the commonest lines are taken apart here: a syslog or maillog_file header with a
- * short queue id, and then "removed", "to=<...>" deliveries, "message-id=" and queued
- * "from=<...>" lines. The correlator's state stays in its Python objects (the message dict,
+ * short queue id, and then "removed", "to=<...>" deliveries, smtpd "client=", "message-id="
+ * and queued "from=<...>" lines; a stamp's time is computed here when its hour is in the
+ * parser's cache (LogParser.stamp_time otherwise). Lines naming no message (no queue id, or
+ * NOQUEUE and the like) are skipped as feed_lines skips them. The correlator's state stays
+ * in its Python objects (the message dict,
  * the _Message slots; ``deliver`` below is ``Correlator._deliver``), so every other line is
  * handed, whole, to ``Correlator.feed_lines`` and the two paths share one state.
  * Each fast match below follows the Python regex's own order of choices, and a line that

@@ -23,9 +23,9 @@
 static PyObject *one;
 static PyObject *s_year, *s_month, *s_cache;
 static PyObject *s_messages, *s_next_sweep, *s_now, *s_open, *s_start, *s_sweep,
-    *s_routes, *s_route, *s_recipients, *s_snapshot, *s_feed_lines, *s_last_stamp, *s_last_time, *s_stamp_time, *s_last_seen,
+    *s_routes, *s_route, *s_recipients, *s_feed_lines, *s_last_stamp, *s_last_time, *s_stamp_time, *s_last_seen,
     *s_message_id, *s_info, *s_sender, *s_size, *s_nrcpt, *s_client_name, *s_client_ip,
-    *s_sasl_method, *s_sasl_username;
+    *s_sasl_method, *s_sasl_username, *s_first_seen, *s_notification_of;
 
 /* Python's str.isspace() for ASCII: what the regex's \s matches there. */
 static inline int py_space(unsigned char c)
@@ -499,7 +499,8 @@ static PyObject *touch_message(Loop *L, PyObject *key)
     return message;
 }
 
-static PyObject *delivery_type; /* postfix_correlate.Delivery, given by use_types() */
+/* postfix_correlate.Delivery and MessageInfo, given by use_types() */
+static PyObject *delivery_type, *info_type;
 
 /* Delivery's fields, by position (postfix_correlate.Delivery) */
 enum { F_TIME, F_HOST, F_QID, F_RCPT, F_STATUS, F_LOG_STATUS, F_DSN, F_REPLY, F_RELAY,
@@ -526,6 +527,36 @@ static int contains_expired(Span reply) /* "message expired" in reply.lower() */
     return 0;
 }
 
+/* _Message.snapshot(host, qid) when its info is None: the MessageInfo of what the lines
+ * so far said, remembered as message.info (rebuilt after the next change). */
+static PyObject *snapshot_of(PyObject *message, PyObject *host, PyObject *qid)
+{
+    PyObject *names[] = {s_first_seen, s_message_id, s_sender, s_size, s_nrcpt, s_client_name,
+                         s_client_ip, s_sasl_method, s_sasl_username, s_notification_of};
+    const int count = (int)(sizeof names / sizeof *names);
+    PyObject *fields = PyTuple_New(2 + count), *info = NULL;
+    if (fields == NULL)
+        return NULL;
+    PyTuple_SET_ITEM(fields, 0, Py_NewRef(host));
+    PyTuple_SET_ITEM(fields, 1, Py_NewRef(qid));
+    for (int i = 0; i < count; i++) {
+        PyObject *v = PyObject_GetAttr(message, names[i]);
+        if (v == NULL)
+            goto done;
+        PyTuple_SET_ITEM(fields, 2 + i, v);
+    }
+    PyObject *wrapped = PyTuple_Pack(1, fields); /* tuple.__new__(MessageInfo, fields) */
+    if (wrapped == NULL)
+        goto done;
+    info = PyTuple_Type.tp_new((PyTypeObject *)info_type, wrapped, NULL);
+    Py_DECREF(wrapped);
+    if (info != NULL && PyObject_SetAttr(message, s_info, info) < 0)
+        Py_CLEAR(info);
+done:
+    Py_DECREF(fields);
+    return info;
+}
+
 /* Correlator._deliver: the Delivery of one delivery line (attempt and seq from the
  * recipient's previous delivery), remembered as the recipient's last. */
 static PyObject *deliver(Loop *L, PyObject *host, PyObject *time, PyObject *program,
@@ -533,7 +564,7 @@ static PyObject *deliver(Loop *L, PyObject *host, PyObject *time, PyObject *prog
 {
     PyObject *v[F_COUNT] = {NULL};
     PyObject *route = NULL, *recipients = NULL, *result = NULL, *args = NULL;
-    if (delivery_type == NULL) {
+    if (delivery_type == NULL || info_type == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "_postfix_fast.use_types() was not called");
         return NULL;
     }
@@ -630,8 +661,7 @@ static PyObject *deliver(Loop *L, PyObject *host, PyObject *time, PyObject *prog
     }
     if (!has) { /* message.info or message.snapshot(host, qid) */
         Py_DECREF(info);
-        PyObject *call[] = {message, host, qid};
-        info = PyObject_VectorcallMethod(s_snapshot, call, 3, NULL);
+        info = snapshot_of(message, host, qid);
         if (info == NULL)
             goto done;
     }
@@ -1045,21 +1075,29 @@ fail:
 }
 
 PyDoc_STRVAR(use_types_doc,
-"use_types(delivery_type) -> None\n\nThe NamedTuple class deliveries are built as.");
+"use_types(delivery_type, info_type) -> None\n\n"
+"The NamedTuple classes deliveries and their message context are built as.");
 
-static PyObject *use_types(PyObject *module, PyObject *type)
+static PyObject *use_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (!PyType_Check(type) || !PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type)) {
-        PyErr_SetString(PyExc_TypeError, "use_types() wants a tuple subclass");
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        if (!PyType_Check(args[i])
+            || !PyType_IsSubtype((PyTypeObject *)args[i], &PyTuple_Type)) {
+            PyErr_SetString(PyExc_TypeError, "use_types() wants tuple subclasses");
+            return NULL;
+        }
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "use_types(delivery_type, info_type)");
         return NULL;
     }
-    Py_XSETREF(delivery_type, Py_NewRef(type));
+    Py_XSETREF(delivery_type, Py_NewRef(args[0]));
+    Py_XSETREF(info_type, Py_NewRef(args[1]));
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
-    {"use_types", use_types, METH_O, use_types_doc},
+    {"use_types", (PyCFunction)(void (*)(void))use_types, METH_FASTCALL, use_types_doc},
     {"feed_chunk", (PyCFunction)(void (*)(void))feed_chunk, METH_FASTCALL, feed_chunk_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -1087,7 +1125,6 @@ PyMODINIT_FUNC PyInit__postfix_fast(void)
     INTERN(s_routes, "_routes");
     INTERN(s_route, "_route");
     INTERN(s_recipients, "recipients");
-    INTERN(s_snapshot, "snapshot");
     if ((one = PyLong_FromLong(1)) == NULL)
         return NULL;
     INTERN(s_feed_lines, "feed_lines");
@@ -1104,5 +1141,7 @@ PyMODINIT_FUNC PyInit__postfix_fast(void)
     INTERN(s_client_ip, "client_ip");
     INTERN(s_sasl_method, "sasl_method");
     INTERN(s_sasl_username, "sasl_username");
+    INTERN(s_first_seen, "first_seen");
+    INTERN(s_notification_of, "notification_of");
     return PyModule_Create(&module_def);
 }

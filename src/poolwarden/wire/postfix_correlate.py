@@ -132,7 +132,7 @@ class Delivery(NamedTuple):
 if _feed_chunk is not None:
     from poolwarden.wire._postfix_fast import use_types
 
-    use_types(Delivery)  # the C loop builds deliveries as this NamedTuple
+    use_types(Delivery, MessageInfo)  # the C loop builds these NamedTuples
 
 
 class _Message:

@@ -7,10 +7,11 @@ value). ``sqlite_add_rows`` inserts a batch with many rows per statement and add
 rows to the day counters: normally as deltas folded outside SQLite (``fold_rows``, the
 buckets ``Ledger.add`` fills) and upserted many rows per statement in key order; when some
 rows of the batch were stored already, with eight GROUP BY upserts over the new ids
-(``_SCOPED_FOLDS``) instead. Each statement is one step that SQLite runs without the GIL,
-so a parser thread keeps going meanwhile (``fold_rows``, plain Python, holds it).
-``SqlStore.add_event_rows_at`` and ``SqlStore.add_events_at`` use them; no I/O of its own
-beyond that cursor.
+(``_SCOPED_FOLDS``) instead. Each statement is one step that SQLite runs without the GIL.
+The fold, the batch's checks (``unique_rows``) and the statements' parameters have C
+versions (``_fold_fast``, when built) with the same results; the log ingest runs all of
+this in its store worker process. ``SqlStore.add_event_rows_at`` and
+``SqlStore.add_events_at`` use them; no I/O of its own beyond that cursor.
 """
 
 from __future__ import annotations

@@ -42,6 +42,18 @@ def held(lab: PostfixLab, sender: str) -> list[str]:
             if m["queue_name"] == "hold" and m["sender"] == sender]
 
 
+def send_to_hold(lab: PostfixLab, sender: str, tag: str, count: int, *,
+                 concurrency: int = 2) -> list[SendResult]:
+    """``count`` messages from a suspended tenant's ``sender`` to smallbiz.example: each
+    accepted, then waited for in the hold queue."""
+    jobs = [Job(sender=sender, rcpts=(f"{tag}-{i}@smallbiz.example",),
+                message_id=new_message_id(f"{tag}-{i}")) for i in range(count)]
+    results = lab.send_many(jobs, concurrency=concurrency)
+    assert all(r.codes() == [250, 250, 250] for r in results), results
+    lab.wait_until(lambda: len(held(lab, sender)) == count, 15, f"{count} messages on hold")
+    return results
+
+
 
 def by_recipient(deliveries: list[Delivery]) -> dict[str, list[Delivery]]:
     out: dict[str, list[Delivery]] = collections.defaultdict(list)

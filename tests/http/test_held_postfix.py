@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from poolwarden.testing.postfix_lab import Job, PostfixLab, new_message_id
-from tests.e2e.support import held, postfix, start_lab
+from poolwarden.testing.postfix_lab import PostfixLab
+from tests.e2e.support import held, postfix, send_to_hold, start_lab
 from tests.http.conftest import Api, lab_api
 
 TENANT, SENDER = "bigretail", "api-held@bigretail.example"
@@ -38,11 +38,7 @@ def test_held_mail_counted_and_released_through_the_api(lab: PostfixLab, api: Ap
     pin(api, "suspended")
     lab.wait_snapshot_after(version, timeout=10)
     try:
-        jobs = [Job(sender=SENDER, rcpts=(f"api-held-{i}@smallbiz.example",),
-                    message_id=new_message_id(f"api-held-{i}")) for i in range(5)]
-        results = lab.send_many(jobs, concurrency=2)
-        assert all(r.codes() == [250, 250, 250] for r in results)
-        lab.wait_until(lambda: len(held(lab, SENDER)) == 5, 15, "5 messages on hold")
+        results = send_to_hold(lab, SENDER, "api-held", 5)
         lab.stop_agent()  # flushes the decision log (queue ids bound to the tenant)
         lab.start_agent()
         counts = {r["tenant"]: r for r in api.get("/api/v1/held").json()}

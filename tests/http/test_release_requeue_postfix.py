@@ -19,8 +19,8 @@ from collections.abc import Iterator
 import pytest
 
 from poolwarden.http.api.held import postfix_tool
-from poolwarden.testing.postfix_lab import Job, PostfixLab, new_message_id
-from tests.e2e.support import held, postfix, start_lab
+from poolwarden.testing.postfix_lab import PostfixLab
+from tests.e2e.support import held, postfix, send_to_hold, start_lab
 from tests.http.conftest import Api, lab_api
 
 TENANT, SENDER = "bigretail", "requeue@bigretail.example"
@@ -64,11 +64,7 @@ def requeued_as(lab: PostfixLab, queue_id: str) -> str | None:
 @postfix
 def test_requeue_drops_the_route_and_release_keeps_it(lab: PostfixLab, api: Api) -> None:
     pin(api, lab, "suspended")
-    jobs = [Job(sender=SENDER, rcpts=(f"requeue-{i}@smallbiz.example",),
-                message_id=new_message_id(f"requeue-{i}")) for i in range(2)]
-    results = lab.send_many(jobs, concurrency=1)
-    assert all(r.codes() == [250, 250, 250] for r in results)
-    lab.wait_until(lambda: len(held(lab, SENDER)) == 2, 15, "2 messages on hold")
+    send_to_hold(lab, SENDER, "requeue", 2, concurrency=1)
     by_id = {q: next(line for line in envelope(api, q) if "message_arrival_time" in line)
              for q in held(lab, SENDER)}
     for queue_id in by_id:

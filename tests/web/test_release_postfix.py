@@ -19,8 +19,8 @@ from poolwarden.config.load import load_config
 from poolwarden.http.app import create_app
 from poolwarden.http.context import AppContext
 from poolwarden.services import auth
-from poolwarden.testing.postfix_lab import Job, PostfixLab, new_message_id
-from tests.e2e.support import held, postfix, start_lab
+from poolwarden.testing.postfix_lab import PostfixLab
+from tests.e2e.support import held, postfix, send_to_hold, start_lab
 from tests.web.support import PASSWORD, csrf_of, login
 
 pytestmark = pytest.mark.anyio
@@ -75,11 +75,7 @@ async def test_suspend_then_release_held_mail_through_the_dashboard(
     r = await post_form(lab_client, "suspend", why="complaint storm, ticket 99")
     assert r.status_code == 303 and r.headers["location"].endswith("done=suspended")
     lab.wait_snapshot_after(version, timeout=10)
-    jobs = [Job(sender=SENDER, rcpts=(f"web-held-{i}@smallbiz.example",),
-                message_id=new_message_id(f"web-held-{i}")) for i in range(3)]
-    results = lab.send_many(jobs, concurrency=2)
-    assert all(r.codes() == [250, 250, 250] for r in results)
-    lab.wait_until(lambda: len(held(lab, SENDER)) == 3, 15, "3 messages on hold")
+    results = send_to_hold(lab, SENDER, "web-held", 3)
     lab.stop_agent()  # flushes the decision log (queue ids bound to the tenant)
     lab.start_agent()
 

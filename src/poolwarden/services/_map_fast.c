@@ -24,7 +24,7 @@ enum { M_SENDER = 4, M_CLIENT_IP = 8, M_SASL_USERNAME = 10, M_NOTIFICATION_OF = 
 
 static PyObject *s_row, *s_tenants, *s_relay_hosts, *s_cleaned, *s_senders, *s_provider,
     *s_reasons, *s_deferred, *s_hard_bounce, *s_bounced,
-    *s_sent, *s_expired, *s_delivered, *s_reason_delivered, *s_reason_expired,
+    *s_sent, *s_expired, *s_delivered,
     *s_soft_bounce, *s_empty, *seconds_per_day;
 
 /* -- SHA-256 ------------------------------------------------------------------------------ */
@@ -334,10 +334,10 @@ static PyObject *fast_row(Caches *c, PyObject *d, int *error)
     int classify = 0;
     if (PyUnicode_Compare(status, s_sent) == 0) {
         kind = s_delivered;
-        reason = s_reason_delivered;
+        reason = s_delivered; /* the reason of a delivery is the kind's own word */
     } else if (PyUnicode_Compare(status, s_expired) == 0) {
         kind = s_soft_bounce;
-        reason = s_reason_expired;
+        reason = s_expired; /* and an expiry's is the status */
     } else if (PyUnicode_Compare(status, s_deferred) == 0) {
         kind = s_deferred;
         classify = 1;
@@ -613,8 +613,6 @@ PyMODINIT_FUNC PyInit__map_fast(void)
     INTERN(s_sent, "sent");
     INTERN(s_expired, "expired");
     INTERN(s_delivered, "delivered");
-    INTERN(s_reason_delivered, "delivered");
-    INTERN(s_reason_expired, "expired");
     INTERN(s_soft_bounce, "soft_bounce");
     INTERN(s_empty, "");
     if ((seconds_per_day = PyLong_FromLong(86400)) == NULL)

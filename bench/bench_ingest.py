@@ -18,7 +18,7 @@ Then checks the result: every delivery of a known tenant stored once (counts by 
 equal the generator's ground truth), and a second run over the same file adds nothing.
 Prints lines/s and the ratios; the issue's target is the full ingest >= 3x pflogsumm.
 ``--mode process`` (the default, as ``serve`` and ``poolwarden ingest log`` run it): the
-batches are stored by a child process (``services.store_worker``) while the next is parsed;
+batches are stored by a child process (``services.ingest.store_worker``) while the next is parsed;
 it is started before the clock starts, as a long-running ingester starts it once, and its
 start-up time is printed. ``--mode thread``: the store on a second thread of the same
 process (both take turns for the GIL); ``--mode serial``: store each batch before parsing
@@ -53,8 +53,8 @@ from poolwarden.adapters import schema
 from poolwarden.adapters.sqlstore import SqlStore, open_store
 from poolwarden.adapters.tailer import CHUNK_BYTES
 from poolwarden.config.load import load_config_text
-from poolwarden.services.ingest_pipeline import Pipeline, gc_paused
-from poolwarden.services.ingestd import BATCH_LINES, Ingestd
+from poolwarden.services.ingest.ingestd import BATCH_LINES, Ingestd
+from poolwarden.services.ingest.pipeline import Pipeline, gc_paused
 from poolwarden.wire.postfix_log import LogParser, egress_ip_of
 
 TENANTS = 2000

@@ -121,9 +121,9 @@ async def _serve(kind: str, tenants: int, ips: int, profile: str | None,
     stats: dict[str, Any] = {}
     profiler = None
     if kind == "poolwarden":
-        from poolwarden.services.listeners import Listen
-        from poolwarden.services.policy_agent import PolicyAgent
-        from poolwarden.services.policyd import PolicyServer
+        from poolwarden.adapters.listeners import Listen
+        from poolwarden.services.routing.policy_agent import PolicyAgent
+        from poolwarden.services.routing.policyd import PolicyServer
 
         started = time.perf_counter()
         snapshot = bench_snapshot(tenants, ips)
@@ -163,8 +163,8 @@ async def _serve(kind: str, tenants: int, ips: int, profile: str | None,
         stats["errors"] = agent.stats.errors
         stats["bad_requests"] = agent.stats.bad_requests
     else:
-        from poolwarden.services.listeners import Listen
-        from poolwarden.services.policyd import PolicyServer
+        from poolwarden.adapters.listeners import Listen
+        from poolwarden.services.routing.policyd import PolicyServer
 
         minimal = PolicyServer(DunnoAnswerer(), socket_group=None)
         await minimal.start([Listen.parse("tcp:127.0.0.1:0")])

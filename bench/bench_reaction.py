@@ -2,7 +2,7 @@
 
 Feeds N delivery outcomes (75 % sent, 20 % ordinary deferrals and bounces, 5 % replies the
 built-in rules match, over 200 IPs and 4 providers) through
-``services.reaction.observations`` and ``ReactionState.observe_all`` with the built-in
+``services.reputation.reaction.observations`` and ``ReactionState.observe_all`` with the built-in
 rule set, and prints outcomes per second next to the floor: one pass that only searches
 every non-sent reply with one precompiled regex (the least any reply matcher must do).
 Usage: python bench/bench_reaction.py [--outcomes N]
@@ -18,7 +18,7 @@ import time
 from poolwarden.config.reaction_rules import BUILTIN_RULES, load_rule_file
 from poolwarden.core.events import Event, EventKind
 from poolwarden.core.reaction import ReactionState
-from poolwarden.services.reaction import observations
+from poolwarden.services.reputation.reaction import observations
 from poolwarden.wire.postfix_correlate import Delivery, MessageInfo
 
 PROVIDERS = ("google", "microsoft", "yahoo", "other")

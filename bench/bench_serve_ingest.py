@@ -9,7 +9,7 @@ the same policy load twice:
   300 messages/s), the steady state;
 * ``catching-up``: the same while it follows a freshly generated Postfix log of
   ``--lines`` lines (``bench_logparse.generate``), catching up for the whole round
-  (paced: ``services.ingest_jobs.Pacer``).
+  (paced: ``services.ingest.jobs.Pacer``).
 
 The load generator is this process: ``--connections`` persistent connections, each
 sending one RCPT request at a time and waiting for the reply, as smtpd does. Prints

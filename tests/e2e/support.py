@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from poolwarden.testing.postfix_lab import (
+from tests.support.postfix_lab import (
     Delivery,
     Job,
     PostfixLab,

@@ -17,9 +17,9 @@ import pytest
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import load_config
 from poolwarden.core.reputation import Scope
-from poolwarden.services.engine import Engine, day_of
-from poolwarden.testing.postfix_lab import PostfixLab
+from poolwarden.services.reputation.engine import Engine, day_of
 from tests.e2e.support import NEW, postfix, start_lab
+from tests.support.postfix_lab import PostfixLab
 
 
 @pytest.fixture(scope="module")

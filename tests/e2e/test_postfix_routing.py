@@ -1,7 +1,7 @@
 """End to end with a real Postfix: every plan leaves from the right 127.0.0.x (issue 4).
 
 A private Postfix instance, the recording sink and ``poolwarden serve`` run in a network
-namespace that only has ``lo`` (``poolwarden.testing.postfix_lab``), configured from the example
+namespace that only has ``lo`` (``tests.support.postfix_lab``), configured from the example
 configuration and the generator in ``adapters.postfix_conf``. The sink records the source
 address of every connection: that address is the egress IP Postfix used.
 
@@ -26,11 +26,6 @@ from typer.testing import CliRunner
 from poolwarden.adapters.postfix_conf import check, main_cf, master_cf
 from poolwarden.cli.main import app
 from poolwarden.config.load import load_config
-from poolwarden.testing.postfix_lab import (
-    PostfixLab,
-    lab_unavailable,
-    running_lab,
-)
 from tests.e2e.support import (
     EXAMPLE,
     GMAIL,
@@ -42,6 +37,11 @@ from tests.e2e.support import (
     postfix,
     send_plan,
     start_lab,
+)
+from tests.support.postfix_lab import (
+    PostfixLab,
+    lab_unavailable,
+    running_lab,
 )
 
 

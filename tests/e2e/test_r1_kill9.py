@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from poolwarden.testing.postfix_lab import PostfixLab, lab_unavailable, running_lab
+from tests.support.postfix_lab import PostfixLab, lab_unavailable, running_lab
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "poolwarden.toml"
 MESSAGES = 400

@@ -1,6 +1,6 @@
 """R4: suspension = HOLD, never dropped, never sent from another IP; release keeps a route.
 
-A real Postfix in a private network namespace (``poolwarden.testing.postfix_lab``).
+A real Postfix in a private network namespace (``tests.support.postfix_lab``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from poolwarden.testing.postfix_lab import Job, PostfixLab, new_message_id
 from tests.e2e.support import (
     NEW,
     by_recipient,
@@ -20,6 +19,7 @@ from tests.e2e.support import (
     postfix,
     start_lab,
 )
+from tests.support.postfix_lab import Job, PostfixLab, new_message_id
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from poolwarden.testing.postfix_lab import PostfixLab
 from tests.e2e.support import (
     NEW,
     by_recipient,
     postfix,
     start_lab,
 )
+from tests.support.postfix_lab import PostfixLab
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ import pytest
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import load_config
 from poolwarden.core.reaction import Activation
-from poolwarden.testing.postfix_lab import LabError, PostfixLab, lab_unavailable, running_lab
 from tests.e2e.support import EXAMPLE, NEW, postfix
+from tests.support.postfix_lab import LabError, PostfixLab, lab_unavailable, running_lab
 
 DEDICATED = "127.0.0.21"
 SENDER = "orders@bigretail.example"

@@ -29,11 +29,11 @@ from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import load_config
 from poolwarden.core.model import Tier
 from poolwarden.core.reputation import Scope
-from poolwarden.services.engine import Engine, day_of
-from poolwarden.testing.postfix_lab import Job, PostfixLab, lab_unavailable, new_message_id
+from poolwarden.services.reputation.engine import Engine, day_of
 from poolwarden.wire import verp
 from tests.e2e.support import EXAMPLE, GOOD, NEW, postfix
 from tests.feedback.support import dsn
+from tests.support.postfix_lab import Job, PostfixLab, lab_unavailable, new_message_id
 
 TENANT, SENDER, SASL = "northwind-news", "news@northwind.example", "northwind"
 SECRET = "closed-loop-verp-secret-0123456789"

@@ -1,7 +1,7 @@
 """End to end with a real Postfix: a warming dedicated IP sends its daily cap to Gmail, the
 rest of the day's Gmail mail leaves from the shared pool (issue 6).
 
-The lab (``poolwarden.testing.postfix_lab``) runs Postfix, the recording sink and
+The lab (``tests.support.postfix_lab``) runs Postfix, the recording sink and
 ``poolwarden serve`` in a private network namespace, from the example configuration
 with a tiny warm-up schedule (Google 3 a day, Yahoo 2, everything else 1,000): the
 sink's record of each connection's source address is the egress IP Postfix used.
@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from poolwarden.testing.postfix_lab import PostfixLab, lab_unavailable, running_lab
 from tests.e2e.support import EXAMPLE, NEW, postfix
+from tests.support.postfix_lab import PostfixLab, lab_unavailable, running_lab
 
 WARM = "127.0.0.23"
 SCHEDULE = ('name = "e2e"\nsource = "test: a tiny cap"\n[caps]\ngoogle = [3, 6]\n'

@@ -8,8 +8,8 @@ from pathlib import Path
 from poolwarden.adapters.memory import MemoryStore
 from poolwarden.config.load import LoadedConfig, load_config_text
 from poolwarden.ports import Store
-from poolwarden.services.engine import Engine
-from poolwarden.services.feedback import FeedbackService, feedback_settings
+from poolwarden.services.feedback.intake import FeedbackService, feedback_settings
+from poolwarden.services.reputation.engine import Engine
 from poolwarden.wire import verp
 
 ROOT = Path(__file__).resolve().parents[2]

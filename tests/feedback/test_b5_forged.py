@@ -16,7 +16,7 @@ from poolwarden.adapters.memory import MemoryStore
 from poolwarden.adapters.sqlstore import SqlStore, open_store
 from poolwarden.core.events import Event, EventKind
 from poolwarden.core.model import Tier
-from poolwarden.services.feedback import FeedbackService
+from poolwarden.services.feedback.intake import FeedbackService
 from poolwarden.wire import verp
 from tests.feedback.support import NOW, SECRET, VERP_DOMAIN, arf, dsn, load, return_path, service
 

@@ -18,18 +18,18 @@ from pathlib import Path
 import dkim
 import pytest
 
+from poolwarden.adapters.listeners import Listen
 from poolwarden.adapters.memory import MemoryStore
 from poolwarden.config.load import LoadedConfig
 from poolwarden.core.events import EventKind
-from poolwarden.services.engine import Engine
-from poolwarden.services.feedback import (
+from poolwarden.services.feedback.intake import (
     DkimTemporaryError,
     FeedbackService,
     feedback_settings,
     ingest_files,
 )
-from poolwarden.services.listeners import Listen
-from poolwarden.services.lmtpd import LmtpServer
+from poolwarden.services.feedback.lmtpd import LmtpServer
+from poolwarden.services.reputation.engine import Engine
 from tests.feedback.knot import DkimKey, KnotServer, knot, make_key
 from tests.feedback.support import NOW, SECRET, VERP_DOMAIN, arf, load, return_path
 

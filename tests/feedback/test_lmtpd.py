@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from poolwarden.adapters.listeners import Listen
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.core.reputation import Scope
-from poolwarden.services.feedback import FeedbackService
-from poolwarden.services.listeners import Listen
-from poolwarden.services.lmtpd import LmtpServer, parse_listen
+from poolwarden.services.feedback.intake import FeedbackService
+from poolwarden.services.feedback.lmtpd import LmtpServer, parse_listen
 from tests.feedback.support import VERP_DOMAIN, arf, dsn, load, return_path, service
 
 FBL = f"fbl@{VERP_DOMAIN}"

@@ -1,4 +1,4 @@
-"""services.feedback: attribution through the VERP token only, trust, caps (B4), idempotency.
+"""services.feedback.intake: attribution through the VERP token only, trust, caps (B4), idempotency.
 
 Most tests run on the memory store; the store-backed paths (maildir import, I7 b) run on
 SQLite in ``test_store_paths.py``.
@@ -16,14 +16,14 @@ import pytest
 
 from poolwarden.core.events import EventKind
 from poolwarden.ports import DecisionRow
-from poolwarden.services import feedback as feedback_module
-from poolwarden.services.feedback import (
+from poolwarden.services.feedback.intake import (
     Assessment,
     FeedbackService,
     MailIngestSummary,
     ingest_files,
     mailbox,
 )
+from poolwarden.services.feedback import intake as feedback_module
 from poolwarden.wire import dsn as dsn_module
 from tests.feedback.support import CORPUS, NOW, arf, dsn, load, return_path, service
 

@@ -14,8 +14,8 @@ from poolwarden.cli.ingest_cmds import ingest_app
 from poolwarden.config.load import load_config
 from poolwarden.core.reputation import Scope
 from poolwarden.core.traps import Traps, trap_hit_for
-from poolwarden.services.engine import Engine
-from poolwarden.services.traps import read_trap_feed, traps_of
+from poolwarden.services.feedback.traps import read_trap_feed, traps_of
+from poolwarden.services.reputation.engine import Engine
 from tests.feedback.support import NOW, load
 
 runner = CliRunner()

@@ -21,11 +21,11 @@ from poolwarden.core.events import EventKind
 from poolwarden.http.app import create_app
 from poolwarden.http.context import AppContext
 from poolwarden.ports import DecisionRow
-from poolwarden.services import auth
-from poolwarden.services.alerts import Alerter
-from poolwarden.services.engine import Engine
+from poolwarden.services.access import auth
+from poolwarden.services.alerts.watcher import Alerter
+from poolwarden.services.reputation.engine import Engine
 from poolwarden.testing.builders import many
-from poolwarden.testing.postfix_lab import PostfixLab
+from tests.support.postfix_lab import PostfixLab
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "poolwarden.toml"
 A, B = "corner-bakery", "pixelforge"  # both on the shared-new pool

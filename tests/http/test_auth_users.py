@@ -16,8 +16,8 @@ from poolwarden.cli.main import app as cli
 from poolwarden.core.errors import InputError, StoreError
 from poolwarden.http import app as app_module
 from poolwarden.http.ratelimit import FailureLimiter
-from poolwarden.services import auth
-from poolwarden.services.auth import Role
+from poolwarden.services.access import auth
+from poolwarden.services.access.auth import Role
 from tests.http.conftest import A, Api
 
 

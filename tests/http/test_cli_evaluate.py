@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.cli.main import app as cli
 from poolwarden.config.load import load_config
-from poolwarden.services.engine import Engine
+from poolwarden.services.reputation.engine import Engine
 from tests.http.conftest import SHARED_IP, A, Api
 from tests.services.test_warmup_service import DAY, T0, WARM, config, deliveries
 

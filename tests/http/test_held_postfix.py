@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from poolwarden.testing.postfix_lab import PostfixLab
 from tests.e2e.support import held, postfix, send_to_hold, start_lab
 from tests.http.conftest import Api, lab_api
+from tests.support.postfix_lab import PostfixLab
 
 TENANT, SENDER = "bigretail", "api-held@bigretail.example"
 

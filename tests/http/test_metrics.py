@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from poolwarden.adapters.listeners import Listen
 from poolwarden.core.model import Tier
 from poolwarden.core.tiers import TierMove
 from poolwarden.http.app import create_app
 from poolwarden.http.context import AppContext
 from poolwarden.http.metrics import registry_for
-from poolwarden.services.listeners import Listen
 from poolwarden.services.runtime import Runtime
 from tests.ingest.loggen import config_toml, generate
 from tests.reliability.support import Client, encode_request, rcpt_attrs

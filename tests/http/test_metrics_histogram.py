@@ -7,7 +7,7 @@ from bisect import bisect_left
 from hypothesis import given
 from hypothesis import strategies as st
 
-from poolwarden.services.metrics import FOLD_EVERY, LATENCY_BUCKETS, LatencyHistogram
+from poolwarden.services.queries.metrics import FOLD_EVERY, LATENCY_BUCKETS, LatencyHistogram
 
 values = st.one_of(st.sampled_from([0.0, *LATENCY_BUCKETS, 5.0]),
                    st.floats(min_value=0, max_value=2, allow_nan=False))

@@ -7,7 +7,7 @@ an operator's identity (they must include the tenant, moves, overrides and alert
 routes: a new route returning actors joins the set by itself), and as A's token,
 whose answers must hold no identity at all, only "operator". Automatic moves keep
 their actor and explanation (tenant B's demotion, seen by B). The dashboard shows A's
-user the same thing (both surfaces use ``services.tenant_view``).
+user the same thing (both surfaces use ``services.queries.tenant_view``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from poolwarden.cli.main import app as cli
 from poolwarden.http.access import RULES, Rule, iter_routes
-from poolwarden.services import auth
+from poolwarden.services.access import auth
 from tests.http.conftest import SHARED_IP, A, Api, B, record_alerts
 from tests.web.support import PASSWORD, login
 

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 import pytest
 
 from poolwarden.http.api.held import postfix_tool
-from poolwarden.testing.postfix_lab import PostfixLab
 from tests.e2e.support import held, postfix, send_to_hold, start_lab
 from tests.http.conftest import Api, lab_api
+from tests.support.postfix_lab import PostfixLab
 
 TENANT, SENDER = "bigretail", "requeue@bigretail.example"
 ROUTE = "content_filter: pw-127-0-0-21:"  # bigretail's dedicated IP, as postcat -e shows it

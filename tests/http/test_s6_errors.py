@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from poolwarden.services import reports
+from poolwarden.services.queries import reports
 from tests.http.conftest import A, Api, B
 
 LEAKS = ("select", "sqlite", "traceback", "tier_moves", "operationalerror", "file \"",

@@ -26,7 +26,7 @@ from poolwarden.adapters.sqlstore import SqlStore, open_store
 from poolwarden.config.load import LoadedConfig, load_config_text
 from poolwarden.core.events import Event, EventKind
 from poolwarden.ports import DecisionRow, Store
-from poolwarden.services.ingestd import Ingestd
+from poolwarden.services.ingest.ingestd import Ingestd
 from tests.adapters.conftest import fresh_pg_database
 from tests.ingest.loggen import config_toml, default_start, observed, stamp
 

@@ -24,7 +24,7 @@ from sqlalchemy import event
 
 from poolwarden.adapters.sqlstore import SqlStore, open_store
 from poolwarden.config.load import load_config
-from poolwarden.services.ingestd import Ingestd
+from poolwarden.services.ingest.ingestd import Ingestd
 
 
 def main() -> int:

@@ -19,7 +19,7 @@ from poolwarden.config.load import load_config_text
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event
 from poolwarden.ports import AddResult, Checkpoint
-from poolwarden.services.ingestd import Ingestd
+from poolwarden.services.ingest.ingestd import Ingestd
 from tests.ingest.conftest import read_events
 from tests.ingest.loggen import config_toml, generate, observed
 

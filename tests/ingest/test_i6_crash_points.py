@@ -33,7 +33,7 @@ from sqlalchemy import event
 
 from poolwarden.adapters.sqlstore import SqlStore, open_store
 from poolwarden.config.load import load_config_text
-from poolwarden.services.ingestd import Ingestd
+from poolwarden.services.ingest.ingestd import Ingestd
 from tests.ingest.conftest import START, read_events, standalone, standalone_decisions
 from tests.ingest.loggen import config_toml
 

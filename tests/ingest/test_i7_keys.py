@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.cli.main import app
 from poolwarden.config.load import load_config_text
-from poolwarden.services.ingestd import Ingestd, import_logs
+from poolwarden.services.ingest.ingestd import Ingestd, import_logs
 from tests.ingest.conftest import read_events
 from tests.ingest.loggen import config_toml, default_start, generate, observed, stamp
 

@@ -43,8 +43,8 @@ from poolwarden.adapters.memory import MemoryStore
 from poolwarden.adapters.tailer import Gap, fingerprint_of
 from poolwarden.config.load import load_config_text
 from poolwarden.ports import AddResult
-from poolwarden.services.engine import Engine
-from poolwarden.services.ingestd import Ingestd
+from poolwarden.services.ingest.ingestd import Ingestd
+from poolwarden.services.reputation.engine import Engine
 from tests.ingest.conftest import START, standalone, standalone_decisions
 from tests.ingest.loggen import config_toml
 

@@ -20,9 +20,9 @@ from poolwarden.config.load import load_config_text
 from poolwarden.core.events import Event
 from poolwarden.core.reputation import ALL_PROVIDERS, Scope
 from poolwarden.ports import DecisionRow
-from poolwarden.services.engine import Engine
-from poolwarden.services.ingest_pipeline import pick_decision
-from poolwarden.services.ingestd import Ingestd, import_logs
+from poolwarden.services.ingest.ingestd import Ingestd, import_logs
+from poolwarden.services.ingest.pipeline import pick_decision
+from poolwarden.services.reputation.engine import Engine
 from poolwarden.wire.postfix_correlate import Delivery, MessageInfo
 from tests.ingest.conftest import read_events
 from tests.ingest.loggen import config_toml, generate, observed

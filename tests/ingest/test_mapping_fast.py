@@ -13,19 +13,19 @@ from hypothesis import strategies as st
 
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import load_config_text
-from poolwarden.services import ingest_pipeline
-from poolwarden.services.ingest_pipeline import (
+from poolwarden.services.ingest import pipeline as ingest_pipeline
+from poolwarden.services.ingest.ingestd import Ingestd
+from poolwarden.services.ingest.pipeline import (
     DeliveryMapper,
     IngestMetrics,
     Pipeline,
     lookup_decisions,
 )
-from poolwarden.services.ingestd import Ingestd
 from poolwarden.wire.postfix_correlate import Delivery, MessageInfo
 from poolwarden.wire.postfix_log import LogParser
 from tests.ingest.loggen import config_toml, generate
 
-native = pytest.importorskip("poolwarden.services._map_fast",
+native = pytest.importorskip("poolwarden.services.ingest._map_fast",
                              reason="the C mapper is not built (no C compiler at install)")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import load_config_text
-from poolwarden.services.ingestd import Ingestd
+from poolwarden.services.ingest.ingestd import Ingestd
 from tests.ingest.conftest import read_events
 from tests.ingest.loggen import config_toml, default_start, stamp
 

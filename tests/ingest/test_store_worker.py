@@ -1,4 +1,4 @@
-"""The store worker process (``services.store_worker``): batches stored by a child
+"""The store worker process (``services.ingest.store_worker``): batches stored by a child
 process give exactly the events of the in-process store; a worker killed between batches
 is replaced, losing and doubling nothing; one that dies holding a batch is a
 ``StoreError``, as a store error in the child is (with its message); only a plain SQLite
@@ -18,8 +18,8 @@ from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import load_config_text
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event
-from poolwarden.services.ingestd import Ingestd, import_logs
-from poolwarden.services.store_worker import StoreWorker, worker_url
+from poolwarden.services.ingest.ingestd import Ingestd, import_logs
+from poolwarden.services.ingest.store_worker import StoreWorker, worker_url
 from poolwarden.wire.postfix_correlate import Delivery
 from tests.ingest.conftest import read_events
 from tests.ingest.loggen import config_toml, generate, observed

@@ -12,11 +12,11 @@ import dataclasses
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 
+from poolwarden.adapters.listeners import Listen
 from poolwarden.core.model import EgressIp, Inventory, IpState, Tier
 from poolwarden.core.snapshot import RoutingSettings, Snapshot, build_snapshot
-from poolwarden.services.listeners import Listen
-from poolwarden.services.policy_agent import PolicyAgent
-from poolwarden.services.policyd import PolicyServer
+from poolwarden.services.routing.policy_agent import PolicyAgent
+from poolwarden.services.routing.policyd import PolicyServer
 from poolwarden.testing.builders import small_esp
 from poolwarden.wire.postfix_policy import MAX_REPLY, PolicyRequest
 

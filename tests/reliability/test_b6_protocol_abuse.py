@@ -22,7 +22,7 @@ import types
 
 import pytest
 
-from poolwarden.services.policyd import PolicyServer
+from poolwarden.services.routing.policyd import PolicyServer
 from poolwarden.wire.postfix_policy import (
     MAX_ATTRIBUTES,
     MAX_LINE,

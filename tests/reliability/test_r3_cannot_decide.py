@@ -13,8 +13,8 @@ import logging
 import pytest
 
 from poolwarden.core.model import IpState, Plan, Tenant, Tier
-from poolwarden.services import policy_agent
-from poolwarden.services.policy_agent import PolicyAgent, transport_name
+from poolwarden.services.routing import policy_agent
+from poolwarden.services.routing.policy_agent import PolicyAgent, transport_name
 from poolwarden.testing.builders import GOOD_POOL_IPS, NEW_POOL_IPS, small_esp
 from poolwarden.wire.postfix_policy import encode_action
 

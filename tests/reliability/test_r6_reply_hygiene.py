@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from poolwarden.core.model import Plan, Tenant, Tier
 from poolwarden.core.snapshot import Action, RoutingSettings
-from poolwarden.services.policy_agent import PolicyAgent
+from poolwarden.services.routing.policy_agent import PolicyAgent
 from poolwarden.testing.builders import small_esp
 from poolwarden.wire.postfix_policy import (
     PolicyReader,

@@ -17,10 +17,10 @@ import os
 import stat
 import tempfile
 
+from poolwarden.adapters.listeners import Listen
 from poolwarden.core.model import Tier
-from poolwarden.services.listeners import Listen
-from poolwarden.services.policy_agent import PolicyAgent
-from poolwarden.services.policyd import PolicyServer
+from poolwarden.services.routing.policy_agent import PolicyAgent
+from poolwarden.services.routing.policyd import PolicyServer
 from poolwarden.wire.postfix_policy import PolicyReader
 
 from .support import (

@@ -17,7 +17,7 @@ import dataclasses
 
 from poolwarden.core.model import EgressIp, Inventory, Pool, Tier
 from poolwarden.core.snapshot import Snapshot
-from poolwarden.services.policy_agent import PolicyAgent, transport_name
+from poolwarden.services.routing.policy_agent import PolicyAgent, transport_name
 from poolwarden.testing.builders import small_esp
 
 from .support import (

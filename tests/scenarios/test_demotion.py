@@ -14,7 +14,7 @@ from poolwarden.core.model import Tier
 from poolwarden.core.policy import RouteRequest
 from poolwarden.core.reputation import Scope
 from poolwarden.core.snapshot import Action
-from poolwarden.services.engine import Engine
+from poolwarden.services.reputation.engine import Engine
 from poolwarden.testing.builders import event
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "poolwarden.toml"

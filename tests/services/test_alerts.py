@@ -28,10 +28,10 @@ from poolwarden.adapters.sqlstore import SqlStore, open_store
 from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.model import Tier
 from poolwarden.core.tiers import TierMove
-from poolwarden.services.alerts import Alerter
-from poolwarden.services.engine import Engine
-from poolwarden.services.ingest_pipeline import IngestMetrics
-from poolwarden.services.policy_agent import PolicyAgent
+from poolwarden.services.alerts.watcher import Alerter
+from poolwarden.services.ingest.pipeline import IngestMetrics
+from poolwarden.services.reputation.engine import Engine
+from poolwarden.services.routing.policy_agent import PolicyAgent
 from tests.reliability.support import Client, encode_request, rcpt_attrs, serving
 
 NOW = 1_800_000_000.0
@@ -431,7 +431,7 @@ warmup_stall_days = 3""")
 
 
 def test_the_alert_loop_runs_inside_serve(tmp_path: Path, receiver: Receiver) -> None:
-    from poolwarden.services.listeners import Listen
+    from poolwarden.adapters.listeners import Listen
     from poolwarden.services.runtime import Runtime
 
     config = write_config(tmp_path, f"""webhook_urls = ["{receiver.url}"]
@@ -485,7 +485,7 @@ def test_a_reloaded_configuration_changes_the_channels(tmp_path: Path,
 
 
 def test_log_gaps_and_agent_defers_alert(tmp_path: Path, receiver: Receiver) -> None:
-    from poolwarden.services.policy_agent import AgentStats
+    from poolwarden.services.routing.policy_agent import AgentStats
 
     config = write_config(tmp_path, f"""webhook_urls = ["{receiver.url}"]""")
     store = open_store(config.store_url)

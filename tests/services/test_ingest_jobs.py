@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from poolwarden.adapters.listeners import Listen
 from poolwarden.adapters.sqlstore import open_store
-from poolwarden.services.ingest_jobs import MAX_PAUSE, Pacer, Stopping
-from poolwarden.services.listeners import Listen
+from poolwarden.services.ingest.jobs import MAX_PAUSE, Pacer, Stopping
 from poolwarden.services.runtime import Runtime
 from poolwarden.wire import verp
 from tests.feedback.support import SECRET, dsn

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from poolwarden.core.model import Tier
 from poolwarden.core.snapshot import RoutingSettings, build_snapshot
-from poolwarden.services.policy_agent import PolicyAgent, transport_name
+from poolwarden.services.routing.policy_agent import PolicyAgent, transport_name
 from poolwarden.testing.builders import GOOD_POOL_IPS, NEW_POOL_IPS, small_esp
 from poolwarden.wire.postfix_policy import PolicyRequest
 

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from poolwarden.adapters.listeners import Listen
 from poolwarden.core.shaping import RestrictionKind
-from poolwarden.services.listeners import Listen
 from poolwarden.services.runtime import Runtime
 from tests.services.test_reaction_service import EXAMPLE, GMAIL_428, RULES, LogWriter
 

@@ -17,9 +17,9 @@ from poolwarden.core.model import Tier
 from poolwarden.core.policy import RouteRequest
 from poolwarden.core.shaping import RestrictionKind
 from poolwarden.ports import Store
-from poolwarden.services.engine import Engine
-from poolwarden.services.ingestd import import_logs
-from poolwarden.services.reaction import ReactionService
+from poolwarden.services.ingest.ingestd import import_logs
+from poolwarden.services.reputation.engine import Engine
+from poolwarden.services.reputation.reaction import ReactionService
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "poolwarden.toml"
 RULES = """\
@@ -180,7 +180,7 @@ def test_tier_down_moves_the_tenant_with_the_rule_as_reason(
     (a,) = store.reaction_activations(tenant="northwind-news")
     assert a.action.value == "tier_down" and a.scope.value == "tenant"
     # the reputation engine does not move it back up while the activation lasts
-    from poolwarden.services.reaction import promotion_held
+    from poolwarden.services.reputation.reaction import promotion_held
     assert promotion_held(store.reaction_activations(active_at=now), now) == {"northwind-news"}
 
 

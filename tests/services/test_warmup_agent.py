@@ -12,9 +12,9 @@ from pathlib import Path
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.adapters.warmup_store import warmup_store_of
 from poolwarden.config.load import load_config
-from poolwarden.services.engine import Engine
-from poolwarden.services.policy_agent import PolicyAgent
-from poolwarden.services.warmup import counter_for, flush_counts
+from poolwarden.services.reputation.engine import Engine
+from poolwarden.services.reputation.warmup import counter_for, flush_counts
+from poolwarden.services.routing.policy_agent import PolicyAgent
 from poolwarden.wire.postfix_policy import PolicyRequest
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "poolwarden.toml"

@@ -12,7 +12,7 @@ from poolwarden.core.caps import CapCounter
 from poolwarden.core.events import EventKind
 from poolwarden.core.policy import RouteRequest, decide
 from poolwarden.core.snapshot import Action
-from poolwarden.services.engine import Engine
+from poolwarden.services.reputation.engine import Engine
 from poolwarden.testing.builders import many
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "poolwarden.toml"

@@ -21,8 +21,8 @@ from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import LoadedConfig, load_config_text
 from poolwarden.core.model import Tier
 from poolwarden.http.context import AppContext
-from poolwarden.services import auth
-from poolwarden.services.engine import DAY, Engine
+from poolwarden.services.access import auth
+from poolwarden.services.reputation.engine import DAY, Engine
 from poolwarden.sim.demo import run_demo
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "poolwarden.toml"

@@ -13,7 +13,7 @@ import pytest
 from poolwarden.core.reputation import ALL_PROVIDERS, Scope
 from poolwarden.http.context import AppContext
 from poolwarden.ports import AlertRow, DecisionRow
-from poolwarden.services.engine import day_of
+from poolwarden.services.reputation.engine import day_of
 from tests.web.support import DEMOTED, EVIL, NOW, login
 
 pytestmark = pytest.mark.anyio

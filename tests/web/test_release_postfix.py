@@ -18,9 +18,9 @@ from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import load_config
 from poolwarden.http.app import create_app
 from poolwarden.http.context import AppContext
-from poolwarden.services import auth
-from poolwarden.testing.postfix_lab import PostfixLab
+from poolwarden.services.access import auth
 from tests.e2e.support import held, postfix, send_to_hold, start_lab
+from tests.support.postfix_lab import PostfixLab
 from tests.web.support import PASSWORD, csrf_of, login
 
 pytestmark = pytest.mark.anyio

@@ -16,8 +16,8 @@ from poolwarden.core.model import Tier
 from poolwarden.core.reaction import Activation, Observation
 from poolwarden.http.context import AppContext
 from poolwarden.http.web.render import _when
-from poolwarden.services.engine import DAY
-from poolwarden.services.reaction import ReactionService
+from poolwarden.services.reputation.engine import DAY
+from poolwarden.services.reputation.reaction import ReactionService
 from tests.web.support import DEMOTED, NOW, login
 
 pytestmark = pytest.mark.anyio

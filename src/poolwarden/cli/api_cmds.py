@@ -129,7 +129,7 @@ def token_create(
     json_out: JsonOption = False,
 ) -> None:
     """Create an API token; it is printed once and only its hash is kept."""
-    from poolwarden.services import audit, auth
+    from poolwarden.services.access import audit, auth
 
     with context_for(config) as ctx:
         known = {t.name for t in ctx.config.inventory.tenants}
@@ -160,7 +160,7 @@ def token_revoke(token_id: Annotated[int, typer.Argument(help="Token id (token l
                  = None,
                  config: ConfigOption = None) -> None:
     """Revoke a token: it is refused from its next request on."""
-    from poolwarden.services import audit, auth
+    from poolwarden.services.access import audit, auth
 
     with context_for(config) as ctx:
         if not auth.revoke(ctx.store, token_id, now=time.time()):
@@ -189,7 +189,7 @@ def user_add(
     config: ConfigOption = None,
 ) -> None:
     """Add a dashboard user (scrypt-hashed password)."""
-    from poolwarden.services import audit, auth
+    from poolwarden.services.access import audit, auth
 
     if password_file is not None:
         try:
@@ -226,7 +226,7 @@ def user_remove(name: str,
                 = None,
                 config: ConfigOption = None) -> None:
     """Remove a dashboard user."""
-    from poolwarden.services import audit
+    from poolwarden.services.access import audit
 
     with context_for(config) as ctx:
         found = ctx.store.user(name)
@@ -347,7 +347,7 @@ def audit_cmd(
 def tenant_moves(name: str, limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
                  config: ConfigOption = None, json_out: JsonOption = False) -> None:
     """The tenant's tier moves, newest first, with their numbers and thresholds."""
-    from poolwarden.services import reports
+    from poolwarden.services.queries import reports
 
     with context_for(config) as ctx:
         if name not in {t.name for t in ctx.config.inventory.tenants}:
@@ -359,7 +359,7 @@ def tenant_moves(name: str, limit: Annotated[int, typer.Option(min=1, max=1000)]
 def ip_neighbours(address: str, config: ConfigOption = None,
                   json_out: JsonOption = False) -> None:
     """Which tenant caused which share of the IP's bounces, complaints and traps."""
-    from poolwarden.services import reports
+    from poolwarden.services.queries import reports
 
     with context_for(config) as ctx:
         snapshot = ctx.snapshot()

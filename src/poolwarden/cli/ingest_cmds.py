@@ -1,16 +1,16 @@
 """``poolwarden ingest ...``: import outcomes from logs, feedback mail and trap feeds.
 
-* ``ingest log FILE...``: Postfix log archives, plain or .gz (``services.ingestd``),
+* ``ingest log FILE...``: Postfix log archives, plain or .gz (``services.ingest.ingestd``),
   oldest first, with a progress bar on a terminal; idempotent (the same file twice adds
   nothing); prints lines, deliveries, events added and what was not stored.
-* ``ingest mail FILE|MAILDIR``: bounce and complaint mail (``services.feedback``),
+* ``ingest mail FILE|MAILDIR``: bounce and complaint mail (``services.feedback.intake``),
   one message file or a Maildir's ``cur/`` and ``new/``; prints how many messages were
   trusted, untrusted and rejected, and what was stored. A bad message never stops
   the next one.
 * ``ingest traps FILE``: a vendor spam-trap feed, CSV or JSON lines
-  (``services.traps``); all or nothing, with the line number of the first bad line.
+  (``services.feedback.traps``); all or nothing, with the line number of the first bad line.
 * ``ingest lmtp``: the feedback LMTP listener Postfix delivers bounces and FBL mail to
-  (``services.lmtpd``), until SIGTERM or SIGINT.
+  (``services.feedback.lmtpd``), until SIGTERM or SIGINT.
 
 Errors print one line on stderr and exit with status 2.
 """
@@ -33,7 +33,7 @@ from poolwarden.cli.common import ConfigOption, config_path, err, fail, out
 from poolwarden.core.errors import PoolwardenError
 
 if TYPE_CHECKING:
-    from poolwarden.services.engine import Engine
+    from poolwarden.services.reputation.engine import Engine
 
 ingest_app = typer.Typer(no_args_is_help=True,
                          help="Import outcomes: logs, feedback mail, trap feeds.")
@@ -52,7 +52,7 @@ def _safe(text: str) -> str:
 def _engine(option: Path | None) -> Iterator[Engine]:
     from poolwarden.adapters.sqlstore import open_store
     from poolwarden.config.load import load_config
-    from poolwarden.services.engine import Engine
+    from poolwarden.services.reputation.engine import Engine
 
     config = load_config(config_path(option))
     store = open_store(config.store_url)
@@ -77,9 +77,9 @@ def ingest_log(
 
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-    from poolwarden.services.engine import Engine
-    from poolwarden.services.ingestd import import_logs
-    from poolwarden.services.reaction import ReactionService
+    from poolwarden.services.ingest.ingestd import import_logs
+    from poolwarden.services.reputation.engine import Engine
+    from poolwarden.services.reputation.reaction import ReactionService
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(levelname)s %(message)s")
@@ -125,7 +125,7 @@ def ingest_mail(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Import bounce and complaint mail; prints trusted, untrusted and rejected counts."""
-    from poolwarden.services.feedback import (
+    from poolwarden.services.feedback.intake import (
         FeedbackService,
         feedback_settings,
         ingest_files,
@@ -177,7 +177,7 @@ def ingest_traps(
     evaluate: EvaluateOption = True,
 ) -> None:
     """Import a vendor spam-trap feed as trap-hit events; all or nothing."""
-    from poolwarden.services.traps import import_trap_feed
+    from poolwarden.services.feedback.traps import import_trap_feed
 
     try:
         with _engine(config) as engine:
@@ -209,8 +209,8 @@ def ingest_lmtp(
     import logging
     import signal
 
-    from poolwarden.services.feedback import FeedbackService, feedback_settings
-    from poolwarden.services.lmtpd import LmtpServer, parse_listen
+    from poolwarden.services.feedback.intake import FeedbackService, feedback_settings
+    from poolwarden.services.feedback.lmtpd import LmtpServer, parse_listen
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

@@ -25,9 +25,9 @@ from poolwarden.cli.postfix_cmds import hold_app, postfix_app
 from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.model import Tier
 from poolwarden.core.policy import RouteRequest
-from poolwarden.services import reaction_report, reports
-from poolwarden.services.engine import Engine
-from poolwarden.services.importer import import_event_file
+from poolwarden.services.ingest.importer import import_event_file
+from poolwarden.services.queries import reaction_report, reports
+from poolwarden.services.reputation.engine import Engine
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="poolwarden: shared pool or dedicated IP, per tenant and per message.")
@@ -181,7 +181,7 @@ def events_import(
     evaluate: Annotated[bool, typer.Option(help="Evaluate tiers after importing.")] = True,
 ) -> None:
     """Import delivery, complaint and trap events (JSON lines); all or nothing."""
-    from poolwarden.services import audit
+    from poolwarden.services.access import audit
 
     with engine_for(config) as (_, engine):
         result = import_event_file(engine, file, progress=not os.environ.get("CI"),
@@ -201,7 +201,7 @@ def evaluate_cmd(config: ConfigOption = None,
                      help="Evaluate as of this epoch time [default: now].")] = None) -> None:
     """Evaluate every tenant's tier now and record the moves (audited), then judge warm-up
     stages up to yesterday: one round of what ``serve``'s periodic job does."""
-    from poolwarden.services import audit
+    from poolwarden.services.access import audit
 
     when = at if at is not None else time.time()
     with engine_for(config, when) as (_, engine):  # the counters around ``when``
@@ -249,7 +249,7 @@ def _audit_override(engine: Engine, tenant: str, before: Any, *, actor: str,
                     clear: bool) -> None:
     """One audit row per CLI override, like the API's and the dashboard's."""
     from poolwarden.http.api.overrides import standing_dict
-    from poolwarden.services import audit
+    from poolwarden.services.access import audit
 
     after = engine.standings()[tenant]
     audit.record(engine.store, actor=f"cli:{actor}", source="cli",  # type: ignore[arg-type]
@@ -308,9 +308,9 @@ def serve(
     import asyncio
     import logging
 
-    from poolwarden.services.ingest_jobs import IngestOptions
-    from poolwarden.services.listeners import Listen
-    from poolwarden.services.lmtpd import parse_listen
+    from poolwarden.adapters.listeners import Listen
+    from poolwarden.services.feedback.lmtpd import parse_listen
+    from poolwarden.services.ingest.jobs import IngestOptions
     from poolwarden.services.runtime import Runtime
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,

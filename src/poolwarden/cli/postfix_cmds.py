@@ -195,7 +195,7 @@ def hold_release(
 ) -> None:
     """Release a tenant's held mail (postsuper -H, keeping its route) once it may send."""
     from poolwarden.adapters.sqlstore import open_store
-    from poolwarden.services.engine import Engine
+    from poolwarden.services.reputation.engine import Engine
 
     loaded = _load(config)
     names = {t.name for t in loaded.inventory.tenants}

@@ -155,7 +155,7 @@ def settings_table(out: Console, rows: list[dict[str, Any]]) -> None:
 
 
 def reactions(out: Console, rows: list[dict[str, Any]]) -> None:
-    """Reaction-rule activations (``services.reaction_report``): effect now, why, lines."""
+    """Reaction-rule activations (``services.queries.reaction_report``): effect now, why, lines."""
     if not rows:
         out.print("reaction rules: [dim]no activation[/]")
         return

@@ -2,7 +2,7 @@
 
 Pure. Any delivery *or attempt* to a trap is a trap hit for the tenant and
 egress IP that sent it; the log ingester and anything else that sees a
-recipient call ``trap_hit_for`` (``services.traps.traps_of(config)`` builds the
+recipient call ``trap_hit_for`` (``services.feedback.traps.traps_of(config)`` builds the
 ``Traps`` from the ``[traps]`` section). Matching ignores case; a trap domain
 also covers its subdomains.
 """

@@ -32,8 +32,8 @@ from poolwarden.core.errors import StoreError
 from poolwarden.http.context import AppContext, get_ctx
 from poolwarden.http.models import ERROR_RESPONSES
 from poolwarden.http.ratelimit import FailureLimiter
-from poolwarden.services import audit, auth
-from poolwarden.services.auth import Principal
+from poolwarden.services.access import audit, auth
+from poolwarden.services.access.auth import Principal
 
 log = logging.getLogger("poolwarden.http.access")
 

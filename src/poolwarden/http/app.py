@@ -9,8 +9,8 @@ exists in this build. How they plug in:
   so the published API schema stays the API's), and optionally ``static``, an
   ASGI app (e.g. ``StaticFiles``) mounted at ``/static``. Handlers read the
   ``AppContext`` with ``Depends(poolwarden.http.context.get_ctx)``; writes call
-  ``services.audit.record(..., source="dashboard")``; logins call
-  ``services.auth.verify_password``.
+  ``services.access.audit.record(..., source="dashboard")``; logins call
+  ``services.access.auth.verify_password``.
 - Metrics (``poolwarden.http.metrics``, a module): expose ``router``, an
   ``APIRouter`` serving ``GET /metrics`` (``include_in_schema=False``); it reads
   ``ctx.runtime`` (None when standalone) for live counters.

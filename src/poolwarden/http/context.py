@@ -22,7 +22,7 @@ from starlette.requests import HTTPConnection
 from poolwarden.config.load import LoadedConfig
 from poolwarden.core.snapshot import Snapshot
 from poolwarden.ports import AccessStore, Store
-from poolwarden.services.engine import Engine
+from poolwarden.services.reputation.engine import Engine
 
 if TYPE_CHECKING:
     from poolwarden.services.runtime import Runtime

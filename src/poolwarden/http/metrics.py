@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from poolwarden.core.errors import PoolwardenError
 from poolwarden.http.context import AppContext, get_ctx
-from poolwarden.services.metrics import (
+from poolwarden.services.queries.metrics import (
     AgentCounts,
     AlertCounts,
     EventCounter,

@@ -1,6 +1,6 @@
 """Response and request models of the REST API: the published OpenAPI schema.
 
-They mirror the read models of ``services.reports`` (the CLI's ``--json``
+They mirror the read models of ``services.queries.reports`` (the CLI's ``--json``
 shows the same fields), so the API, the CLI and the dashboard agree.
 Request models forbid unknown fields: a client cannot smuggle ``tier`` or
 ``tenant`` into a request that does not take them (mass assignment, ASVS 15.3.3).

@@ -6,7 +6,7 @@ override) and on a refresh interval, flushes the decision log in batches,
 runs the embedded reputation engine on an interval, reloads the configuration
 on SIGHUP (keeping the running one when the new file is bad) and stops
 gracefully on SIGTERM. When configured, it also follows the Postfix logs and runs
-the feedback LMTP listener (``services.ingest_jobs``, their own threads and store
+the feedback LMTP listener (``services.ingest.jobs``, their own threads and store
 connections). Store work runs on one worker thread, never on the
 event loop, so a slow store costs freshness, never routing latency.
 """
@@ -27,21 +27,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar, cast
 
+from poolwarden.adapters.listeners import Listen
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.adapters.warmup_store import warmup_store_of
 from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.snapshot import Snapshot
 from poolwarden.ports import DecisionRow, Store
-from poolwarden.services import audit
-from poolwarden.services.alerts import Alerter, AlertingStore
-from poolwarden.services.engine import Engine
-from poolwarden.services.ingest_jobs import IngestJobs, IngestOptions
-from poolwarden.services.listeners import Listen
-from poolwarden.services.metrics import EventCounter, IngestLag
-from poolwarden.services.policy_agent import PolicyAgent
-from poolwarden.services.policyd import PolicyServer
-from poolwarden.services.warmup import counter_for, flush_counts
+from poolwarden.services.access import audit
+from poolwarden.services.alerts.watcher import Alerter, AlertingStore
+from poolwarden.services.ingest.jobs import IngestJobs, IngestOptions
+from poolwarden.services.queries.metrics import EventCounter, IngestLag
+from poolwarden.services.reputation.engine import Engine
+from poolwarden.services.reputation.warmup import counter_for, flush_counts
+from poolwarden.services.routing.policy_agent import PolicyAgent
+from poolwarden.services.routing.policyd import PolicyServer
 
 log = logging.getLogger("poolwarden.serve")
 

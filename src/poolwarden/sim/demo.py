@@ -18,8 +18,8 @@ from poolwarden.core.events import Event
 from poolwarden.core.policy import RouteRequest, decide_for
 from poolwarden.core.reputation import Scope
 from poolwarden.core.snapshot import Action, Snapshot
-from poolwarden.services import reports
-from poolwarden.services.engine import DAY, Engine, day_of
+from poolwarden.services.queries import reports
+from poolwarden.services.reputation.engine import DAY, Engine, day_of
 from poolwarden.sim.traffic import assign_profiles, day_events
 
 

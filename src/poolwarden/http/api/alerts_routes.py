@@ -1,9 +1,9 @@
-"""Recent alerts (``services.alerts`` records each one in the store with its numbers,
+"""Recent alerts (``services.alerts.watcher`` records each one in the store with its numbers,
 link and outcome per channel), filterable by kind, time, tenant and IP.
 
 Isolation rule ``tenant-filter``: operators read every alert; a tenant token reads
 only alerts about its own tenant and of a kind about it alone (tier moves,
-suspensions, reaction rules: ``services.tenant_view.TENANT_ALERT_KINDS``), with
+suspensions, reaction rules: ``services.queries.tenant_view.TENANT_ALERT_KINDS``), with
 operators named "operator", no per-channel outcome and no raw log lines. Alerts
 about shared things (a bad neighbour's shares are aggregates over every tenant on
 the IP; ingestion; the routing agent; IP warm-up) are operators' only. Naming
@@ -22,7 +22,7 @@ from poolwarden.http.access import API_PREFIX, Caller, Ctx, Rule, route, scoped_
 from poolwarden.http.context import AppContext
 from poolwarden.http.models import AlertOut
 from poolwarden.ports import AlertRow
-from poolwarden.services import tenant_view
+from poolwarden.services.queries import tenant_view
 
 router = APIRouter(prefix=API_PREFIX, tags=["alerts"])
 SCAN_LIMIT = 5_000  # alert rows read when a filter is applied here rather than in the store

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from poolwarden.http.access import API_PREFIX, Ctx, Rule, route
 from poolwarden.http.models import AuditEntry
-from poolwarden.services import audit
+from poolwarden.services.access import audit
 
 router = APIRouter(prefix=API_PREFIX, tags=["audit"])
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from poolwarden.core.reputation import ALL_PROVIDERS, COUNT_FIELDS, Counts, Scope
 from poolwarden.http.access import API_PREFIX, Caller, Ctx, Rule, route, scoped_tenant
 from poolwarden.http.models import Decision, SummaryRow
-from poolwarden.services.engine import day_of
+from poolwarden.services.reputation.engine import day_of
 
 router = APIRouter(prefix=API_PREFIX, tags=["decisions and events"])
 SCAN_LIMIT = 10_000  # decision rows read to apply the action/since filters

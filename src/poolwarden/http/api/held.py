@@ -37,7 +37,7 @@ from poolwarden.http.access import (
 )
 from poolwarden.http.context import AppContext
 from poolwarden.http.models import Held, ReleaseIn, ReleaseOut
-from poolwarden.services import audit
+from poolwarden.services.access import audit
 
 router = APIRouter(prefix=API_PREFIX, tags=["held mail"])
 LOG_SCAN = 10_000  # recent decisions read for the HOLD counts

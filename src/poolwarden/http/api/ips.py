@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Path
 from poolwarden.core.snapshot import Snapshot
 from poolwarden.http.access import API_PREFIX, Ctx, Rule, route
 from poolwarden.http.models import IpDetail, IpRow, Neighbour, Pool
-from poolwarden.services import reaction_report, reports
+from poolwarden.services.queries import reaction_report, reports
 
 router = APIRouter(prefix=API_PREFIX, tags=["pools and IPs"])
 Address = Annotated[str, Path(max_length=64, description="Egress IP address.")]

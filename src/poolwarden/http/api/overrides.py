@@ -1,7 +1,7 @@
 """Operator overrides: pin a tenant to a tier with a reason, list pins, clear them.
 
 Every write leaves one audit row with the state before and after. A tenant token
-sees its own pin with ``pinned_by`` "operator" (``services.tenant_view``).
+sees its own pin with ``pinned_by`` "operator" (``services.queries.tenant_view``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from poolwarden.http.access import (
     scoped_tenant,
 )
 from poolwarden.http.models import ClearIn, Move, Override, OverrideIn
-from poolwarden.services import audit, reports, tenant_view
-from poolwarden.services.engine import Engine
+from poolwarden.services.access import audit
+from poolwarden.services.queries import reports, tenant_view
+from poolwarden.services.reputation.engine import Engine
 
 router = APIRouter(prefix=API_PREFIX, tags=["overrides"])
 

@@ -1,7 +1,7 @@
 """Tenants: tier, pool, plan, volume and rates per provider (with sample sizes and
 Wilson bounds), advice on dedicated vs shared, and the history of moves.
 
-A tenant token reads its own tenant through ``services.tenant_view``: operators who
+A tenant token reads its own tenant through ``services.queries.tenant_view``: operators who
 moved or pinned it appear as "operator" (as on the dashboard)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from poolwarden.http.access import API_PREFIX, UNKNOWN_TENANT, Caller, Ctx, Rule, route
 from poolwarden.http.access import scoped_tenant as scope
 from poolwarden.http.models import Move, TenantDetail, TenantRow
-from poolwarden.services import reaction_report, reports, tenant_view
+from poolwarden.services.queries import reaction_report, reports, tenant_view
 
 router = APIRouter(prefix=API_PREFIX, tags=["tenants"])
 TenantName = Annotated[str, Path(max_length=255, description="Tenant name.")]

@@ -20,7 +20,7 @@ from poolwarden.core.model import TIER_RANK
 from poolwarden.http.context import AppContext, get_ctx
 from poolwarden.http.web.render import page
 from poolwarden.http.web.sessions import LoginThrottle, Session, SessionStore, check_form
-from poolwarden.services import auth
+from poolwarden.services.access import auth
 
 log = logging.getLogger("poolwarden.http.web")
 

@@ -17,7 +17,7 @@ from typing import Any
 from poolwarden.http.api.held import held_rows
 from poolwarden.http.context import AppContext
 from poolwarden.ports import AuditRow
-from poolwarden.services.engine import DAY, Engine
+from poolwarden.services.reputation.engine import DAY, Engine
 
 log = logging.getLogger("poolwarden.http.web")
 
@@ -54,7 +54,7 @@ def held_for(ctx: AppContext, tenant: str) -> dict[str, Any] | None:
 
 
 def warmup_getter(engine: Engine, now: float) -> Callable[[str], dict[str, Any] | None]:
-    """A function giving an IP's warm-up progress (``services.warmup``'s read model, as
+    """A function giving an IP's warm-up progress (``services.reputation.warmup``'s read model, as
     ``poolwarden ip show`` prints it) with one row per provider; None when not warming."""
 
     def progress(address: str) -> dict[str, Any] | None:

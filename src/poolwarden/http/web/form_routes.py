@@ -31,7 +31,7 @@ from poolwarden.http.web.common import (
     write_gate,
 )
 from poolwarden.http.web.sessions import Session
-from poolwarden.services import audit
+from poolwarden.services.access import audit
 
 router = APIRouter(include_in_schema=False)
 WHY_MAX = 500

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from poolwarden.cli.postfix_cmds import HELD_STANDINGS
 from poolwarden.http.api.held import PostfixUnavailableError, queued, release
 from poolwarden.http.web.common import Ctx, FormText, log, refused, see_other, segment, write_gate
-from poolwarden.services import audit
+from poolwarden.services.access import audit
 
 router = APIRouter(include_in_schema=False)
 

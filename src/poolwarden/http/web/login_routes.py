@@ -3,7 +3,7 @@
 The login form has its own short session (its anti-forgery token) under its own
 cookie; a successful login drops it and starts a fresh session (no fixation).
 Failed logins are throttled per client address, never per account, so nobody
-can lock an operator out. Passwords are checked by ``services.auth`` (scrypt).
+can lock an operator out. Passwords are checked by ``services.access.auth`` (scrypt).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from starlette.responses import Response
 from poolwarden.http.web.common import Ctx, FormText, local, log, refused, see_other, state_of
 from poolwarden.http.web.render import page
 from poolwarden.http.web.sessions import LOGIN_COOKIE, check_form
-from poolwarden.services import auth
+from poolwarden.services.access import auth
 
 router = APIRouter(include_in_schema=False)
 

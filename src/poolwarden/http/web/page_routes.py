@@ -23,7 +23,7 @@ from poolwarden.http.web.common import (
     viewer_of,
 )
 from poolwarden.http.web.render import page
-from poolwarden.services import audit
+from poolwarden.services.access import audit
 
 router = APIRouter(include_in_schema=False)
 NOTICES = {"override": "Override recorded.", "cleared": "Pin cleared.",

@@ -1,7 +1,7 @@
 """What each dashboard page shows, as plain dicts built from the engine and the snapshot.
 
-The templates only lay these out. Numbers come from ``services.reports`` and
-``services.reaction_report`` (the same read models as the CLI and the API) and
+The templates only lay these out. Numbers come from ``services.queries.reports`` and
+``services.queries.reaction_report`` (the same read models as the CLI and the API) and
 ``series`` (the charts); this module adds the page-specific groupings: pools
 with their tenants, tenants needing attention, the explanation of a tenant's
 current tier, the reaction rules in force on a tenant or an IP, and the tenant
@@ -19,8 +19,8 @@ from poolwarden.core.reputation import Scope
 from poolwarden.core.snapshot import Route, Snapshot, TenantEntry
 from poolwarden.core.tiers import findings, proof
 from poolwarden.http.web.series import daily_series
-from poolwarden.services import reaction_report, reports, tenant_view
-from poolwarden.services.engine import DAY, Engine
+from poolwarden.services.queries import reaction_report, reports, tenant_view
+from poolwarden.services.reputation.engine import DAY, Engine
 
 ATTENTION_TIERS = frozenset({Tier.RISKY, Tier.SUSPENDED, Tier.OFF_PLATFORM})
 RECENT_MOVE_DAYS = 7  # a demotion this recent is still news on the overview
@@ -130,7 +130,7 @@ def in_force(activations: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def for_tenant_user(detail: dict[str, Any]) -> dict[str, Any]:
-    """A tenant page as a tenant user sees it: ``services.tenant_view`` (the API's tenant
+    """A tenant page as a tenant user sees it: ``services.queries.tenant_view`` (the API's tenant
     tokens see the same): operators only as "operator", explanations kept, reaction rules
     without their raw log lines."""
     return tenant_view.tenant_detail(detail)

@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from poolwarden.core.reputation import ALL_PROVIDERS, Counts, Scope
-from poolwarden.services.engine import DAY, Engine, day_of
+from poolwarden.services.reputation.engine import DAY, Engine, day_of
 
 CHART_DAYS = 30  # the proof window's default length: what a promotion reads
 

@@ -34,7 +34,7 @@ from poolwarden.core.errors import InputError
 from poolwarden.core.events import Event, EventKind
 from poolwarden.core.tiers import TierMove
 from poolwarden.core.traps import Traps, normalise_address
-from poolwarden.services.engine import Engine
+from poolwarden.services.reputation.engine import Engine
 
 __all__ = ["TrapFeed", "TrapImportResult", "import_trap_feed", "read_trap_feed", "traps_of"]
 

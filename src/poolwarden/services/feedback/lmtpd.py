@@ -4,7 +4,7 @@ Point the VERP domain and the FBL addresses at it, e.g. in Postfix::
 
     transport_maps = inline:{ bounces.example = lmtp:inet:127.0.0.1:10041 }
 
-Each message is handed to ``services.feedback`` (parse, attribute through the VERP
+Each message is handed to ``services.feedback.intake`` (parse, attribute through the VERP
 token, store rows and events) on one worker thread, off the event loop. LMTP rules:
 one reply per accepted recipient after DATA, including when aiosmtpd itself refuses
 the data (``552`` over ``max_message_bytes``, ``500`` for an over-long line), which
@@ -34,9 +34,9 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from poolwarden.adapters.listeners import Listen, open_listeners
 from poolwarden.core.errors import StoreError
-from poolwarden.services.feedback import DkimTemporaryError, FeedbackService
-from poolwarden.services.listeners import Listen, open_listeners
+from poolwarden.services.feedback.intake import DkimTemporaryError, FeedbackService
 
 __all__ = ["MAX_RECIPIENTS", "LmtpServer", "parse_listen"]
 

@@ -22,8 +22,8 @@ import socket
 from time import perf_counter
 from typing import Protocol
 
-from poolwarden.services.listeners import Listen, open_listeners
-from poolwarden.services.metrics import LatencyHistogram
+from poolwarden.adapters.listeners import Listen, open_listeners
+from poolwarden.services.queries.metrics import LatencyHistogram
 from poolwarden.wire.postfix_policy import (
     PolicyReader,
     PolicyRequest,

@@ -2,7 +2,7 @@
 
 from poolwarden.adapters.event_rows import EventRow
 from poolwarden.ports import DecisionRow
-from poolwarden.services.ingest_pipeline import DeliveryMapper
+from poolwarden.services.ingest.pipeline import DeliveryMapper
 from poolwarden.wire.postfix_correlate import Delivery
 
 def map_rows(mapper: DeliveryMapper, deliveries: list[Delivery],

@@ -42,14 +42,19 @@ from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.model import PoolKind, Tier
 from poolwarden.core.tiers import TierMove
 from poolwarden.ports import AlertRow, AlertStore, Store
-from poolwarden.services.alert_channels import (
+from poolwarden.services.alerts.channels import (
     Alert,
     Channel,
     EmailChannel,
     TokenBucket,
     WebhookChannel,
 )
-from poolwarden.services.metrics import AgentCounts, IngestCounts, IngestLag, lack_of_decision
+from poolwarden.services.queries.metrics import (
+    AgentCounts,
+    IngestCounts,
+    IngestLag,
+    lack_of_decision,
+)
 
 log = logging.getLogger("poolwarden.alerts")
 
@@ -326,7 +331,9 @@ class Alerter:
     def _make_engine(self, config: LoadedConfig, now: float) -> Any:
         if self._engine is not None:
             return self._engine(config, now)
-        from poolwarden.services.engine import Engine  # the engine imports half the package
+        from poolwarden.services.reputation.engine import (
+            Engine,  # the engine imports half the package
+        )
 
         return Engine(config, self.store, now=now)
 

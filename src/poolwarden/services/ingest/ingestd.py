@@ -21,7 +21,7 @@ is not passed again. Without a callback nothing extra is built.
 **Where batches are stored.** In the caller's thread; with ``pipelined``, on a writer
 thread while the next batch is parsed; with ``store_process`` too (serve's follower and
 ``poolwarden ingest log``), by a child process for a SQLite file
-(``services.store_worker``), since the store's work and the parser's would otherwise take
+(``services.ingest.store_worker``), since the store's work and the parser's would otherwise take
 turns for the GIL. The callbacks and hooks run in this process either way.
 
 **Exactly once.** The stored position never runs ahead of the stored events (one
@@ -97,7 +97,7 @@ from poolwarden.config.load import LoadedConfig
 from poolwarden.core.errors import InputError, StoreError
 from poolwarden.core.snapshot import Snapshot
 from poolwarden.ports import AddResult, Checkpoint, Store
-from poolwarden.services.ingest_pipeline import (
+from poolwarden.services.ingest.pipeline import (
     BatchCallback,
     DeliveryMapper,
     Hook,
@@ -110,7 +110,7 @@ from poolwarden.services.ingest_pipeline import (
     parser_state,
     store_batch,
 )
-from poolwarden.services.store_worker import StoreWorker, store_batch_in, worker_url
+from poolwarden.services.ingest.store_worker import StoreWorker, store_batch_in, worker_url
 from poolwarden.wire.postfix_correlate import Delivery
 from poolwarden.wire.postfix_log import LogParser
 
@@ -214,7 +214,7 @@ class Ingestd:
         if snapshot is None and current_snapshot is not None:
             snapshot = current_snapshot()
         if snapshot is None:
-            from poolwarden.services.engine import Engine
+            from poolwarden.services.reputation.engine import Engine
 
             now = clock()
             snapshot = Engine(config, store, now=now).snapshot(now)
@@ -236,7 +236,7 @@ class Ingestd:
         self.sources = [_Source(os.fspath(p)) for p in paths]
         self._writer = Writer(threaded=pipelined)
         # ``store_process`` (with ``pipelined``): batches for a SQLite file are stored by a
-        # child process (services.store_worker), which works beside the parser
+        # child process (services.ingest.store_worker), which works beside the parser
         self._worker_url = worker_url(store) if pipelined and store_process else None
         self._worker: StoreWorker | None = None
         if self._worker_url is not None:
@@ -508,10 +508,10 @@ def import_logs(config: LoadedConfig, store: Store, files: Sequence[Path], *,
     newline is not imported (a file still being written will finish it). ``pipelined``
     stores each batch on a worker thread while the next is parsed (a file store only:
     not an in-memory SQLite database, whose one connection cannot be shared), and with
-    ``store_process`` in a child process for a SQLite file (``services.store_worker``).
+    ``store_process`` in a child process for a SQLite file (``services.ingest.store_worker``).
     """
     if snapshot is None:
-        from poolwarden.services.engine import Engine
+        from poolwarden.services.reputation.engine import Engine
 
         at = time.time() if now is None else now
         snapshot = Engine(config, store, now=at).snapshot(at)

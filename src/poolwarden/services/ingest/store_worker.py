@@ -5,7 +5,7 @@ Python and C-API work (sorting and folding ~35,000 rows a batch, binding ~10^5 v
 on one interpreter they mostly take turns: bench/bench_ingest.py measured the two threads
 no faster than one. In a child process the store's work runs beside the parser's.
 
-``StoreWorker(url)`` starts the child (``python -m poolwarden.services.store_worker``, a
+``StoreWorker(url)`` starts the child (``python -m poolwarden.services.ingest.store_worker``, a
 fresh interpreter: nothing copied from a parent that may run other threads, nothing of its
 ``__main__`` run again), which opens its own ``SqlStore`` on the same file and answers each
 ``add_rows(rows, checkpoint)`` with the rows it newly stored: ``SqlStore.add_event_rows_at``,
@@ -60,7 +60,7 @@ class StoreWorker:
         mine, theirs = socket.socketpair()
         with theirs:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "poolwarden.services.store_worker",
+                [sys.executable, "-m", "poolwarden.services.ingest.store_worker",
                  str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
         self._conn = Connection(mine.detach())
@@ -196,5 +196,5 @@ def _portable(exc: BaseException) -> StoreError:
     return StoreError(f"store worker: {type(exc).__name__}: {exc}")
 
 
-if __name__ == "__main__":  # the child: ``python -m poolwarden.services.store_worker FD``
+if __name__ == "__main__":  # the child: ``python -m poolwarden.services.ingest.store_worker FD``
     _serve(Connection(int(sys.argv[1])))

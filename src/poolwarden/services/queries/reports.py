@@ -13,7 +13,7 @@ from poolwarden.core.model import PoolKind
 from poolwarden.core.reputation import Scope
 from poolwarden.core.snapshot import Route, Snapshot, TenantEntry
 from poolwarden.core.tiers import TierMove
-from poolwarden.services.engine import Engine
+from poolwarden.services.reputation.engine import Engine
 
 
 def _route_text(route: Route | None) -> str | None:

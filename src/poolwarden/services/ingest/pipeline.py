@@ -1,5 +1,5 @@
 """Postfix log lines -> deliveries -> attributed events: the work ``ingestd`` and the
-one-off import share (``services.ingestd`` for the loop, checkpoints and the mapping
+one-off import share (``services.ingest.ingestd`` for the loop, checkpoints and the mapping
 rules in its docstring).
 
 ``Pipeline`` feeds complete lines to ``LogParser`` and a ``TrackingCorrelator`` (a
@@ -41,7 +41,7 @@ log = logging.getLogger("poolwarden.ingestd")
 _native_rows: Callable[[DeliveryMapper, list[Delivery], dict[str, list[DecisionRow]],
                         list[EventRow], list[Delivery] | None], None] | None
 try:  # services/_map_fast.c, built by setup.py when a C compiler is there
-    from poolwarden.services._map_fast import map_rows as _native_rows
+    from poolwarden.services.ingest._map_fast import map_rows as _native_rows
 except ImportError:
     _native_rows = None
 if os.environ.get("POOLWARDEN_PURE_PYTHON"):

@@ -40,8 +40,8 @@ from poolwarden.core.snapshot import (
 )
 from poolwarden.core.tiers import TierMove, evaluate
 from poolwarden.ports import AddResult, Store
-from poolwarden.services.reaction import MAX_IN_FORCE, is_promotion, promotion_held
-from poolwarden.services.warmup import Warmup, counter_for
+from poolwarden.services.reputation.reaction import MAX_IN_FORCE, is_promotion, promotion_held
+from poolwarden.services.reputation.warmup import Warmup, counter_for
 
 DAY = 86400
 
@@ -210,7 +210,7 @@ class Engine:
             built_at=now, caps=self.warmup().cap_plan(now))
 
     def warmup(self) -> Warmup:
-        """Warm-up of the configured warming IPs and new domains (services.warmup)."""
+        """Warm-up of the configured warming IPs and new domains (services.reputation.warmup)."""
         return Warmup(self.config, self.store, self.ledger)
 
     def advance_warmup(self, now: float) -> list[str]:

@@ -1,6 +1,6 @@
 """A real Postfix in a private network namespace, with a recording sink and ``poolwarden serve``.
 
-Public test helper (``shared/postfix-recipe.md`` §1 and §8). ``PostfixLab.start()``:
+Test helper (``shared/postfix-recipe.md`` §1 and §8). ``PostfixLab.start()``:
 
 1. holds a new network + mount namespace (``unshare -n -m --propagation private``) with only
    ``lo`` up and a private ``/etc/hosts`` (and an empty ``/etc/resolv.conf``) bind-mounted, so
@@ -22,7 +22,8 @@ that re-sends ``4.7.1`` recipients at once in a new transaction (the split techn
 reply with its time. ``stop()`` ends every process in the namespace and the namespace itself,
 and removes the lab directory; use ``running_lab()`` so that happens when a test fails too.
 
-Run ``python -m poolwarden.testing.postfix_lab sink|send --help`` for the two helpers.
+Run ``python tests/support/postfix_lab.py sink|send --help`` for the two helpers (they need
+only the standard library, so they run as a script inside the namespace).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+_HELPER = str(Path(__file__).resolve())  # run as a script: the sink and send commands
 
 SMTPD_HOST = "127.0.0.1"
 SMTPD_PORT = 10025
@@ -781,7 +784,7 @@ smtp_connect_timeout = 5s
             raise LabError("Postfix logged fatal errors:\n" + "\n".join(bad[-20:]))
 
     def start_sink(self) -> None:
-        self.sink = self._spawn([sys.executable, "-m", "poolwarden.testing.postfix_lab", "sink",
+        self.sink = self._spawn([sys.executable, _HELPER, "sink",
                                  "--listen", f"{SINK_HOST}:{SINK_PORT}",
                                  "--log", str(self.sink_log),
                                  "--script", str(self.sink_script)], self.logdir / "sink.log")
@@ -880,7 +883,7 @@ smtp_connect_timeout = 5s
 
     def _sender_argv(self, jobs_path: Path, out_path: Path, concurrency: int,
                      retry_for: float, retry_delay: float) -> list[str]:
-        return [sys.executable, "-m", "poolwarden.testing.postfix_lab", "send",
+        return [sys.executable, _HELPER, "send",
                 "--jobs", str(jobs_path), "--out", str(out_path),
                 "--concurrency", str(concurrency), "--retry-for", str(retry_for),
                 "--retry-delay", str(retry_delay)]
@@ -997,7 +1000,7 @@ smtp_connect_timeout = 5s
         from poolwarden.adapters.sqlstore import open_store
         from poolwarden.config.load import load_config
         from poolwarden.core.policy import RouteRequest
-        from poolwarden.services.engine import Engine
+        from poolwarden.services.reputation.engine import Engine
 
         config = load_config(self.config)
         store = open_store(config.store_url)
@@ -1170,7 +1173,7 @@ def _listen(text: str) -> tuple[str, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m poolwarden.testing.postfix_lab")
+    parser = argparse.ArgumentParser(prog="python tests/support/postfix_lab.py")
     commands = parser.add_subparsers(dest="command", required=True)
     sink = commands.add_parser("sink", help="record every accepted message as JSON lines")
     sink.add_argument("--listen", action="append", type=_listen, required=True,

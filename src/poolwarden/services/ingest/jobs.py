@@ -17,7 +17,7 @@ which commits the events and the read position in one transaction, then closes t
 listener after the messages in progress are stored.
 
 The follower shares the process (and its GIL) with the routing agent; its batches are
-stored by a child process (``services.store_worker``, for a SQLite file). Live, it costs
+stored by a child process (``services.ingest.store_worker``, for a SQLite file). Live, it costs
 little; catching up a backlog it would take the CPU for seconds, so it is paced: the
 GIL is handed back every ``SWITCH_INTERVAL`` and, after each chunk read, the follower
 sleeps three times as long as it and its store worker computed (CPU time:
@@ -48,11 +48,11 @@ from poolwarden.config.load import LoadedConfig
 from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.snapshot import Snapshot
 from poolwarden.ports import AddResult, Store
-from poolwarden.services.engine import Engine
-from poolwarden.services.feedback import FeedbackService, feedback_settings
-from poolwarden.services.ingestd import BATCH_LINES, Ingestd
-from poolwarden.services.lmtpd import LmtpServer, parse_listen
-from poolwarden.services.reaction import ReactionService
+from poolwarden.services.feedback.intake import FeedbackService, feedback_settings
+from poolwarden.services.feedback.lmtpd import LmtpServer, parse_listen
+from poolwarden.services.ingest.ingestd import BATCH_LINES, Ingestd
+from poolwarden.services.reputation.engine import Engine
+from poolwarden.services.reputation.reaction import ReactionService
 
 __all__ = ["IngestJobs", "IngestOptions", "log_paths"]
 

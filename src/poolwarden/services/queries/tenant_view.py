@@ -64,7 +64,7 @@ def alert(row: dict[str, Any]) -> dict[str, Any]:
     numbers = dict(row.get("numbers") or {})
     text = str(row.get("text", ""))
     actor = numbers.get("actor")
-    # services.alerts writes "<after> automatically, rule ..." for automatic moves and
+    # services.alerts.watcher writes "<after> automatically, rule ..." for automatic moves and
     # "<after> by <actor> (<source>), rule ..." for an operator's
     if row.get("kind") in MOVE_ALERTS and actor and " automatically, rule " not in text:
         text = text.replace(f" by {actor} (", f" by {OPERATOR} (")

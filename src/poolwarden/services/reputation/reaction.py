@@ -1,7 +1,7 @@
 """Reaction rules at work: the log ingester's deliveries in, activations stored, tenants moved.
 
 ``ReactionService(config, store).on_batch(deliveries, events)`` is the ``on_batch``
-callback of ``Ingestd`` / ``import_logs`` (``services.ingestd``): it turns each
+callback of ``Ingestd`` / ``import_logs`` (``services.ingest.ingestd``): it turns each
 deferred or bounced delivery with its event into a ``core.reaction.Observation``
 (time, egress IP, provider, tenant, enhanced status code, reply text), feeds the
 rules' sliding windows (``core.reaction.ReactionState``) and stores every activation

@@ -14,7 +14,7 @@ One raw message at a time (from the LMTP listener or ``poolwarden ingest mail``)
 3. Trust (B5): a bounce is trusted when it carries a valid token; a complaint also
    needs its sender (From address, and the envelope sender when known) on the
    ``fbl_sources`` list and, with ``fbl_require_dkim`` (the default), a DKIM signature
-   that verifies (``services.dkim_verify``) by the matching entry's domain or a
+   that verifies (``services.feedback.dkim_verify``) by the matching entry's domain or a
    subdomain of it: a From header is forgeable, the FBL's signature is not. A missing,
    failing or foreign signature makes the complaint untrusted with that reason; a key
    that cannot be fetched for a temporary reason raises ``DkimTemporaryError`` (nothing
@@ -62,13 +62,13 @@ from poolwarden.config.schema import nameserver_address
 from poolwarden.core.errors import ConfigError, StoreError
 from poolwarden.core.events import Event, EventKind
 from poolwarden.ports import FeedbackRow
-from poolwarden.services.dkim_verify import (
+from poolwarden.services.feedback.dkim_verify import (
     DkimTemporaryError,
     DkimVerifier,
     TxtLookup,
     txt_lookup,
 )
-from poolwarden.services.engine import Engine
+from poolwarden.services.reputation.engine import Engine
 from poolwarden.wire import dsn, verp
 from poolwarden.wire.arf import Complaint
 

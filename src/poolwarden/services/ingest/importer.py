@@ -14,7 +14,7 @@ from rich.progress import Progress
 
 from poolwarden.core.errors import InputError
 from poolwarden.core.events import Event
-from poolwarden.services.engine import Engine, ImportResult
+from poolwarden.services.reputation.engine import Engine, ImportResult
 
 MAX_LINE_BYTES = 64 * 1024
 

@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from poolwarden.http.app import create_app
 from poolwarden.http.context import AppContext
-from tests.web.support import context, seed
+from tests.http.web.support import context, seed
 
 # Debian's Chromium, never a browser build downloaded by ``playwright install``
 CHROMIUM = Path(os.environ.get("POOLWARDEN_CHROMIUM", "/usr/bin/chromium"))

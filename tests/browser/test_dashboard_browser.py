@@ -12,7 +12,7 @@ from playwright.sync_api import Page, Response
 from poolwarden.http.api.held import held_rows
 from poolwarden.ports import DecisionRow
 from tests.browser.conftest import CHROMIUM, NO_CHROMIUM, Attacker, Dashboard, shot
-from tests.web.support import DEMOTED, NOW, PASSWORD
+from tests.http.web.support import DEMOTED, NOW, PASSWORD
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=NO_CHROMIUM)
 
@@ -155,7 +155,7 @@ def test_forged_forms_from_other_loopback_origins_fail(page: Page,
                                                        dashboard: Dashboard) -> None:
     # HOLD decisions as the routing agent logs them, so the tenant has held mail to count
     # (no Postfix here: the forged release must be refused before Postfix would be asked;
-    # the real release is tested against a Postfix lab in tests/web/test_release_postfix.py)
+    # the real release is tested against a Postfix lab in tests/http/web/test_release_postfix.py)
     dashboard.ctx.store.add_decisions([
         DecisionRow(at=NOW - 60 * i, node="n1", instance=f"h{i}", tenant=DEMOTED,
                     recipient=f"r{i}@gmail.com", action="HOLD", ip=None, pool=None,

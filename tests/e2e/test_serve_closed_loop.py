@@ -32,7 +32,7 @@ from poolwarden.core.reputation import Scope
 from poolwarden.services.reputation.engine import Engine, day_of
 from poolwarden.wire import verp
 from tests.e2e.support import EXAMPLE, GOOD, NEW, postfix
-from tests.feedback.support import dsn
+from tests.services.feedback.support import dsn
 from tests.support.postfix_lab import Job, PostfixLab, lab_unavailable, new_message_id
 
 TENANT, SENDER, SASL = "northwind-news", "news@northwind.example", "northwind"

@@ -24,8 +24,8 @@ from poolwarden.http.app import create_app
 from poolwarden.http.context import AppContext
 from poolwarden.http.metrics import registry_for
 from poolwarden.services.runtime import Runtime
-from tests.ingest.loggen import config_toml, generate
 from tests.reliability.support import Client, encode_request, rcpt_attrs
+from tests.services.ingest.loggen import config_toml, generate
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -22,7 +22,7 @@ from poolwarden.cli.main import app as cli
 from poolwarden.http.access import RULES, Rule, iter_routes
 from poolwarden.services.access import auth
 from tests.http.conftest import SHARED_IP, A, Api, B, record_alerts
-from tests.web.support import PASSWORD, login
+from tests.http.web.support import PASSWORD, login
 
 CLI_ACTOR = "olga-the-operator"
 ACTOR_ROUTES = {"/api/v1/tenants/{tenant}", "/api/v1/tenants/{tenant}/moves",

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from poolwarden.wire.postfix_correlate import NATIVE, Correlator, Delivery
 from poolwarden.wire.postfix_log import LogParser
-from tests.ingest.loggen import generate
+from tests.services.ingest.loggen import generate
 
 LOGS = Path(__file__).parents[2].parent / "shared" / "corpus" / "postfix-logs"
 

@@ -3,7 +3,7 @@
  * row to weigh. Such a delivery becomes its event row here, from the mapper's own caches
  * (read, never written); every other delivery goes to ``DeliveryMapper._row`` unchanged,
  * which fills the caches, counts what it skips and logs. The rows are the same either way
- * (tests/ingest/test_mapping_fast.py pins them), only cheaper: the ingest maps ~35,000
+ * (tests/services/ingest/test_mapping_fast.py pins them), only cheaper: the ingest maps ~35,000
  * deliveries a batch while the store thread waits for the GIL.
  *
  * The key is ``Delivery.key``: "pflog:" + 32 hex digits of SHA-256 over the key material

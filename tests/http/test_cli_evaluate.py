@@ -19,7 +19,7 @@ from poolwarden.cli.main import app as cli
 from poolwarden.config.load import load_config
 from poolwarden.services.reputation.engine import Engine
 from tests.http.conftest import SHARED_IP, A, Api
-from tests.services.test_warmup_service import DAY, T0, WARM, config, deliveries
+from tests.services.reputation.test_warmup_service import DAY, T0, WARM, config, deliveries
 
 
 def bounces(path: Path, at: float, count: int) -> Path:

@@ -1,6 +1,7 @@
 """A standalone ingester process for the crash tests: follows one log until it is killed.
 
-    python -m tests.services.ingest.runner --config pw.toml --log mail.log [--crash-point P --crash-at N]
+    python -m tests.services.ingest.runner --config pw.toml --log mail.log \
+        [--crash-point P --crash-at N]
 
 With ``--crash-point`` it dies by ``os._exit(137)`` (no cleanup, no commit: what kill -9
 leaves) the N-th time it reaches the point: ``read`` (a chunk was read), ``parsed`` (the

@@ -12,7 +12,7 @@ from pathlib import Path
 from poolwarden.adapters.listeners import Listen
 from poolwarden.core.shaping import RestrictionKind
 from poolwarden.services.runtime import Runtime
-from tests.services.test_reaction_service import EXAMPLE, GMAIL_428, RULES, LogWriter
+from tests.services.reputation.test_reaction_service import EXAMPLE, GMAIL_428, RULES, LogWriter
 
 NEW_RULES = RULES.replace("test-gmail-428", "renamed-gmail-428")
 

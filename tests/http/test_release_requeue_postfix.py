@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from poolwarden.http.api.held import postfix_tool
+from poolwarden.adapters.postqueue import run_tool
 from tests.e2e.support import held, postfix, send_to_hold, start_lab
 from tests.http.conftest import Api, lab_api
 from tests.support.postfix_lab import PostfixLab
@@ -47,7 +47,7 @@ def pin(api: Api, lab: PostfixLab, tier: str) -> None:
 
 def envelope(api: Api, queue_id: str) -> list[str]:
     """The envelope records of a queued message (``postcat -e``)."""
-    return postfix_tool(api.ctx, "postcat", "-e", "-q", queue_id).splitlines()
+    return run_tool("postcat", api.ctx.postfix_config_dir, "-e", "-q", queue_id).splitlines()
 
 
 def message_id_of(lab: PostfixLab, queue_id: str) -> str:
@@ -72,8 +72,8 @@ def test_requeue_drops_the_route_and_release_keeps_it(lab: PostfixLab, api: Api)
     pin(api, lab, "risky")  # the tenant may send again: release is allowed
 
     requeued, released = sorted(by_id)
-    postfix_tool(api.ctx, "postsuper", "-r", requeued)
-    postfix_tool(api.ctx, "postkick", "public", "pickup", "W")  # not its 60 s poll
+    run_tool("postsuper", api.ctx.postfix_config_dir, "-r", requeued)
+    run_tool("postkick", api.ctx.postfix_config_dir, "public", "pickup", "W")  # not its 60 s poll
     lab.wait_until(lambda: requeued_as(lab, requeued) is not None, 30, "pickup of -r mail")
     new_id = requeued_as(lab, requeued)
     assert new_id is not None and new_id != requeued
@@ -95,4 +95,4 @@ def test_requeue_drops_the_route_and_release_keeps_it(lab: PostfixLab, api: Api)
     assert lab.deliveries([message_id_of(lab, requeued)]) == []
     queue = {m["queue_id"]: m["queue_name"] for m in lab.postqueue_json()}
     assert queue.get(new_id) == "deferred"
-    postfix_tool(api.ctx, "postsuper", "-d", new_id)
+    run_tool("postsuper", api.ctx.postfix_config_dir, "-d", new_id)

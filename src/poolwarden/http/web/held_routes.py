@@ -13,10 +13,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from poolwarden.cli.postfix_cmds import HELD_STANDINGS
-from poolwarden.http.api.held import PostfixUnavailableError, queued, release
+from poolwarden.adapters.postqueue import PostfixToolError, release_from_hold
+from poolwarden.http.api.held import queued
 from poolwarden.http.web.common import Ctx, FormText, log, refused, see_other, segment, write_gate
 from poolwarden.services.access import audit
+from poolwarden.services.queries.held import HELD_STANDINGS
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,13 +38,13 @@ def release_held(request: Request, ctx: Ctx, name: str, csrf_token: FormText = "
         return refused(viewer, session, "Not released: no Postfix to release from "
                        "(policyd.postfix_config_dir is not set, or postqueue failed).",
                        status=503)
-    mine = in_queue.get(name, [])
+    mine = in_queue.queue_ids(name)
     if not mine:
         return refused(viewer, session, "Nothing to release: none of this tenant's mail is "
                        "in Postfix's hold queue.", status=409)
     try:
-        release(ctx, mine)
-    except PostfixUnavailableError:
+        release_from_hold(ctx.postfix_config_dir, mine)
+    except PostfixToolError:
         log.exception("dashboard: postsuper -H failed for %s", name)
         return refused(viewer, session, "Not released: postsuper failed; nothing was "
                        "released.", status=503)

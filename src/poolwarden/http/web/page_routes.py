@@ -9,7 +9,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from poolwarden.cli.postfix_cmds import HELD_STANDINGS
 from poolwarden.http.web import extras, pages
 from poolwarden.http.web.assets import static_response
 from poolwarden.http.web.common import (
@@ -24,6 +23,7 @@ from poolwarden.http.web.common import (
 )
 from poolwarden.http.web.render import page
 from poolwarden.services.access import audit
+from poolwarden.services.queries.held import HELD_STANDINGS
 
 router = APIRouter(include_in_schema=False)
 NOTICES = {"override": "Override recorded.", "cleared": "Pin cleared.",

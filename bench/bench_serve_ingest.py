@@ -49,7 +49,7 @@ def free_port() -> int:
 
 
 def start_serve(config: Path, port: int, follow: Path | None, log: Path) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-c", "from poolwarden.cli.main import app; app()", "serve",
+    argv = [sys.executable, "-c", "from poolwarden.main import app; app()", "serve",
             "--config", str(config), "--policy", f"tcp:127.0.0.1:{port}"]
     if follow is not None:
         argv += ["--follow", str(follow)]

@@ -19,7 +19,7 @@ import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from poolwarden.http.app import create_app
-from poolwarden.http.context import AppContext
+from poolwarden.services.queries.context import NodeContext
 from tests.http.web.support import context, seed
 
 # Debian's Chromium, never a browser build downloaded by ``playwright install``
@@ -41,7 +41,7 @@ def free_port(host: str) -> int:
 @dataclass
 class Dashboard:
     url: str
-    ctx: AppContext
+    ctx: NodeContext
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, Response
 
-from poolwarden.http.api.held import held_rows
 from poolwarden.ports import DecisionRow
+from poolwarden.services.queries.held import node_held_rows
 from tests.browser.conftest import CHROMIUM, NO_CHROMIUM, Attacker, Dashboard, shot
 from tests.http.web.support import DEMOTED, NOW, PASSWORD
 
@@ -160,7 +160,7 @@ def test_forged_forms_from_other_loopback_origins_fail(page: Page,
         DecisionRow(at=NOW - 60 * i, node="n1", instance=f"h{i}", tenant=DEMOTED,
                     recipient=f"r{i}@gmail.com", action="HOLD", ip=None, pool=None,
                     rule="tier:suspended", snapshot_version=1) for i in range(3)])
-    held_before = held_rows(dashboard.ctx, DEMOTED)
+    held_before = node_held_rows(dashboard.ctx, DEMOTED)
     assert held_before[0]["held_decisions"] == 3
     log_in(page, dashboard.url, "olivia")
     assert page.inner_text("h1") == "Overview"
@@ -210,7 +210,7 @@ def test_forged_forms_from_other_loopback_origins_fail(page: Page,
     after = dashboard.ctx.engine().standings()[DEMOTED]
     assert (after.tier, after.pinned) == (before.tier, before.pinned)
     assert len(dashboard.ctx.store.moves(DEMOTED)) == moves_before
-    assert held_rows(dashboard.ctx, DEMOTED) == held_before
+    assert node_held_rows(dashboard.ctx, DEMOTED) == held_before
     page.goto(dashboard.url + "/")  # the forged logout did not end the session
     assert page.inner_text("h1") == "Overview"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from poolwarden.cli.main import app
+from poolwarden.main import app
 
 runner = CliRunner()
 

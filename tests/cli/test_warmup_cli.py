@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.adapters.warmup_store import warmup_store_of
-from poolwarden.cli.main import app
 from poolwarden.config.load import load_config
+from poolwarden.main import app
 from poolwarden.services.reputation.warmup import today_of
 
 runner = CliRunner()

@@ -24,8 +24,8 @@ import pytest
 from typer.testing import CliRunner
 
 from poolwarden.adapters.postfix_conf import check, main_cf, master_cf
-from poolwarden.cli.main import app
 from poolwarden.config.load import load_config
+from poolwarden.main import app
 from tests.e2e.support import (
     EXAMPLE,
     GMAIL,

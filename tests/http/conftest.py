@@ -19,10 +19,10 @@ from poolwarden.adapters.sqlstore import SqlStore, open_store
 from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.events import EventKind
 from poolwarden.http.app import create_app
-from poolwarden.http.context import AppContext
 from poolwarden.ports import DecisionRow
 from poolwarden.services.access import auth
 from poolwarden.services.alerts.watcher import Alerter
+from poolwarden.services.queries.context import NodeContext
 from poolwarden.services.reputation.engine import Engine
 from poolwarden.testing.builders import many
 from tests.support.postfix_lab import PostfixLab
@@ -38,7 +38,7 @@ class Api:
     """A client of the app with a token per role; ``call`` returns the httpx response."""
 
     app: Any
-    ctx: AppContext
+    ctx: NodeContext
     store: SqlStore
     config_file: Path
     tokens: dict[str, str] = field(default_factory=dict)
@@ -117,7 +117,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
     store = open_store(config.store_url)
     now = time.time()
     seed(config, store, now)
-    ctx = AppContext(loaded_config=config, store=store, clock=lambda: now, engine_ttl=0)
+    ctx = NodeContext(loaded_config=config, store=store, clock=lambda: now, engine_ttl=0)
     client = Api(app=create_app(ctx), ctx=ctx, store=store, config_file=config_file, now=now)
     for role, tenant in (("operator-read", None), ("operator-write", None),
                          ("tenant-a", A), ("tenant-b", B)):
@@ -135,7 +135,7 @@ def lab_api(lab: PostfixLab) -> Iterator[Api]:
     token: for the tests that count and release mail in a real hold queue."""
     config = load_config(lab.config)
     store = open_store(config.store_url)
-    ctx = AppContext(loaded_config=config, store=store, engine_ttl=0,
+    ctx = NodeContext(loaded_config=config, store=store, engine_ttl=0,
                      postfix_config_dir=str(lab.etc))
     client = Api(app=create_app(ctx), ctx=ctx, store=store, config_file=lab.config,
                  now=time.time())

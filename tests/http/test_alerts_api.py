@@ -11,7 +11,7 @@ import json
 
 from typer.testing import CliRunner
 
-from poolwarden.cli.main import app as cli
+from poolwarden.main import app as cli
 from poolwarden.ports import AlertRow
 from tests.http.conftest import SHARED_IP, A, Api, B
 

@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from poolwarden.adapters.memory import MemoryStore
-from poolwarden.cli.main import app as cli
 from poolwarden.core.errors import InputError, StoreError
 from poolwarden.http import app as app_module
 from poolwarden.http.ratelimit import FailureLimiter
+from poolwarden.main import app as cli
 from poolwarden.services.access import auth
 from poolwarden.services.access.auth import Role
 from tests.http.conftest import A, Api

@@ -105,7 +105,7 @@ def test_injection_in_every_string_parameter(api: Api) -> None:
 def test_hostile_text_in_the_audit_log_is_inert_in_the_cli_table(api: Api) -> None:
     from typer.testing import CliRunner
 
-    from poolwarden.cli.main import app as cli
+    from poolwarden.main import app as cli
 
     api.call("POST", "/api/v1/overrides",
              json={"tenant": A, "tier": "good", "reason": "[bold red]fake[/] \x1b[2J"})

@@ -15,8 +15,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from poolwarden.adapters.sqlstore import open_store
-from poolwarden.cli.main import app as cli
 from poolwarden.config.load import load_config
+from poolwarden.main import app as cli
 from poolwarden.services.reputation.engine import Engine
 from tests.http.conftest import SHARED_IP, A, Api
 from tests.services.reputation.test_warmup_service import DAY, T0, WARM, config, deliveries

@@ -10,8 +10,8 @@ import time
 from typer.testing import CliRunner
 
 from poolwarden.cli.api_cmds import API_PARITY
-from poolwarden.cli.main import app as cli
 from poolwarden.http.access import iter_routes
+from poolwarden.main import app as cli
 from tests.http.conftest import SHARED_IP, Api, B
 
 VALUES = {"tenant": B, "address": SHARED_IP}

@@ -21,8 +21,8 @@ from poolwarden.adapters.listeners import Listen
 from poolwarden.core.model import Tier
 from poolwarden.core.tiers import TierMove
 from poolwarden.http.app import create_app
-from poolwarden.http.context import AppContext
 from poolwarden.http.metrics import registry_for
+from poolwarden.services.queries.context import NodeContext
 from poolwarden.services.runtime import Runtime
 from tests.reliability.support import Client, encode_request, rcpt_attrs
 from tests.services.ingest.loggen import config_toml, generate
@@ -43,7 +43,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-async def scrape(ctx: AppContext) -> Samples:
+async def scrape(ctx: NodeContext) -> Samples:
     app = create_app(ctx)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://127.0.0.1") as client:
@@ -71,7 +71,7 @@ def test_scraped_values_follow_the_input(tmp_path: Path) -> None:
     clock = [float(int(time.time()))]  # frozen, near the generated log's times
     runtime = Runtime(config_path, listens=[Listen.parse("tcp:127.0.0.1:0")],
                       clock=lambda: clock[0])
-    ctx = AppContext(loaded_config=runtime.config, store=runtime.store,  # type: ignore[arg-type]
+    ctx = NodeContext(loaded_config=runtime.config, store=runtime.store,  # type: ignore[arg-type]
                      clock=lambda: clock[0], runtime=runtime)
 
     async def main() -> None:
@@ -192,7 +192,7 @@ def test_a_standalone_app_reports_the_store_snapshot(tmp_path: Path) -> None:
     config_path.write_text(config_toml(f"sqlite:///{tmp_path / 'pw.db'}"), encoding="utf-8")
     config = load_config(config_path)
     store = open_store(config.store_url)
-    ctx = AppContext(loaded_config=config, store=store, clock=lambda: 2_000_000_000.0)
+    ctx = NodeContext(loaded_config=config, store=store, clock=lambda: 2_000_000_000.0)
     s = asyncio.run(scrape(ctx))
     assert value(s, "poolwarden_tenants", tier="new") == 5
     assert not any(name.startswith("poolwarden_decisions") for name, _ in s)  # no agent here
@@ -213,7 +213,7 @@ def test_each_app_has_its_own_registry(tmp_path: Path) -> None:
     config_path.write_text(config_toml(f"sqlite:///{tmp_path / 'pw.db'}"), encoding="utf-8")
     config = load_config(config_path)
     store = open_store(config.store_url)
-    first = AppContext(loaded_config=config, store=store)
-    second = AppContext(loaded_config=config, store=store)
+    first = NodeContext(loaded_config=config, store=store)
+    second = NodeContext(loaded_config=config, store=store)
     assert registry_for(first)[0] is not registry_for(second)[0]
     store.close()

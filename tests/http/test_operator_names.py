@@ -18,8 +18,8 @@ import time
 import httpx
 from typer.testing import CliRunner
 
-from poolwarden.cli.main import app as cli
 from poolwarden.http.access import RULES, Rule, iter_routes
+from poolwarden.main import app as cli
 from poolwarden.services.access import auth
 from tests.http.conftest import SHARED_IP, A, Api, B, record_alerts
 from tests.http.web.support import PASSWORD, login

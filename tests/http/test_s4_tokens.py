@@ -18,7 +18,7 @@ from sqlalchemy import MetaData, select
 from typer.testing import CliRunner
 
 from poolwarden.adapters.sqlstore import open_store
-from poolwarden.cli.main import app as cli
+from poolwarden.main import app as cli
 from poolwarden.services.access import auth
 from tests.adapters.conftest import fresh_pg_database
 from tests.http.conftest import Api

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from poolwarden.adapters.memory import MemoryStore
 from poolwarden.adapters.sqlstore import SqlStore
-from poolwarden.cli.main import app as cli
 from poolwarden.core.events import EventKind
+from poolwarden.main import app as cli
 from poolwarden.services.reputation.engine import Engine
 from poolwarden.testing.builders import many
 from tests.http.conftest import A, Api

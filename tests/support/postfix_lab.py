@@ -793,7 +793,7 @@ smtp_connect_timeout = 5s
 
     def agent_argv(self) -> list[str]:
         """The ``poolwarden serve`` command (the same one at every restart)."""
-        return [sys.executable, "-c", "from poolwarden.cli.main import app; app()", "serve",
+        return [sys.executable, "-c", "from poolwarden.main import app; app()", "serve",
                 "--config", str(self.config), "--policy", self.policy_listen,
                 "--log-level", self.log_level]
 
@@ -1087,7 +1087,7 @@ smtp_connect_timeout = 5s
                    timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run the poolwarden CLI (outside the namespace: it only needs files and the
         Postfix commands' filesystem sockets)."""
-        argv = [sys.executable, "-c", "from poolwarden.cli.main import app; app()", *args]
+        argv = [sys.executable, "-c", "from poolwarden.main import app; app()", *args]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               check=False, env={**os.environ, "COLUMNS": "200"})
         if check and done.returncode != 0:

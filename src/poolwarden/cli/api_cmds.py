@@ -37,7 +37,7 @@ from poolwarden.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from poolwarden.http.context import AppContext
+    from poolwarden.services.queries.context import NodeContext
 
 token_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke.")
 user_app = typer.Typer(no_args_is_help=True, help="Dashboard users: add, list, remove.")
@@ -68,17 +68,17 @@ T = TypeVar("T")
 
 
 @contextmanager
-def context_for(option: Path | None) -> Iterator[AppContext]:
-    """A standalone ``AppContext`` over the configured store, as the API builds one."""
+def context_for(option: Path | None) -> Iterator[NodeContext]:
+    """A standalone ``NodeContext`` over the configured store, as the API builds one."""
     from poolwarden.adapters.sqlstore import open_store
     from poolwarden.config.load import load_config
-    from poolwarden.http.context import AppContext
+    from poolwarden.services.queries.context import NodeContext
 
     config = load_config(config_path(option))
     store = open_store(config.store_url)
     try:
         settings = config.settings.policyd
-        yield AppContext(loaded_config=config, store=store, engine_ttl=0,
+        yield NodeContext(loaded_config=config, store=store, engine_ttl=0,
                          postfix_config_dir=settings.postfix_config_dir)
     finally:
         store.close()
@@ -243,7 +243,7 @@ def user_remove(name: str,
 
 def pools(config: ConfigOption = None, json_out: JsonOption = False) -> None:
     """Every pool: its IPs, the tenants it carries and active reaction rules."""
-    from poolwarden.http.api.ips import pool_rows
+    from poolwarden.services.queries.listings import pool_rows
 
     with context_for(config) as ctx:
         rows = pool_rows(ctx.snapshot())
@@ -264,7 +264,7 @@ def decisions(
     json_out: JsonOption = False,
 ) -> None:
     """Recent routing decisions, newest first."""
-    from poolwarden.http.api.decisions import decision_rows
+    from poolwarden.services.queries.listings import decision_rows
 
     with context_for(config) as ctx:
         rows = decision_rows(ctx, tenant=tenant, action=action, since=since, limit=limit)
@@ -279,7 +279,7 @@ def summary(
     json_out: JsonOption = False,
 ) -> None:
     """Event counts per tenant, IP, provider or day."""
-    from poolwarden.http.api.decisions import By, summary_rows
+    from poolwarden.services.queries.listings import By, summary_rows
 
     try:
         grouping = By(by)
@@ -293,7 +293,7 @@ def summary(
 
 def overrides(config: ConfigOption = None, json_out: JsonOption = False) -> None:
     """Tenants pinned to a tier by an operator, with who and why."""
-    from poolwarden.http.api.overrides import override_rows
+    from poolwarden.services.queries.listings import override_rows
 
     with context_for(config) as ctx:
         rows = override_rows(ctx.engine())
@@ -302,10 +302,10 @@ def overrides(config: ConfigOption = None, json_out: JsonOption = False) -> None
 
 def held(config: ConfigOption = None, json_out: JsonOption = False) -> None:
     """Held mail per tenant: HOLD decisions and, with Postfix, the hold queue."""
-    from poolwarden.http.api.held import held_rows
+    from poolwarden.services.queries.held import node_held_rows
 
     with context_for(config) as ctx:
-        rows = held_rows(ctx, None)
+        rows = node_held_rows(ctx, None)
     _show(rows, ["tenant", "held_decisions", "in_queue"], json_out)
 
 
@@ -319,7 +319,7 @@ def alerts(
     json_out: JsonOption = False,
 ) -> None:
     """Recent alerts, newest first, each with its explanation and dashboard link."""
-    from poolwarden.http.api.alerts_routes import alert_rows
+    from poolwarden.services.queries.listings import alert_rows
 
     with context_for(config) as ctx:
         rows = alert_rows(ctx, kind=kind, since=since, tenant=tenant, ip=ip, limit=limit)
@@ -336,7 +336,7 @@ def audit_cmd(
     json_out: JsonOption = False,
 ) -> None:
     """The audit log, newest first: every write and every refused API request."""
-    from poolwarden.http.api.audit_routes import audit_rows
+    from poolwarden.services.queries.listings import audit_rows
 
     with context_for(config) as ctx:
         rows = audit_rows(ctx, actor=actor, action=action, target=target, since=since,

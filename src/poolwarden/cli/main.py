@@ -248,8 +248,8 @@ def override(
 def _audit_override(engine: Engine, tenant: str, before: Any, *, actor: str,
                     clear: bool) -> None:
     """One audit row per CLI override, like the API's and the dashboard's."""
-    from poolwarden.http.api.overrides import standing_dict
     from poolwarden.services.access import audit
+    from poolwarden.services.queries.listings import standing_dict
 
     after = engine.standings()[tenant]
     audit.record(engine.store, actor=f"cli:{actor}", source="cli",  # type: ignore[arg-type]
@@ -257,18 +257,6 @@ def _audit_override(engine: Engine, tenant: str, before: Any, *, actor: str,
                  target=f"tenant:{tenant}", at=time.time(),
                  before=standing_dict(tenant, before) if before is not None else None,
                  after=standing_dict(tenant, after))
-
-
-@app.command()
-@guarded
-def demo(config: ConfigOption = None,
-         days: Annotated[int, typer.Option(help="Days of simulated traffic.")] = 21,
-         seed: Annotated[int, typer.Option(help="Random seed of the traffic.")] = 7) -> None:
-    """Simulate traffic for the configured tenants, evaluate day by day, and show the result."""
-    from poolwarden.sim.demo import run_demo
-
-    with engine_for(config) as (_, engine):
-        run_demo(engine, out, days=days, seed=seed, now=time.time())
 
 
 @app.command()
@@ -280,60 +268,3 @@ def classify(
     from poolwarden.cli.classify_cmd import classify_command
 
     raise typer.Exit(classify_command(files, json_out))
-
-
-@app.command()
-@guarded
-def serve(
-    config: ConfigOption = None,
-    policy: Annotated[list[str] | None, typer.Option(
-        "--policy", help="Listen on tcp:HOST:PORT or unix:PATH (repeatable) [default: the "
-        "policyd.listen setting].")] = None,
-    follow: Annotated[list[Path] | None, typer.Option(
-        "--follow", help="Follow this Postfix log file (repeatable) [default: the ingest.logs "
-        "setting].")] = None,
-    lmtp: Annotated[str | None, typer.Option(
-        "--lmtp", help="Run the feedback LMTP listener on tcp:HOST:PORT (loopback) or "
-        "unix:PATH [default: feedback.lmtp_listen when ingest.lmtp is true].")] = None,
-    log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
-    http: Annotated[str, typer.Option(
-        "--http", help="Serve the API, the dashboard and /metrics on HOST:PORT.")]
-    = "127.0.0.1:8025",
-    no_http: Annotated[bool, typer.Option("--no-http", help="Serve no HTTP.")] = False,
-    http_allow_remote: Annotated[bool, typer.Option(
-        "--http-allow-remote", help="Allow --http on a non-loopback address.")] = False,
-) -> None:
-    """Run the routing agent (and its background jobs: log ingestion and the feedback LMTP
-    listener when configured) until SIGTERM; SIGHUP reloads."""
-    import asyncio
-    import logging
-
-    from poolwarden.adapters.listeners import Listen
-    from poolwarden.services.feedback.lmtpd import parse_listen
-    from poolwarden.services.ingest.jobs import IngestOptions
-    from poolwarden.services.runtime import Runtime
-
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        listens = [Listen.parse(text) for text in policy or ()]
-        if lmtp is not None:
-            parse_listen(lmtp)
-    except ValueError as exc:
-        fail(str(exc))
-    if log_level.upper() != "DEBUG":  # aiosmtpd logs every LMTP command at INFO
-        logging.getLogger("mail.log").setLevel(logging.WARNING)
-    ingest = IngestOptions(logs=tuple(map(str, follow)) if follow else None, lmtp_listen=lmtp)
-    runtime = Runtime(config_path(config), listens=listens or None, ingest=ingest)
-    if no_http:
-        asyncio.run(runtime.run())
-        return
-    from poolwarden.http.serve import parse_listen as parse_http
-    from poolwarden.http.serve import run_with_http
-
-    parse_http(http, allow_remote=http_allow_remote)  # a bad --http fails before starting
-    asyncio.run(run_with_http(runtime, http, allow_remote=http_allow_remote))
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    app()

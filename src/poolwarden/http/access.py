@@ -29,11 +29,12 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from poolwarden.core.errors import StoreError
-from poolwarden.http.context import AppContext, get_ctx
+from poolwarden.http.context import get_ctx
 from poolwarden.http.models import ERROR_RESPONSES
 from poolwarden.http.ratelimit import FailureLimiter
 from poolwarden.services.access import audit, auth
 from poolwarden.services.access.auth import Principal
+from poolwarden.services.queries.context import NodeContext
 
 log = logging.getLogger("poolwarden.http.access")
 
@@ -58,14 +59,14 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def limiter(ctx: AppContext) -> FailureLimiter:
+def limiter(ctx: NodeContext) -> FailureLimiter:
     found = ctx.extras.get("api_limiter")
     if not isinstance(found, FailureLimiter):
         found = ctx.extras["api_limiter"] = FailureLimiter()
     return found
 
 
-def principal(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) -> Principal:
+def principal(request: Request, ctx: Annotated[NodeContext, Depends(get_ctx)]) -> Principal:
     """The caller, from ``Authorization: Bearer <token>``; 401 without a live token.
     A revoked token is refused on its next request (no cache in between). Failed
     attempts are rate-limited per client address (``ratelimit``)."""
@@ -85,7 +86,7 @@ def principal(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)]) ->
     return found
 
 
-def deny(ctx: AppContext, request: Request, who: Principal, status: int,
+def deny(ctx: NodeContext, request: Request, who: Principal, status: int,
          message: str) -> HTTPException:
     """Log and audit a refused request; the exception to raise."""
     log.warning("refused %s %s for %s (%s): %d", request.method,
@@ -100,7 +101,7 @@ def deny(ctx: AppContext, request: Request, who: Principal, status: int,
 
 
 def _guard(rule: Rule) -> Callable[..., Principal]:
-    def check(request: Request, ctx: Annotated[AppContext, Depends(get_ctx)],
+    def check(request: Request, ctx: Annotated[NodeContext, Depends(get_ctx)],
               who: Annotated[Principal, Depends(principal)]) -> Principal:
         if rule is Rule.OPERATOR_READ and not who.is_operator:
             raise deny(ctx, request, who, 403, "this needs an operator token")
@@ -115,7 +116,7 @@ def _guard(rule: Rule) -> Callable[..., Principal]:
     return check
 
 
-def scoped_tenant(ctx: AppContext, request: Request, who: Principal,
+def scoped_tenant(ctx: NodeContext, request: Request, who: Principal,
                   wanted: str | None) -> str | None:
     """The tenant a list may show: operators get what they asked for (None: all), a
     tenant token its own tenant; asking for another answers 404."""
@@ -158,4 +159,4 @@ def iter_routes(routes: Iterable[BaseRoute], prefix: str = ""
 
 
 Caller = Annotated[Principal, Depends(principal)]
-Ctx = Annotated[AppContext, Depends(get_ctx)]
+Ctx = Annotated[NodeContext, Depends(get_ctx)]

@@ -8,7 +8,7 @@ exists in this build. How they plug in:
   ``APIRouter`` with the pages (declare them with ``include_in_schema=False``
   so the published API schema stays the API's), and optionally ``static``, an
   ASGI app (e.g. ``StaticFiles``) mounted at ``/static``. Handlers read the
-  ``AppContext`` with ``Depends(poolwarden.http.context.get_ctx)``; writes call
+  ``NodeContext`` with ``Depends(poolwarden.http.context.get_ctx)``; writes call
   ``services.access.audit.record(..., source="dashboard")``; logins call
   ``services.access.auth.verify_password``.
 - Metrics (``poolwarden.http.metrics``, a module): expose ``router``, an
@@ -31,8 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from poolwarden.http import errors
 from poolwarden.http.api import router as api_router
-from poolwarden.http.context import AppContext
 from poolwarden.http.ratelimit import FailureLimiter
+from poolwarden.services.queries.context import NodeContext
 
 log = logging.getLogger("poolwarden.http")
 
@@ -50,7 +50,7 @@ def optional_module(name: str) -> ModuleType | None:
         raise
 
 
-def create_app(ctx: AppContext) -> FastAPI:
+def create_app(ctx: NodeContext) -> FastAPI:
     app = FastAPI(title="poolwarden", version="1",
                   description="Shared pool or dedicated IP, per tenant: the operator API.",
                   openapi_url=f"{API_PREFIX}/openapi.json", docs_url=f"{API_PREFIX}/docs",

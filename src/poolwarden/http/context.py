@@ -1,87 +1,17 @@
-"""What every HTTP handler (API, dashboard, /metrics) reads: the ``AppContext``.
+"""The HTTP handlers' way to the node: ``get_ctx`` hands them the app's ``NodeContext``.
 
-One object per app, stored as ``app.state.ctx`` and handed to handlers by the
-``get_ctx`` dependency. It holds the loaded configuration, the store, the clock,
-the node name and, inside ``poolwarden serve``, the running ``Runtime`` (for its
-live snapshot and counters). Standalone (tests, a read-only API node) the
-snapshot is built from the store. Handlers are plain ``def`` functions, so
-FastAPI runs them (and their store calls) in its thread pool, never on the loop
-that also serves the routing agent.
+Handlers are plain ``def`` functions, so FastAPI runs them (and their store calls) in its
+thread pool, never on the loop that also serves the routing agent.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
-
 from starlette.requests import HTTPConnection
 
-from poolwarden.config.load import LoadedConfig
-from poolwarden.core.snapshot import Snapshot
-from poolwarden.ports import AccessStore, Store
-from poolwarden.services.reputation.engine import Engine
-
-if TYPE_CHECKING:
-    from poolwarden.services.runtime import Runtime
+from poolwarden.services.queries.context import NodeContext
 
 
-class ApiStore(Store, AccessStore, Protocol):
-    """The store the HTTP app needs: the system of record plus tokens, users, audit."""
-
-
-@dataclass
-class AppContext:
-    """The app's view of one node. ``config`` follows the runtime's reloads."""
-
-    loaded_config: LoadedConfig
-    store: ApiStore
-    clock: Callable[[], float] = time.time
-    node: str = "local"
-    runtime: Runtime | None = None
-    # how long a built Engine (the day counters in memory) is reused; 0 rebuilds per call
-    engine_ttl: float = 2.0
-    # a Postfix configuration directory for ``postqueue -j`` (held mail); None: the log only
-    postfix_config_dir: str | None = None
-    # the app may listen on a non-loopback address only when this is set
-    allow_remote: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)  # for the dashboard and metrics
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _engine: tuple[float, int, Engine] | None = field(default=None, repr=False)
-
-    @property
-    def config(self) -> LoadedConfig:
-        return self.runtime.config if self.runtime is not None else self.loaded_config
-
-    def now(self) -> float:
-        return self.clock()
-
-    def engine(self) -> Engine:
-        """An Engine over the store, reused for ``engine_ttl`` seconds while the
-        store's change marker stays put (tier moves and overrides show at once)."""
-        now = self.clock()
-        marker = self.store.change_marker()
-        with self._lock:
-            cached = self._engine
-            if (cached is not None and cached[1] == marker and now - cached[0] < self.engine_ttl
-                    and cached[2].config is self.config):
-                return cached[2]
-        engine = Engine(self.config, self.store, now=now)
-        with self._lock:
-            self._engine = (now, marker, engine)
-        return engine
-
-    def snapshot(self) -> Snapshot:
-        """The running agent's snapshot, or one built from the store (standalone, or
-        before the agent's first build)."""
-        if self.runtime is not None and self.runtime.snapshot is not None:
-            return self.runtime.snapshot
-        return self.engine().snapshot(self.clock())
-
-
-def get_ctx(conn: HTTPConnection) -> AppContext:
+def get_ctx(conn: HTTPConnection) -> NodeContext:
     """FastAPI dependency: the app's context (``app.state.ctx``)."""
-    ctx: AppContext = conn.app.state.ctx
+    ctx: NodeContext = conn.app.state.ctx
     return ctx

@@ -1,7 +1,7 @@
 """``GET /metrics``: the node's Prometheus metrics, mounted by ``http.app.create_app``.
 
 Each app gets its own ``CollectorRegistry`` (kept in ``ctx.extras``), built over the
-``AppContext``: inside ``poolwarden serve`` the running agent's counters and latency
+``NodeContext``: inside ``poolwarden serve`` the running agent's counters and latency
 histogram, its snapshot, the log ingester's counters and the alerter's; standalone
 (no runtime) the snapshot built from the store. Inside serve the scrape reads only
 memory and runs on the event loop, the thread that also writes those counters, so
@@ -26,7 +26,8 @@ from prometheus_client.registry import CollectorRegistry
 from starlette.concurrency import run_in_threadpool
 
 from poolwarden.core.errors import PoolwardenError
-from poolwarden.http.context import AppContext, get_ctx
+from poolwarden.http.context import get_ctx
+from poolwarden.services.queries.context import NodeContext
 from poolwarden.services.queries.metrics import (
     AgentCounts,
     AlertCounts,
@@ -47,7 +48,7 @@ _REGISTRY_KEY = "metrics_registry"
 class HeldCache:
     """Held messages per tenant, recounted at most every ``HELD_TTL`` seconds."""
 
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
         self.counts: dict[str, int] | None = None
         self.at = float("-inf")
@@ -59,14 +60,14 @@ class HeldCache:
 
     def refresh(self) -> None:
         """Count on the calling (worker) thread: the decision log and ``postqueue -j``."""
-        from poolwarden.http.api.held import held_rows  # the API package imports this app
+        from poolwarden.services.queries.held import node_held_rows
 
         with self._lock:
             if not self.stale:
                 return
             counts = {}
             try:
-                rows = held_rows(self.ctx, None)
+                rows = node_held_rows(self.ctx, None)
             except PoolwardenError as exc:  # keep the last counts; the scrape goes on
                 log.error("metrics: held mail not counted: %s", exc)
                 self.at = time.monotonic()
@@ -79,7 +80,7 @@ class HeldCache:
             self.counts, self.at = counts, time.monotonic()
 
 
-def sources_for(ctx: AppContext, held: HeldCache) -> MetricSources:
+def sources_for(ctx: NodeContext, held: HeldCache) -> MetricSources:
     runtime = ctx.runtime
 
     def agent() -> AgentCounts | None:
@@ -119,7 +120,7 @@ def sources_for(ctx: AppContext, held: HeldCache) -> MetricSources:
     return sources
 
 
-def registry_for(ctx: AppContext) -> tuple[CollectorRegistry, HeldCache, NodeCollector]:
+def registry_for(ctx: NodeContext) -> tuple[CollectorRegistry, HeldCache, NodeCollector]:
     found = ctx.extras.get(_REGISTRY_KEY)
     if found is None:
         held = HeldCache(ctx)

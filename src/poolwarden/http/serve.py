@@ -24,7 +24,7 @@ import uvicorn
 
 from poolwarden.core.errors import InputError
 from poolwarden.http.app import create_app
-from poolwarden.http.context import ApiStore, AppContext
+from poolwarden.services.queries.context import NodeContext, NodeStore
 from poolwarden.services.runtime import Runtime
 
 log = logging.getLogger("poolwarden.http")
@@ -71,14 +71,14 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
-def context_for(runtime: Runtime, *, allow_remote: bool = False) -> AppContext:
-    store: ApiStore = runtime.store  # type: ignore[assignment]  # SqlStore is both
-    return AppContext(loaded_config=runtime.config, store=store, clock=runtime.clock,
+def context_for(runtime: Runtime, *, allow_remote: bool = False) -> NodeContext:
+    store: NodeStore = runtime.store  # type: ignore[assignment]  # SqlStore is both
+    return NodeContext(loaded_config=runtime.config, store=store, clock=runtime.clock,
                       node=runtime.node, runtime=runtime, allow_remote=allow_remote,
                       postfix_config_dir=runtime.config.settings.policyd.postfix_config_dir)
 
 
-def server_for(ctx: AppContext) -> EmbeddedServer:
+def server_for(ctx: NodeContext) -> EmbeddedServer:
     config = uvicorn.Config(create_app(ctx), lifespan="off", access_log=False,
                             log_config=None, proxy_headers=False, server_header=False,
                             date_header=True, timeout_graceful_shutdown=5)

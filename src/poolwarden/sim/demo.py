@@ -1,26 +1,37 @@
-"""The main job on the example configuration: simulate days of traffic and show the loop.
+"""The main job on the example configuration: simulate days of traffic and run the loop.
 
-Each simulated day, every tenant's mail is routed by the real decision
-function (held mail produces no outcome), the outcomes are stored, tiers are
-evaluated and every move is printed with its explanation; at the end the
-tenant table, the bad-neighbour ranking of the worst shared IP and sample
-routes are shown. Re-running the same day adds nothing twice.
+Each simulated day, every tenant's mail is routed by the real decision function (held
+mail produces no outcome), the outcomes are stored and tiers are evaluated. ``simulate``
+yields what each day did (events stored, moves made) and the surfaces print it; the
+tenants' profiles, the worst shared IP and sample routes are here for them to show.
+Re-running the same day adds nothing twice. Nothing here prints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-from rich.console import Console
-
-from poolwarden.cli import render
 from poolwarden.core.events import Event
 from poolwarden.core.policy import RouteRequest, decide_for
 from poolwarden.core.reputation import Scope
-from poolwarden.core.snapshot import Action, Snapshot
-from poolwarden.services.queries import reports
+from poolwarden.core.snapshot import Action, Decision, Snapshot
+from poolwarden.core.tiers import TierMove
 from poolwarden.services.reputation.engine import DAY, Engine, day_of
 from poolwarden.sim.traffic import assign_profiles, day_events
+
+SAMPLE_RECIPIENTS = ("someone@gmail.com", "someone@smallbiz.example")
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedDay:
+    """One simulated day: its number (1-based), its UTC day, what was stored and moved."""
+
+    number: int
+    day: int
+    added: int
+    duplicates: int
+    moves: list[TierMove]
 
 
 def _router(snapshot: Snapshot, tenant: str, sender: str) -> Callable[[str], str | None]:
@@ -33,14 +44,17 @@ def _router(snapshot: Snapshot, tenant: str, sender: str) -> Callable[[str], str
     return pick
 
 
-def run_demo(engine: Engine, out: Console, *, days: int, seed: int, now: float) -> None:
+def profile_stories(engine: Engine) -> list[tuple[str, str, str]]:
+    """(tenant, plan, the story its simulated traffic tells) per configured tenant."""
     tenants = engine.config.inventory.tenants
     profiles = assign_profiles(tenants)
-    out.rule("poolwarden demo")
-    out.print(f"{len(tenants)} tenants, {days} simulated days ending today; profiles:")
-    for tenant in tenants:
-        out.print(f"  {render.escape(tenant.name)} ({tenant.plan.value}): "
-                  f"{profiles[tenant.name].story()}")
+    return [(t.name, t.plan.value, profiles[t.name].story()) for t in tenants]
+
+
+def simulate(engine: Engine, *, days: int, seed: int, now: float) -> Iterator[SimulatedDay]:
+    """Route, store and evaluate ``days`` days of traffic ending on ``now``'s day."""
+    tenants = engine.config.inventory.tenants
+    profiles = assign_profiles(tenants)
     first_day = day_of(now) - days + 1
     for index in range(days):
         day = first_day + index
@@ -53,26 +67,29 @@ def run_demo(engine: Engine, out: Console, *, days: int, seed: int, now: float) 
                                      pick_ip=_router(snapshot, tenant.name, sender), seed=seed))
         result = engine.add_events(events)
         moves = engine.evaluate(end_of_day)
-        out.print(f"day {index + 1:2d} ({render.when(day * DAY)[:10]}): {result.added:,} events"
-                  f" stored, {result.duplicates:,} already there, {len(moves)} tier moves")
-        for move in moves:
-            render.move_line(out, reports.move_dict(move))
-    snapshot = engine.snapshot(now)
-    render.tenants_table(out, reports.tenant_rows(engine, snapshot, now))
-    worst = _worst_shared_ip(engine, snapshot, now)
-    if worst is not None:
-        render.ip_detail(out, reports.ip_detail(engine, snapshot, worst, now))
-    out.rule("sample routes (poolwarden route --tenant T --recipient ADDR)")
-    for tenant in tenants:
-        sample_sender = f"news@{tenant.domains[0]}" if tenant.domains else None
-        for recipient in ("someone@gmail.com", "someone@smallbiz.example"):
-            d = decide_for(snapshot.tenants[tenant.name],
-                           RouteRequest(recipient=recipient, sender=sample_sender), snapshot)
-            out.print(f"  {render.escape(tenant.name):<14} → {recipient:<26} "
-                      f"{d.action.value.upper():<6} {d.ip or '-':<12} {render.escape(d.reason)}")
+        yield SimulatedDay(index + 1, day, result.added, result.duplicates, list(moves))
 
 
-def _worst_shared_ip(engine: Engine, snapshot: Snapshot, now: float) -> str | None:
+def run_demo(engine: Engine, *, days: int, seed: int, now: float) -> list[SimulatedDay]:
+    """Every simulated day at once (for callers that only want the stored result)."""
+    return list(simulate(engine, days=days, seed=seed, now=now))
+
+
+def sample_routes(engine: Engine, snapshot: Snapshot) -> list[tuple[str, str, Decision]]:
+    """(tenant, recipient, decision) for each tenant and each sample recipient."""
+    out = []
+    for tenant in engine.config.inventory.tenants:
+        sender = f"news@{tenant.domains[0]}" if tenant.domains else None
+        for recipient in SAMPLE_RECIPIENTS:
+            request = RouteRequest(recipient=recipient, sender=sender)
+            out.append((tenant.name, recipient,
+                        decide_for(snapshot.tenants[tenant.name], request, snapshot)))
+    return out
+
+
+def worst_shared_ip(engine: Engine, snapshot: Snapshot, now: float) -> str | None:
+    """The shared IP with the most trap hits, then the highest hard-bounce rate (None if
+    every shared IP is clean)."""
     shared = [a for p in snapshot.pools.values() if p.kind.value == "shared" for a in p.ips]
     scored = []
     for address in shared:

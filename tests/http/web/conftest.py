@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from poolwarden.http.app import create_app
-from poolwarden.http.context import AppContext
+from poolwarden.services.queries.context import NodeContext
 from tests.http.web.support import Seeded, context, seed
 
 
@@ -22,7 +22,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Seeded:
 
 
 @pytest.fixture
-def ctx(seeded: Seeded, tmp_path: Path) -> Iterator[AppContext]:
+def ctx(seeded: Seeded, tmp_path: Path) -> Iterator[NodeContext]:
     ctx = context(seeded.copy_to(tmp_path))
     yield ctx
     ctx.store.close()
@@ -34,7 +34,7 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def client(ctx: AppContext) -> AsyncIterator[httpx.AsyncClient]:
+async def client(ctx: NodeContext) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(ctx)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://127.0.0.1:8025") as c:

@@ -8,20 +8,18 @@ The app's clock is fixed at ``NOW`` so every page shows the same numbers.
 
 from __future__ import annotations
 
-import io
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from rich.console import Console
 
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import LoadedConfig, load_config_text
 from poolwarden.core.model import Tier
-from poolwarden.http.context import AppContext
 from poolwarden.services.access import auth
+from poolwarden.services.queries.context import NodeContext
 from poolwarden.services.reputation.engine import DAY, Engine
 from poolwarden.sim.demo import run_demo
 
@@ -58,7 +56,7 @@ def seed(path: Path) -> None:
     store = open_store(f"sqlite:///{path}")
     try:
         engine = Engine(load(), store, now=NOW)
-        run_demo(engine, Console(file=io.StringIO()), days=SIM_DAYS, seed=7, now=NOW)
+        run_demo(engine, days=SIM_DAYS, seed=7, now=NOW)
         tier = engine.standings()[DEMOTED].tier
         assert tier in (Tier.RISKY, Tier.SUSPENDED), f"the seed did not demote {DEMOTED}"
         tenants = {t.name for t in engine.config.inventory.tenants}
@@ -79,9 +77,9 @@ class Seeded:
         return target
 
 
-def context(db: Path) -> AppContext:
+def context(db: Path) -> NodeContext:
     store = open_store(f"sqlite:///{db}")
-    return AppContext(loaded_config=load(), store=store, clock=lambda: NOW)
+    return NodeContext(loaded_config=load(), store=store, clock=lambda: NOW)
 
 
 def csrf_of(html: str) -> str:

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from poolwarden.core.reputation import ALL_PROVIDERS, Scope
-from poolwarden.http.context import AppContext
 from poolwarden.ports import AlertRow, DecisionRow
+from poolwarden.services.queries.context import NodeContext
 from poolwarden.services.reputation.engine import day_of
 from tests.http.web.support import DEMOTED, EVIL, NOW, login
 
@@ -42,7 +42,7 @@ async def test_wrong_password_is_refused(client: httpx.AsyncClient) -> None:
 
 
 async def test_overview_shows_pools_tiers_and_attention(client: httpx.AsyncClient,
-                                                        ctx: AppContext) -> None:
+                                                        ctx: NodeContext) -> None:
     assert (await login(client, "rita")).status_code == 303
     r = await client.get("/")
     assert r.status_code == 200
@@ -65,7 +65,7 @@ async def test_overview_shows_pools_tiers_and_attention(client: httpx.AsyncClien
 
 
 async def test_tenant_page_explains_the_demotion_and_embeds_chart_data(
-        client: httpx.AsyncClient, ctx: AppContext) -> None:
+        client: httpx.AsyncClient, ctx: NodeContext) -> None:
     await login(client, "rita")
     r = await client.get(f"/tenants/{DEMOTED}")
     assert r.status_code == 200
@@ -100,7 +100,7 @@ async def test_tenant_page_explains_the_demotion_and_embeds_chart_data(
     assert '<script src="/static/vendor/chart.umd.min.js"></script>' in r.text
 
 
-async def test_ip_page_ranks_bad_neighbours(client: httpx.AsyncClient, ctx: AppContext) -> None:
+async def test_ip_page_ranks_bad_neighbours(client: httpx.AsyncClient, ctx: NodeContext) -> None:
     await login(client, "rita")
     engine = ctx.engine()
     shared = [a for p in engine.config.inventory.pools for a in p.ips]
@@ -122,7 +122,7 @@ async def test_ip_page_ranks_bad_neighbours(client: httpx.AsyncClient, ctx: AppC
 
 
 async def test_override_is_applied_and_audited(client: httpx.AsyncClient,
-                                               ctx: AppContext) -> None:
+                                               ctx: NodeContext) -> None:
     await login(client, "olivia")
     page = await client.get(f"/tenants/{DEMOTED}")
     assert 'id="override-form"' in page.text
@@ -161,7 +161,7 @@ async def test_override_is_applied_and_audited(client: httpx.AsyncClient,
 
 
 async def test_bad_override_input_names_the_field(client: httpx.AsyncClient,
-                                                  ctx: AppContext) -> None:
+                                                  ctx: NodeContext) -> None:
     await login(client, "olivia")
     token = re.search(r'name="csrf_token" value="([^"]+)"',
                       (await client.get(f"/tenants/{DEMOTED}")).text).group(1)
@@ -188,7 +188,7 @@ async def test_static_files_are_the_vendored_build_and_nothing_else(
 
 
 async def test_warming_ip_shows_its_warm_up_progress(client: httpx.AsyncClient,
-                                                     ctx: AppContext) -> None:
+                                                     ctx: NodeContext) -> None:
     await login(client, "rita")
     engine = ctx.engine()
     warming = [ip.address for ip in engine.config.inventory.ips if ip.state.value == "warming"]
@@ -207,7 +207,7 @@ async def test_warming_ip_shows_its_warm_up_progress(client: httpx.AsyncClient,
     assert 'id="warmup"' not in (await client.get(f"/ips/{active}")).text
 
 
-async def test_overview_counts_held_mail(client: httpx.AsyncClient, ctx: AppContext) -> None:
+async def test_overview_counts_held_mail(client: httpx.AsyncClient, ctx: NodeContext) -> None:
     ctx.store.add_decisions([
         DecisionRow(at=NOW - 60 * i, node="n1", instance=f"i{i}", tenant=DEMOTED,
                     recipient=f"r{i}@gmail.com", action="HOLD", ip=None, pool=None,
@@ -220,7 +220,7 @@ async def test_overview_counts_held_mail(client: httpx.AsyncClient, ctx: AppCont
 
 
 async def test_overview_lists_recent_alerts_with_links_to_their_pages(
-        client: httpx.AsyncClient, ctx: AppContext) -> None:
+        client: httpx.AsyncClient, ctx: NodeContext) -> None:
     ctx.store.add_alert(AlertRow(
         at=NOW - 3600, key=f"tier:{DEMOTED}", kind="suspension",
         subject=f"{DEMOTED} suspended", text="3 spam-trap hit(s) ≥ trap_hits_suspend 3",

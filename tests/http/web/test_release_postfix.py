@@ -17,8 +17,8 @@ import pytest
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import load_config
 from poolwarden.http.app import create_app
-from poolwarden.http.context import AppContext
 from poolwarden.services.access import auth
+from poolwarden.services.queries.context import NodeContext
 from tests.e2e.support import held, postfix, send_to_hold, start_lab
 from tests.http.web.support import PASSWORD, csrf_of, login
 from tests.support.postfix_lab import PostfixLab
@@ -35,13 +35,13 @@ def lab() -> Iterator[PostfixLab]:
 
 
 @pytest.fixture
-def lab_ctx(lab: PostfixLab) -> Iterator[AppContext]:
+def lab_ctx(lab: PostfixLab) -> Iterator[NodeContext]:
     config = load_config(lab.config)
     store = open_store(config.store_url)
     auth.create_user(store, name="olivia", password=PASSWORD, role="operator-write",
                      tenant=None, now=time.time(),
                      known_tenants={t.name for t in config.inventory.tenants})
-    ctx = AppContext(loaded_config=config, store=store, engine_ttl=0,
+    ctx = NodeContext(loaded_config=config, store=store, engine_ttl=0,
                      postfix_config_dir=str(lab.etc))
     try:
         yield ctx
@@ -50,7 +50,7 @@ def lab_ctx(lab: PostfixLab) -> Iterator[AppContext]:
 
 
 @pytest.fixture
-async def lab_client(lab_ctx: AppContext) -> AsyncIterator[httpx.AsyncClient]:
+async def lab_client(lab_ctx: NodeContext) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(lab_ctx)),
                                  base_url="http://127.0.0.1:8025") as c:
         yield c
@@ -63,13 +63,13 @@ async def post_form(client: httpx.AsyncClient, action: str, **fields: str) -> ht
                              data={**fields, "csrf_token": token})
 
 
-def releases(ctx: AppContext) -> list[object]:
+def releases(ctx: NodeContext) -> list[object]:
     return [r for r in ctx.store.audit() if r.action == "held.release"]
 
 
 @postfix
 async def test_suspend_then_release_held_mail_through_the_dashboard(
-        lab: PostfixLab, lab_ctx: AppContext, lab_client: httpx.AsyncClient) -> None:
+        lab: PostfixLab, lab_ctx: NodeContext, lab_client: httpx.AsyncClient) -> None:
     assert (await login(lab_client, "olivia")).status_code == 303
     version = max(lab.snapshot_versions())
     r = await post_form(lab_client, "suspend", why="complaint storm, ticket 99")

@@ -11,8 +11,8 @@ import pytest
 from fastapi.routing import APIRoute
 
 from poolwarden.http.app import create_app
-from poolwarden.http.context import AppContext
 from poolwarden.http.web import router
+from poolwarden.services.queries.context import NodeContext
 from tests.http.web.support import DEMOTED, EVIL, PASSWORD, csrf_of, login
 
 pytestmark = pytest.mark.anyio
@@ -58,7 +58,7 @@ def _filled(path: str, tenant: str, address: str) -> str:
 
 
 async def test_a_tenant_user_reaches_nothing_of_another_tenant(client: httpx.AsyncClient,
-                                                               ctx: AppContext) -> None:
+                                                               ctx: NodeContext) -> None:
     await login(client, "tess")
     engine = ctx.engine()
     other_ips = [a for t in engine.config.inventory.tenants if t.name != OWN
@@ -93,7 +93,7 @@ async def test_a_tenant_user_reaches_nothing_of_another_tenant(client: httpx.Asy
 
 
 async def test_read_only_operator_sees_everything_and_changes_nothing(
-        client: httpx.AsyncClient, ctx: AppContext) -> None:
+        client: httpx.AsyncClient, ctx: NodeContext) -> None:
     await login(client, "rita")
     for path in ("/", f"/tenants/{OTHER}", "/ips/127.0.0.13", "/audit"):
         r = await client.get(path)
@@ -111,7 +111,7 @@ async def test_read_only_operator_sees_everything_and_changes_nothing(
 
 
 async def test_forms_without_the_token_or_from_elsewhere_are_refused(
-        client: httpx.AsyncClient, ctx: AppContext) -> None:
+        client: httpx.AsyncClient, ctx: NodeContext) -> None:
     await login(client, "olivia")
     token = csrf_of((await client.get(f"/tenants/{OTHER}")).text)
     url = f"/tenants/{OTHER}/override"
@@ -166,7 +166,7 @@ async def test_login_and_logout_need_the_token_too(client: httpx.AsyncClient) ->
 
 
 async def test_tenant_names_and_reasons_are_escaped(client: httpx.AsyncClient,
-                                                    ctx: AppContext) -> None:
+                                                    ctx: NodeContext) -> None:
     await login(client, "olivia")
     for path in ("/", f"/tenants/{quote(EVIL, safe='')}", "/ips/127.0.0.13"):
         r = await client.get(path)
@@ -186,7 +186,7 @@ async def test_tenant_names_and_reasons_are_escaped(client: httpx.AsyncClient,
     assert "</script" not in series and "<" not in series
 
 
-async def test_session_cookie_flags(ctx: AppContext) -> None:
+async def test_session_cookie_flags(ctx: NodeContext) -> None:
     app = create_app(ctx)
     for base, secure in (("http://127.0.0.1:8025", False), ("http://[::1]:8025", False),
                          ("http://localhost:8025", False), ("https://dash.example", True)):
@@ -218,7 +218,7 @@ async def test_logout_ends_the_session_on_the_server(client: httpx.AsyncClient) 
     assert (await client.get("/")).status_code == 303
 
 
-async def test_removed_user_is_out_at_once(client: httpx.AsyncClient, ctx: AppContext) -> None:
+async def test_removed_user_is_out_at_once(client: httpx.AsyncClient, ctx: NodeContext) -> None:
     await login(client, "olivia")
     assert (await client.get("/")).status_code == 200
     assert ctx.store.remove_user("olivia")
@@ -234,7 +234,7 @@ async def test_forged_cookie_is_ignored(client: httpx.AsyncClient) -> None:
 
 
 async def test_failed_logins_are_throttled_per_client_without_locking_the_account(
-        ctx: AppContext) -> None:
+        ctx: NodeContext) -> None:
     app = create_app(ctx)
 
     def client_from(host: str) -> httpx.AsyncClient:

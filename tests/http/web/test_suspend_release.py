@@ -11,8 +11,8 @@ import html
 import httpx
 import pytest
 
-from poolwarden.http.context import AppContext
 from poolwarden.ports import DecisionRow
+from poolwarden.services.queries.context import NodeContext
 from tests.http.web.support import DEMOTED, NOW, csrf_of, login
 
 pytestmark = pytest.mark.anyio
@@ -23,7 +23,7 @@ async def form_token(client: httpx.AsyncClient) -> str:
 
 
 async def test_suspend_needs_a_reason_pins_the_tier_and_is_audited(
-        client: httpx.AsyncClient, ctx: AppContext) -> None:
+        client: httpx.AsyncClient, ctx: NodeContext) -> None:
     await login(client, "olivia")
     page = (await client.get(f"/tenants/{DEMOTED}")).text
     assert 'id="suspend-form"' in page
@@ -61,7 +61,7 @@ async def test_suspend_needs_a_reason_pins_the_tier_and_is_audited(
 
 
 async def test_release_is_refused_while_suspended_and_without_postfix(
-        client: httpx.AsyncClient, ctx: AppContext) -> None:
+        client: httpx.AsyncClient, ctx: NodeContext) -> None:
     # HOLD decisions as the routing agent logs them while a tenant is suspended
     ctx.store.add_decisions([
         DecisionRow(at=NOW - 60 * i, node="n1", instance=f"h{i}", tenant=DEMOTED,
@@ -95,7 +95,7 @@ async def test_release_is_refused_while_suspended_and_without_postfix(
 
 
 async def test_tenant_user_sees_its_held_mail_but_no_form(client: httpx.AsyncClient,
-                                                         ctx: AppContext) -> None:
+                                                         ctx: NodeContext) -> None:
     ctx.store.add_decisions([
         DecisionRow(at=NOW - 30, node="n1", instance="h", tenant=DEMOTED,
                     recipient="r@gmail.com", action="HOLD", ip=None, pool=None,

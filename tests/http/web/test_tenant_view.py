@@ -14,8 +14,8 @@ import pytest
 
 from poolwarden.core.model import Tier
 from poolwarden.core.reaction import Activation, Observation
-from poolwarden.http.context import AppContext
 from poolwarden.http.web.render import _when
+from poolwarden.services.queries.context import NodeContext
 from poolwarden.services.reputation.engine import DAY
 from poolwarden.services.reputation.reaction import ReactionService
 from tests.http.web.support import DEMOTED, NOW, login
@@ -34,7 +34,7 @@ def section(page: str, anchor: str) -> str:
     return " ".join(html.unescape(text).split())
 
 
-def fire(ctx: AppContext, at: float, replies: list[tuple[str, str | None, str, str]]
+def fire(ctx: NodeContext, at: float, replies: list[tuple[str, str | None, str, str]]
          ) -> list[Activation]:
     """Feed provider replies (provider, ip, tenant, reply) at ``at`` + i seconds to the
     configuration's rules, as the log ingester does; the activations stored."""
@@ -52,7 +52,7 @@ TS04 = "421 4.7.0 [TSS04] Messages temporarily deferred due to user complaints"
 
 
 @pytest.fixture
-def activations(ctx: AppContext) -> dict[str, Activation]:
+def activations(ctx: NodeContext) -> dict[str, Activation]:
     """In force at NOW: a tenant-scoped pause of DEMOTED at Google, an IP-scoped pause of
     the shared IP its replies triggered, and OTHER's own tenant-scoped pause. Over by NOW:
     a Yahoo pause of the shared IP from a day earlier."""
@@ -95,7 +95,7 @@ async def test_tenant_page_lists_the_rules_in_force_with_their_numbers(
 
 
 async def test_ip_page_lists_the_rules_in_force_on_it(
-        client: httpx.AsyncClient, ctx: AppContext,
+        client: httpx.AsyncClient, ctx: NodeContext,
         activations: dict[str, Activation]) -> None:
     await login(client, "rita")
     rules = section((await client.get(f"/ips/{SHARED_IP}")).text, "reactions")
@@ -115,7 +115,7 @@ async def test_ip_page_lists_the_rules_in_force_on_it(
 
 
 async def test_tenant_user_sees_operator_instead_of_operator_names(
-        client: httpx.AsyncClient, ctx: AppContext) -> None:
+        client: httpx.AsyncClient, ctx: NodeContext) -> None:
     engine = ctx.engine()
     automatic = engine.store.moves(DEMOTED)
     assert automatic and all(m.source == "engine" for m in automatic)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from poolwarden.adapters.sqlstore import open_store
-from poolwarden.cli.main import app
 from poolwarden.config.load import load_config_text
+from poolwarden.main import app
 from poolwarden.services.ingest.ingestd import Ingestd, import_logs
 from tests.services.ingest.conftest import read_events
 from tests.services.ingest.loggen import config_toml, default_start, generate, observed, stamp

@@ -11,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from poolwarden.adapters.sqlstore import open_store
-from poolwarden.cli.main import app
 from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.model import Tier
 from poolwarden.core.policy import RouteRequest
 from poolwarden.core.shaping import RestrictionKind
+from poolwarden.main import app
 from poolwarden.ports import Store
 from poolwarden.services.ingest.ingestd import import_logs
 from poolwarden.services.reputation.engine import Engine

@@ -12,45 +12,15 @@ another tenant in the filter answers 404 like any tenant-filter list.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
 from poolwarden.http.access import API_PREFIX, Caller, Ctx, Rule, route, scoped_tenant
-from poolwarden.http.context import AppContext
 from poolwarden.http.models import AlertOut
-from poolwarden.ports import AlertRow
-from poolwarden.services.queries import tenant_view
+from poolwarden.services.queries.listings import alert_rows
 
 router = APIRouter(prefix=API_PREFIX, tags=["alerts"])
-SCAN_LIMIT = 5_000  # alert rows read when a filter is applied here rather than in the store
-
-
-def alert_rows(ctx: AppContext, *, kind: str | None = None, since: float | None = None,
-               tenant: str | None = None, ip: str | None = None, limit: int = 100,
-               viewer_tenant: str | None = None) -> list[dict[str, Any]]:
-    """Alerts newest first, as the API and ``poolwarden alerts`` list them; with
-    ``viewer_tenant``, only what that tenant may read, as ``tenant_view`` shows it."""
-    fetch: Callable[..., list[AlertRow]] | None = getattr(ctx.store, "alerts", None)
-    if fetch is None:  # a store without the alerts table (migration 0009)
-        return []
-    filtered_here = ip is not None or viewer_tenant is not None
-    out: list[dict[str, Any]] = []
-    for row in fetch(since=since, kind=kind, tenant=tenant,
-                     limit=SCAN_LIMIT if filtered_here else limit):
-        if ip is not None and row.ip != ip:
-            continue
-        found = asdict(row)
-        if viewer_tenant is not None:
-            if not tenant_view.alert_visible(found, viewer_tenant):
-                continue
-            found = {**tenant_view.alert(found), "outcome": None}
-        out.append(found)
-        if len(out) >= limit:
-            break
-    return out
 
 
 @route(router, "GET", "/alerts", Rule.TENANT_FILTER, response_model=list[AlertOut],

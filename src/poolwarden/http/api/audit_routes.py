@@ -8,16 +8,9 @@ from fastapi import APIRouter, Query
 
 from poolwarden.http.access import API_PREFIX, Ctx, Rule, route
 from poolwarden.http.models import AuditEntry
-from poolwarden.services.access import audit
+from poolwarden.services.queries.listings import audit_rows
 
 router = APIRouter(prefix=API_PREFIX, tags=["audit"])
-
-
-def audit_rows(ctx: Ctx, *, actor: str | None, action: str | None, target: str | None,
-               since: float | None, limit: int) -> list[dict[str, Any]]:
-    return [audit.as_dict(r) for r in audit.list_rows(ctx.store, actor=actor, action=action,
-                                                      target=target, since=since,
-                                                      limit=limit)]
 
 
 @route(router, "GET", "/audit", Rule.OPERATOR_READ, response_model=list[AuditEntry],

@@ -32,7 +32,6 @@ from poolwarden.http.access import (
     route,
     scoped_tenant,
 )
-from poolwarden.http.context import AppContext
 from poolwarden.http.models import Held, ReleaseIn, ReleaseOut
 from poolwarden.services.access import audit
 from poolwarden.services.queries import held
@@ -40,24 +39,10 @@ from poolwarden.services.queries import held
 router = APIRouter(prefix=API_PREFIX, tags=["held mail"])
 
 
-def queued(ctx: AppContext) -> held.HoldQueue | None:
-    """The hold queue per tenant; None without a configured, working Postfix."""
-    if ctx.postfix_config_dir is None:
-        return None
-    try:
-        return held.hold_queue_by_tenant(ctx.config, ctx.store, ctx.postfix_config_dir)
-    except PostfixToolError:
-        return None
-
-
-def held_rows(ctx: AppContext, tenant: str | None) -> list[dict[str, Any]]:
-    return held.held_rows(ctx.config, ctx.store, queued(ctx), tenant)
-
-
 @route(router, "GET", "/held", Rule.TENANT_FILTER, response_model=list[Held],
        summary="Held mail per tenant (tenants with none are left out)")
 def list_held(request: Request, ctx: Ctx, who: Caller) -> list[dict[str, Any]]:
-    return held_rows(ctx, scoped_tenant(ctx, request, who, None))
+    return held.node_held_rows(ctx, scoped_tenant(ctx, request, who, None))
 
 
 @route(router, "POST", "/held/release", Rule.OPERATOR_WRITE, response_model=ReleaseOut,
@@ -70,7 +55,7 @@ def release_held(body: ReleaseIn, ctx: Ctx, who: Caller) -> dict[str, Any]:
     if tier in held.HELD_STANDINGS:
         raise HTTPException(409, f"the tenant is {tier}: its mail stays held until it may "
                             "send again")
-    in_queue = queued(ctx)
+    in_queue = held.node_hold_queue(ctx)
     if in_queue is None:
         raise HTTPException(503, "no Postfix to release from (policyd.postfix_config_dir)")
     mine = in_queue.queue_ids(body.tenant)

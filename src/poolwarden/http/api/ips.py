@@ -4,38 +4,17 @@ other tenants)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path
 
-from poolwarden.core.snapshot import Snapshot
 from poolwarden.http.access import API_PREFIX, Ctx, Rule, route
 from poolwarden.http.models import IpDetail, IpRow, Neighbour, Pool
 from poolwarden.services.queries import reaction_report, reports
+from poolwarden.services.queries.listings import pool_rows
 
 router = APIRouter(prefix=API_PREFIX, tags=["pools and IPs"])
 Address = Annotated[str, Path(max_length=64, description="Egress IP address.")]
-
-
-def restriction_dicts(snapshot: Snapshot, ips: set[str] | None = None) -> list[dict[str, Any]]:
-    return [{k: (v.value if hasattr(v, "value") else v) for k, v in asdict(r).items()}
-            for r in snapshot.restrictions.all if ips is None or r.ip in ips]
-
-
-def pool_rows(snapshot: Snapshot) -> list[dict[str, Any]]:
-    riders: dict[str, list[str]] = {}
-    for name, entry in snapshot.tenants.items():
-        for route_ in (entry.route, entry.major_route, entry.private_route):
-            if route_ is not None and route_.pool:
-                riders.setdefault(route_.pool, [])
-                if name not in riders[route_.pool]:
-                    riders[route_.pool].append(name)
-    return [{"name": p.name, "kind": p.kind.value,
-             "tiers": sorted(t.value for t in p.tiers), "ips": list(p.ips),
-             "tenants": sorted(riders.get(p.name, [])),
-             "restrictions": restriction_dicts(snapshot, set(p.ips))}
-            for p in snapshot.pools.values()]
 
 
 @route(router, "GET", "/pools", Rule.OPERATOR_READ, response_model=list[Pool],

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request
 
-from poolwarden.core.model import TenantStanding
 from poolwarden.http.access import (
     API_PREFIX,
     UNKNOWN_TENANT,
@@ -23,20 +22,9 @@ from poolwarden.http.access import (
 from poolwarden.http.models import ClearIn, Move, Override, OverrideIn
 from poolwarden.services.access import audit
 from poolwarden.services.queries import reports, tenant_view
-from poolwarden.services.reputation.engine import Engine
+from poolwarden.services.queries.listings import override_rows, standing_dict
 
 router = APIRouter(prefix=API_PREFIX, tags=["overrides"])
-
-
-def standing_dict(tenant: str, standing: TenantStanding) -> dict[str, Any]:
-    return {"tenant": tenant, "tier": standing.tier.value, "since": standing.since,
-            "pinned": standing.pinned, "pinned_by": standing.pinned_by,
-            "pinned_why": standing.pinned_why}
-
-
-def override_rows(engine: Engine, tenant: str | None = None) -> list[dict[str, Any]]:
-    return [standing_dict(name, s) for name, s in sorted(engine.standings().items())
-            if s.pinned and (tenant is None or name == tenant)]
 
 
 @route(router, "GET", "/overrides", Rule.TENANT_FILTER, response_model=list[Override],

@@ -4,7 +4,7 @@ HTTP app beside the API.
 ``router`` holds every page, form and static file (``/``, ``/login``, ``/logout``,
 ``/tenants/{name}`` and its forms, ``/ips/{address}``, ``/audit``, ``/static/...``),
 all left out of the published OpenAPI schema; the app includes it. Handlers read the app's
-``AppContext`` (``app.state.ctx``).
+``NodeContext`` (``app.state.ctx``).
 """
 
 from fastapi import APIRouter

@@ -17,14 +17,15 @@ from fastapi import Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from poolwarden.core.model import TIER_RANK
-from poolwarden.http.context import AppContext, get_ctx
+from poolwarden.http.context import get_ctx
 from poolwarden.http.web.render import page
 from poolwarden.http.web.sessions import LoginThrottle, Session, SessionStore, check_form
 from poolwarden.services.access import auth
+from poolwarden.services.queries.context import NodeContext
 
 log = logging.getLogger("poolwarden.http.web")
 
-Ctx = Annotated[AppContext, Depends(get_ctx)]
+Ctx = Annotated[NodeContext, Depends(get_ctx)]
 FormText = Annotated[str, Form()]
 TIER_CHOICES = [t.value for t in sorted(TIER_RANK, key=TIER_RANK.__getitem__)]
 
@@ -56,7 +57,7 @@ class WebState:
     throttle: LoginThrottle
 
 
-def state_of(ctx: AppContext) -> WebState:
+def state_of(ctx: NodeContext) -> WebState:
     """The dashboard's per-app state, created on first use (kept in ``ctx.extras``)."""
     state = ctx.extras.get("dashboard")
     if not isinstance(state, WebState):
@@ -79,7 +80,7 @@ def local(url: str) -> str:
     return "/"
 
 
-def viewer_of(ctx: AppContext, request: Request) -> tuple[Viewer, Session] | Response:
+def viewer_of(ctx: NodeContext, request: Request) -> tuple[Viewer, Session] | Response:
     """The logged-in viewer, or the redirect to the login page."""
     state = state_of(ctx)
     session = state.sessions.get(request)
@@ -114,12 +115,12 @@ def refused(viewer: Viewer | None, session: Session | None, why: str,
                 status=status)
 
 
-def base_context(viewer: Viewer, session: Session, ctx: AppContext) -> dict[str, Any]:
+def base_context(viewer: Viewer, session: Session, ctx: NodeContext) -> dict[str, Any]:
     return {"user": viewer, "csrf_token": session.csrf, "now": ctx.now(),
             "window_days": ctx.config.thresholds.window_days}
 
 
-def write_gate(request: Request, ctx: AppContext, name: str, csrf_token: str
+def write_gate(request: Request, ctx: NodeContext, name: str, csrf_token: str
                ) -> tuple[Viewer, Session] | Response:
     """The gate of every tenant form: logged in, a valid form from this site (checked
     first, so a forged request learns nothing else), allowed to write, a known tenant."""

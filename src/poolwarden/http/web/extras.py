@@ -14,9 +14,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from poolwarden.http.api.held import held_rows
-from poolwarden.http.context import AppContext
 from poolwarden.ports import AuditRow
+from poolwarden.services.queries.context import NodeContext
+from poolwarden.services.queries.held import node_held_rows
 from poolwarden.services.reputation.engine import DAY, Engine
 
 log = logging.getLogger("poolwarden.http.web")
@@ -25,7 +25,7 @@ ALERT_DAYS = 7  # alerts this recent are listed on the overview
 ALERT_LIMIT = 20
 
 
-def overview(ctx: AppContext, now: float) -> dict[str, Any]:
+def overview(ctx: NodeContext, now: float) -> dict[str, Any]:
     found: dict[str, Any] = {}
     alerts = getattr(ctx.store, "alerts", None)
     if callable(alerts):
@@ -36,17 +36,17 @@ def overview(ctx: AppContext, now: float) -> dict[str, Any]:
         except Exception:  # a broken section must not take the whole page down
             log.exception("dashboard: could not list alerts")
     try:
-        found["held"] = held_rows(ctx, None)
+        found["held"] = node_held_rows(ctx, None)
     except Exception:
         log.exception("dashboard: could not count held mail")
     return found
 
 
-def held_for(ctx: AppContext, tenant: str) -> dict[str, Any] | None:
+def held_for(ctx: NodeContext, tenant: str) -> dict[str, Any] | None:
     """One tenant's held mail (HOLD decisions; Postfix's hold queue when configured);
     None when it cannot be read (the section is left out, the page still shows)."""
     try:
-        rows = held_rows(ctx, tenant)
+        rows = node_held_rows(ctx, tenant)
     except Exception:
         log.exception("dashboard: could not count the held mail of %s", tenant)
         return None

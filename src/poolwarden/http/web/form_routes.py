@@ -18,8 +18,6 @@ from starlette.responses import Response
 
 from poolwarden.core.errors import InputError
 from poolwarden.core.model import Tier
-from poolwarden.http.api.overrides import standing_dict
-from poolwarden.http.context import AppContext
 from poolwarden.http.web.common import (
     TIER_CHOICES,
     Ctx,
@@ -32,16 +30,18 @@ from poolwarden.http.web.common import (
 )
 from poolwarden.http.web.sessions import Session
 from poolwarden.services.access import audit
+from poolwarden.services.queries.context import NodeContext
+from poolwarden.services.queries.listings import standing_dict
 
 router = APIRouter(include_in_schema=False)
 WHY_MAX = 500
 
 
-def _standing(ctx: AppContext, name: str) -> dict[str, Any]:
+def _standing(ctx: NodeContext, name: str) -> dict[str, Any]:
     return standing_dict(name, ctx.engine().standings()[name])
 
 
-def _pin(ctx: AppContext, viewer: Viewer, session: Session, name: str, target: Tier,
+def _pin(ctx: NodeContext, viewer: Viewer, session: Session, name: str, target: Tier,
          why: str, done: str) -> Response:
     """Pin ``name`` to ``target`` and audit it; the redirect back, or why not."""
     if len(why) > WHY_MAX:

@@ -14,10 +14,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from poolwarden.adapters.postqueue import PostfixToolError, release_from_hold
-from poolwarden.http.api.held import queued
 from poolwarden.http.web.common import Ctx, FormText, log, refused, see_other, segment, write_gate
 from poolwarden.services.access import audit
-from poolwarden.services.queries.held import HELD_STANDINGS
+from poolwarden.services.queries.held import HELD_STANDINGS, node_hold_queue
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,7 +32,7 @@ def release_held(request: Request, ctx: Ctx, name: str, csrf_token: FormText = "
         return refused(viewer, session, f"Not released: {name} is {tier}, so its mail stays "
                        "held until it may send again. Move it to another tier first (clear "
                        "the pin or pin it to risky), then release.", status=409)
-    in_queue = queued(ctx)
+    in_queue = node_hold_queue(ctx)
     if in_queue is None:
         return refused(viewer, session, "Not released: no Postfix to release from "
                        "(policyd.postfix_config_dir is not set, or postqueue failed).",

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from poolwarden.adapters.postqueue import TOOL_TIMEOUT, HeldMessage, hold_queue
+from poolwarden.adapters.postqueue import TOOL_TIMEOUT, HeldMessage, PostfixToolError, hold_queue
 from poolwarden.config.load import LoadedConfig
 from poolwarden.core.errors import PoolwardenError
 from poolwarden.ports import Store
+from poolwarden.services.queries.context import NodeContext
 
 HELD_STANDINGS = ("suspended", "off-platform")  # standings whose mail must stay held
 LOG_SCAN = 10_000  # recent decisions read for the HOLD counts
@@ -87,3 +88,18 @@ def held_rows(config: LoadedConfig, store: Store, queue: HoldQueue | None,
              "in_queue": None if in_queue is None else len(in_queue.get(name, ()))}
             for name in names
             if counts.get(name) or (in_queue and in_queue.get(name)) or tenant is not None]
+
+
+def node_hold_queue(ctx: NodeContext) -> HoldQueue | None:
+    """The node's hold queue per tenant; None without a configured, working Postfix."""
+    if ctx.postfix_config_dir is None:
+        return None
+    try:
+        return hold_queue_by_tenant(ctx.config, ctx.store, ctx.postfix_config_dir)
+    except PostfixToolError:
+        return None
+
+
+def node_held_rows(ctx: NodeContext, tenant: str | None) -> list[dict[str, Any]]:
+    """``held_rows`` for the node, with its hold queue when it has a Postfix."""
+    return held_rows(ctx.config, ctx.store, node_hold_queue(ctx), tenant)

@@ -11,7 +11,7 @@ run:
 * ``poolwarden``: ``LogParser.parse`` + ``Correlator.feed`` (parse only is shown too);
 * ``pflogsumm`` (Debian package, /usr/sbin/pflogsumm) over the same file.
 
-Prints lines/s for each and the ratios. The issue's target is the full ingest (parse,
+Prints lines/s for each and the ratios. The target is the full ingest (parse,
 correlate, store, exactly-once) ≥ 3x pflogsumm; this bench covers parse + correlate only.
 Usage: python bench/bench_logparse.py [--lines N] [--file PATH] [--keep] [--seed N]
 """

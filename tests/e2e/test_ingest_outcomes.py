@@ -2,7 +2,7 @@
 
 The sink answers 250, 451 4.2.0 (``tempfail*``) or 550 5.1.1 (``reject*``) by address; the
 log ingestion must attribute each outcome to the right tenant and egress IP, and the
-tenant's reputation counters in the store must show them (issue 5).
+tenant's reputation counters in the store must show them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""End to end with a real Postfix: every plan leaves from the right 127.0.0.x (issue 4).
+"""End to end with a real Postfix: every plan leaves from the right 127.0.0.x.
 
 A private Postfix instance, the recording sink and ``poolwarden serve`` run in a network
 namespace that only has ``lo`` (``tests.support.postfix_lab``), configured from the example

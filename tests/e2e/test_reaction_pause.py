@@ -1,4 +1,4 @@
-"""End to end: a provider's 421 4.7.28 pauses one IP to Gmail, through a real Postfix (issue 6).
+"""End to end: a provider's 421 4.7.28 pauses one IP to Gmail, through a real Postfix.
 
 The sink answers ``421 4.7.28`` to 127.0.0.21 (bigretail's dedicated IP) for gmail.com
 only, by source address (``PostfixLab.script_sink``). ``poolwarden serve`` follows the

@@ -1,5 +1,5 @@
 """End to end with a real Postfix: a warming dedicated IP sends its daily cap to Gmail, the
-rest of the day's Gmail mail leaves from the shared pool (issue 6).
+rest of the day's Gmail mail leaves from the shared pool.
 
 The lab (``tests.support.postfix_lab``) runs Postfix, the recording sink and
 ``poolwarden serve`` in a private network namespace, from the example configuration

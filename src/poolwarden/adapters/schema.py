@@ -176,7 +176,7 @@ feedback = Table(
     Index("ix_feedback_message_ref", "message_ref"),
 )
 
-# Every reaction-rule activation (issue 6): the rule, its scope (provider × IP or
+# Every reaction-rule activation: the rule, its scope (provider × IP or
 # provider × tenant), when it started, ends and ramps back, the numbers and the log
 # lines that triggered it. Stored once by key; its id feeds the change marker.
 reaction_activations = Table(
@@ -208,7 +208,7 @@ reaction_activations = Table(
     Index("ix_reaction_activations_tenant", "tenant"),
 )
 
-# Warm-up progress (issue 6): where each warming IP or new sending domain stands with
+# Warm-up progress: where each warming IP or new sending domain stands with
 # each provider, and why (core.warmup.WarmupState).
 warmup_state = Table(
     "warmup_state",
@@ -242,7 +242,7 @@ warmup_counts = Table(
     Index("ix_warmup_counts_day", "day"),
 )
 
-# API tokens (issue 7): only a SHA-256 of each token and a short prefix are kept;
+# API tokens: only a SHA-256 of each token and a short prefix are kept;
 # the token itself is shown once when created (RELIABILITY S4).
 api_tokens = Table(
     "api_tokens",
@@ -289,7 +289,7 @@ audit_log = Table(
     Index("ix_audit_log_at", "at"),
 )
 
-# Every alert raised for operators (issue 7), sent or suppressed: what it is about
+# Every alert raised for operators, sent or suppressed: what it is about
 # (its dedup key), the explanation and numbers, the dashboard link and the outcome on
 # each channel. Listed by the dashboard and the API.
 alerts = Table(

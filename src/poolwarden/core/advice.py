@@ -1,4 +1,4 @@
-"""Volume advice (S8): does a tenant send enough for a dedicated IP to earn a reputation?
+"""Volume advice: does a tenant send enough for a dedicated IP to earn a reputation?
 
 Compares the tenant's last 30 days of volume, overall and per mailbox
 provider, with the floors in the thresholds (100k a month, several dozen a

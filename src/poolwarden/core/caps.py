@@ -110,7 +110,7 @@ def _restricted(base: Cap | None, rs: Iterable[Restriction], full: int | None) -
 def _chain(caps: list[Cap], base: Cap | None) -> Cap | None:
     """The tightest cap, then (once it lapses) the tightest of those still running, ...,
     then ``base``: a reaction rule's pause followed by its ramp-back caps (×0.25 until t2,
-    ×0.5 until t3) steps through them without a new snapshot (part B, issue 6)."""
+    ×0.5 until t3) steps through them without a new snapshot."""
     if not caps:
         return base
     tightest = min(caps, key=lambda c: (c.limit, -c.until))

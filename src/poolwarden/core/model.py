@@ -11,13 +11,13 @@ from enum import StrEnum
 
 
 class Plan(StrEnum):
-    """How a tenant's mail is placed (seeds 000 and 004)."""
+    """How a tenant's mail is placed: shared, dedicated, or one of the hybrids hosts use."""
 
-    SHARED = "shared"  # S1: always a shared pool chosen by tier
-    DEDICATED = "dedicated"  # S1: always the tenant's own IPs
-    MAJOR_VIA_SHARED = "major-via-shared"  # S4: major providers via shared, the rest dedicated
-    PROVE_THEN_SHARE = "prove-then-share"  # S5: dedicated until proven, then the good shared pool
-    PRIVATE_ROUTING = "private-routing"  # S7: only listed sending domains use the own IP
+    SHARED = "shared"  # always a shared pool chosen by tier
+    DEDICATED = "dedicated"  # always the tenant's own IPs
+    MAJOR_VIA_SHARED = "major-via-shared"  # major providers via shared, the rest dedicated
+    PROVE_THEN_SHARE = "prove-then-share"  # dedicated until proven, then the good shared pool
+    PRIVATE_ROUTING = "private-routing"  # only listed sending domains use the own IP
     AUTO = "auto"  # poolwarden chooses from the volume advice
 
 
@@ -99,7 +99,7 @@ class Tenant:
     plan: Plan
     domains: tuple[str, ...] = ()
     dedicated_ips: tuple[str, ...] = ()
-    # private-routing (S7): the sending domains that leave from the tenant's own IPs
+    # private-routing: the sending domains that leave from the tenant's own IPs
     private_domains: tuple[str, ...] = ()
     sasl_usernames: tuple[str, ...] = ()
     client_addresses: tuple[str, ...] = ()

@@ -1,4 +1,4 @@
-"""Bad-neighbour attribution (S6): who caused a shared IP's bounces, complaints and trap hits.
+"""Bad-neighbour attribution: who caused a shared IP's bounces, complaints and trap hits.
 
 For one IP and window, each tenant's share of the IP's hard bounces,
 complaints and spam-trap hits, and a harm score that weighs them (traps 3,

@@ -1,8 +1,8 @@
 """Restrictions: the temporary limits reaction rules put on traffic, as ``decide()`` reads them.
 
-This module is the contract between the reaction rules (issue 6 part B, which
-*produces* restrictions from its store table) and the routing decision (part A,
-which *honours* them). Pure: values and an index, no I/O, no clock reads.
+This module is the contract between the reaction rules (which *produce*
+restrictions from their store table) and the routing decision (which *honours* them).
+Pure: values and an index, no I/O, no clock reads.
 
 Contract
 --------

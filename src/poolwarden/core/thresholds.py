@@ -76,10 +76,12 @@ class Thresholds:
         ge=0, le=365, source="Gmail: eligible for mitigation after 7 days under 0.3 %")
     dedicated_min_monthly: int = setting(
         100_000, "Monthly volume below which a dedicated IP cannot earn a reputation.",
-        ge=0, le=10_000_000_000, source="seed 000")
+        ge=0, le=10_000_000_000,
+        source="hosting guide on shared vs dedicated IPs: volume builds a reputation")
     dedicated_min_daily: int = setting(
         50, "Daily volume floor ('several dozen a day') below which a dedicated IP does "
-        "more harm than good.", ge=0, le=100_000_000, source="seed 004")
+        "more harm than good.", ge=0, le=100_000_000,
+        source="hosting guide on private SMTP routing: 'several dozen e-mail per day'")
     provider_min_daily: int = setting(
         100, "Daily volume to one provider below which that provider shows no data for "
         "the IP.", ge=0, le=100_000_000, source="Microsoft SNDS (third-party quote)")

@@ -71,7 +71,7 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self.ingest = IngestJobs(self.config, options=ingest, snapshot=lambda: self.snapshot,
                                  clock=clock)
-        # alerts and metrics (issue 7): both read the counters the agent and the ingester
+        # alerts and metrics: both read the counters the agent and the ingester
         # keep; the alert loop polls them and the store (on the store thread)
         self.event_counter = EventCounter()
         self.ingest.on_added = self.event_counter.on_added

@@ -1,7 +1,7 @@
 """Optional dashboard sections that depend on what the store and runtime offer.
 
-Alerts (issue 7 part C), held mail (the API's count: HOLD decisions and, with
-a Postfix configuration directory, the hold queue) and warm-up state (issue 6)
+Alerts, held mail (the API's count: HOLD decisions and, with
+a Postfix configuration directory, the hold queue) and warm-up state
 come from other parts of the system; an alert section appears only when the
 store keeps alerts, and a failing source hides its section (logged) instead of
 failing the page.

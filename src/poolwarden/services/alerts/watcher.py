@@ -268,7 +268,7 @@ class Alerter:
         return alerts
 
     def _reactions(self, now: float) -> list[Alert]:
-        """Reaction rules that fired since the last poll (the issue-6 activations table)."""
+        """Reaction rules that fired since the last poll (the reaction activations table)."""
         fetch = getattr(self.store, "reaction_activations", None)
         if fetch is None:
             return []

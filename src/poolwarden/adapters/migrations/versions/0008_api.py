@@ -1,4 +1,4 @@
-"""API tokens, dashboard users and the append-only audit log (issue 7).
+"""API tokens, dashboard users and the append-only audit log.
 
 Hand-written operations that build exactly the ``api_tokens``, ``api_users`` and
 ``audit_log`` tables of ``poolwarden.adapters.schema.metadata`` (a test compares

@@ -14,7 +14,7 @@ without one) and attaches the guard:
   another tenant in a filter answers 404 (``scoped_tenant``).
 
 Refusals of an authenticated caller are logged and written to the audit log
-(RELIABILITY S5: failed authorization is logged).
+(docs/testing.md S5: failed authorization is logged).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Every error leaves the app in one shape. Validation errors name the field;
 our own ``InputError`` keeps its message and field; a store failure is a
 generic 503 and anything unexpected a generic 500, each with a correlation id
 that is also in the server log next to the traceback. No stack trace, SQL text
-or token ever reaches the body (RELIABILITY S6, ASVS 16.5.1).
+or token ever reaches the body (docs/testing.md S6, ASVS 16.5.1).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Failed-credential rate limiting (RELIABILITY S6, ASVS 2.4.1), without lockouts.
+"""Failed-credential rate limiting (docs/testing.md S6, ASVS 2.4.1), without lockouts.
 
 Counts failed attempts per key (the API uses the client address; a login form
 would use client address and user name) in a sliding window. Once a key is

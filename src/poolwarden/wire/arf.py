@@ -15,7 +15,7 @@ Pure: a parsed message in, ``Complaint`` values out; no I/O. Understands
 ``wire.dsn.parse`` applies the size/depth caps and calls ``find_complaints``;
 ``parse_complaints(raw)`` is the same entry point for bytes. A complaint names
 addresses from untrusted text: attribute it to a tenant only through our own
-VERP token, and trust it only from a configured FBL source (RELIABILITY B5).
+VERP token, and trust it only from a configured FBL source (docs/testing.md B5).
 """
 
 from __future__ import annotations

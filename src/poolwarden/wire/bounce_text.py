@@ -8,7 +8,7 @@ report text, the recipients it names and the diagnostic paragraph for each,
 as ``wire.dsn_fields.Candidate`` records. Pure: text in, values out. It never
 touches the MIME structure or the size caps (``wire.dsn`` applies those and
 hands over decoded, capped text), never classifies, and never does I/O.
-Addresses found here are display data only (RELIABILITY B4/B5).
+Addresses found here are display data only (docs/testing.md B4/B5).
 """
 
 from __future__ import annotations

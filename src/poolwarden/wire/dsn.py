@@ -12,7 +12,7 @@ RFC 3834 auto-replies and success DSNs itself; complaints (ARF, JMRP, SES
 complaint JSON, Apple unsubscribe) are handed to ``wire.arf``. It never holds
 classification rules (``wire.bounce_rules``) or format-specific scraping.
 
-Untrusted input (RELIABILITY A5/B4): size, header count, header line length,
+Untrusted input (docs/testing.md A5/B4): size, header count, header line length,
 number of MIME parts and MIME depth are capped *before* the email package sees
 the bytes; headers are parsed with ``policy.compat32`` (plain strings, none of
 the modern header parser's quadratic paths). Any exception inside becomes kind

@@ -7,7 +7,7 @@ fills (this one, and the non-standard scrapers in ``wire.bounce_text``) before
 ``wire.dsn`` classifies it. Pure: text in, values out. It never touches the
 MIME structure or the size caps (``wire.dsn`` applies those first), never
 classifies, and never does I/O. Addresses found here are display data only
-(RELIABILITY B4/B5).
+(docs/testing.md B4/B5).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ accepts any of them (and says which one matched). ``decode`` returns None for
 anything it cannot verify (a changed character, a truncated token, a token made
 with a secret we no longer hold); the MAC comparison is constant-time. A valid
 token proves *we* issued that return path: it is the only thing feedback
-attribution may rest on (RELIABILITY B4/B5), never ``Original-Recipient`` or
+attribution may rest on (docs/testing.md B4/B5), never ``Original-Recipient`` or
 ``From`` text.
 """
 

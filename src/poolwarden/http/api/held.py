@@ -8,7 +8,7 @@ runs ``postsuper -H`` (keeps the route the agent stored with the message) and
 only for a tenant that may send again; it is audited. ``queued`` is the
 dashboard's too, so both surfaces release the same way.
 
-Why ``-H`` and never ``-r``, even for long holds (RELIABILITY A1 suggests ``-r``
+Why ``-H`` and never ``-r``, even for long holds (docs/testing.md A1 suggests ``-r``
 against ``maximal_queue_lifetime``): measured on the real Postfix lab, ``-r``
 sends the message back through pickup and cleanup, which drop the FILTER
 (content_filter) record the agent set at END-OF-MESSAGE, and pickup never asks

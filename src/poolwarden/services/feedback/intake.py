@@ -4,7 +4,7 @@ One raw message at a time (from the LMTP listener or ``poolwarden ingest mail``)
 
 1. Caps first: a message over ``max_message_bytes``, or one ``wire.dsn.parse`` rejects
    (size, header count and length, MIME parts and depth), becomes one feedback row
-   ``rejected: <reason>`` and nothing else (RELIABILITY B4).
+   ``rejected: <reason>`` and nothing else (docs/testing.md B4).
 2. Attribution only through our own VERP token (``wire.verp``): the envelope recipient
    the message was delivered to, the Delivered-To / X-Original-To headers, the returned
    message's return path, an ARF Original-Mail-From, then any ``+token@`` address in

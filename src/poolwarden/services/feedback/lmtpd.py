@@ -12,7 +12,7 @@ it answers only once; those refusals are recorded as ``rejected:`` feedback rows
 A bad message gets its rejected row and ``250`` (retrying cannot help); only a
 store failure, or a DKIM key that could not be fetched for a temporary reason, answers
 ``451`` so that Postfix retries later. One bad message never
-stops the next (RELIABILITY B4). TCP listens on loopback only; a unix socket gets
+stops the next (docs/testing.md B4). TCP listens on loopback only; a unix socket gets
 mode 0660 and group postfix. Replies carry only our own vocabulary, never text
 from the message.
 """

@@ -125,13 +125,9 @@ def ingest_mail(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Import bounce and complaint mail; prints trusted, untrusted and rejected counts."""
-    from poolwarden.services.feedback.intake import (
-        FeedbackService,
-        feedback_settings,
-        ingest_files,
-        is_maildir,
-        mail_files,
-    )
+    from poolwarden.services.feedback.intake import FeedbackService
+    from poolwarden.services.feedback.mailfiles import ingest_files, is_maildir, mail_files
+    from poolwarden.services.feedback.settings import feedback_settings
 
     if not path.exists():
         fail(f"{path}: no such file or directory")
@@ -209,8 +205,9 @@ def ingest_lmtp(
     import logging
     import signal
 
-    from poolwarden.services.feedback.intake import FeedbackService, feedback_settings
+    from poolwarden.services.feedback.intake import FeedbackService
     from poolwarden.services.feedback.lmtpd import LmtpServer, parse_listen
+    from poolwarden.services.feedback.settings import feedback_settings
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

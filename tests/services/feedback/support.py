@@ -8,7 +8,8 @@ from pathlib import Path
 from poolwarden.adapters.memory import MemoryStore
 from poolwarden.config.load import LoadedConfig, load_config_text
 from poolwarden.ports import Store
-from poolwarden.services.feedback.intake import FeedbackService, feedback_settings
+from poolwarden.services.feedback.intake import FeedbackService
+from poolwarden.services.feedback.settings import feedback_settings
 from poolwarden.services.reputation.engine import Engine
 from poolwarden.wire import verp
 

@@ -22,13 +22,10 @@ from poolwarden.adapters.listeners import Listen
 from poolwarden.adapters.memory import MemoryStore
 from poolwarden.config.load import LoadedConfig
 from poolwarden.core.events import EventKind
-from poolwarden.services.feedback.intake import (
-    DkimTemporaryError,
-    FeedbackService,
-    feedback_settings,
-    ingest_files,
-)
+from poolwarden.services.feedback.intake import DkimTemporaryError, FeedbackService
 from poolwarden.services.feedback.lmtpd import LmtpServer
+from poolwarden.services.feedback.mailfiles import ingest_files
+from poolwarden.services.feedback.settings import feedback_settings
 from poolwarden.services.reputation.engine import Engine
 from tests.services.feedback.knot import DkimKey, KnotServer, knot, make_key
 from tests.services.feedback.support import NOW, SECRET, VERP_DOMAIN, arf, load, return_path

@@ -17,13 +17,8 @@ import pytest
 from poolwarden.core.events import EventKind
 from poolwarden.ports import DecisionRow
 from poolwarden.services.feedback import intake as feedback_module
-from poolwarden.services.feedback.intake import (
-    Assessment,
-    FeedbackService,
-    MailIngestSummary,
-    ingest_files,
-    mailbox,
-)
+from poolwarden.services.feedback.intake import Assessment, FeedbackService, mailbox
+from poolwarden.services.feedback.mailfiles import MailIngestSummary, ingest_files, mail_files
 from poolwarden.wire import dsn as dsn_module
 from tests.services.feedback.support import CORPUS, NOW, arf, dsn, load, return_path, service
 
@@ -283,7 +278,7 @@ def test_a_maildir_of_torture_between_good_messages(svc: FeedbackService, tmp_pa
         (maildir / "cur" / f"{i:02d}b-good").write_bytes(
             dsn(return_path(ref=f"G{i}"), f"good{i}@gmail.com"))
     (maildir / "tmp" / "partial").write_bytes(b"half a messa")
-    summary = ingest_files(svc, feedback_module.mail_files(maildir))
+    summary = ingest_files(svc, mail_files(maildir))
     assert isinstance(summary, MailIngestSummary)
     n = len(torture())
     assert summary.messages == 2 * n

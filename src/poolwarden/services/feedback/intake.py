@@ -44,22 +44,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from email import policy
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 
-from poolwarden.config.load import LoadedConfig
-from poolwarden.config.schema import nameserver_address
-from poolwarden.core.errors import ConfigError, StoreError
+from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event, EventKind
 from poolwarden.ports import FeedbackRow
 from poolwarden.services.feedback.dkim_verify import (
@@ -68,6 +64,7 @@ from poolwarden.services.feedback.dkim_verify import (
     TxtLookup,
     txt_lookup,
 )
+from poolwarden.services.feedback.settings import FeedbackSettings, feedback_settings
 from poolwarden.services.reputation.engine import Engine
 from poolwarden.wire import dsn, verp
 from poolwarden.wire.arf import Complaint
@@ -77,12 +74,8 @@ __all__ = [
     "DkimTemporaryError",
     "FeedbackService",
     "FeedbackSettings",
-    "MailIngestSummary",
     "StoreResult",
     "feedback_settings",
-    "ingest_files",
-    "is_maildir",
-    "mail_files",
     "mailbox",
 ]
 
@@ -105,70 +98,6 @@ _BLANK_LINE = re.compile(rb"\r?\n[ \t]*\r?\n")
 MAX_DSN_BLOCKS = 1000
 _DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
 _LOCAL_BAD = re.compile(r"[\s\"(),:;<>\[\]\\]")
-
-
-@dataclass(frozen=True, slots=True)
-class FeedbackSettings:
-    """The ``[feedback]`` section, resolved (secrets read, names normalised)."""
-
-    secrets: tuple[bytes, ...] = field(default=(), repr=False)
-    verp_domain: str | None = None
-    fbl_sources: tuple[str, ...] = ()
-    local_reporting_mtas: frozenset[str] = frozenset()
-    max_message_bytes: int = dsn.MAX_BYTES
-    max_events_per_message: int = 50
-    require_dkim: bool = True
-    dkim_nameservers: tuple[tuple[str, int], ...] = ()  # () -> the system resolver
-    dkim_timeout: float = 5.0
-
-
-def _secret_problem(secrets: Sequence[bytes]) -> str | None:
-    if any(len(s) < verp.MIN_SECRET_BYTES for s in secrets):
-        return f"every VERP secret needs at least {verp.MIN_SECRET_BYTES} bytes"
-    return None
-
-
-def feedback_settings(config: LoadedConfig) -> FeedbackSettings:
-    """Resolve ``[feedback]``; reads ``verp_secrets_file``. ``ConfigError`` (naming the
-    file and setting, never a key) when the keys are unusable."""
-    section = config.settings.feedback
-    where = str(config.path)
-    if section.verp_secrets and section.verp_secrets_file:
-        raise ConfigError("give feedback.verp_secrets or feedback.verp_secrets_file, not both",
-                          file=where, field="feedback.verp_secrets_file")
-    secrets: list[bytes] = [s.get_secret_value().encode() for s in section.verp_secrets]
-    field_name = "feedback.verp_secrets"
-    if section.verp_secrets_file:
-        field_name = "feedback.verp_secrets_file"
-        path = Path(section.verp_secrets_file)
-        if not path.is_absolute():
-            path = config.path.absolute().parent / path
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
-            raise ConfigError(f"cannot read the VERP secrets file {path}: {reason}",
-                              file=where, field=field_name) from None
-        secrets = [line.strip().encode() for line in text.splitlines()
-                   if line.strip() and not line.lstrip().startswith("#")]
-    problem = _secret_problem(secrets)
-    if problem:
-        raise ConfigError(problem, file=where, field=field_name)
-    return FeedbackSettings(
-        secrets=tuple(secrets),
-        verp_domain=section.verp_domain.strip().lower().rstrip(".") if section.verp_domain
-        else None,
-        fbl_sources=tuple(s.strip().lower().rstrip(".") for s in section.fbl_sources
-                          if s.strip()),
-        local_reporting_mtas=frozenset(h.strip().lower().rstrip(".")
-                                       for h in section.local_reporting_mtas if h.strip()),
-        max_message_bytes=section.max_message_bytes,
-        max_events_per_message=section.max_events_per_message,
-        require_dkim=section.fbl_require_dkim,
-        dkim_nameservers=tuple(a for a in map(nameserver_address, section.dkim_nameservers)
-                               if a is not None),
-        dkim_timeout=section.dkim_timeout,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -615,84 +544,3 @@ class FeedbackService:
             ip=ip, sending_domain=self._sending_domain.get(token.tenant),
             recipient_domain=domain or None,
             reason=f"complaint ({c.feedback_type}, {c.format})"[:1024])
-
-
-# -- files and maildirs (poolwarden ingest mail) ----------------------------------------------
-
-
-@dataclass(slots=True)
-class MailIngestSummary:
-    messages: int = 0
-    trusted: int = 0
-    untrusted: int = 0
-    rejected: int = 0
-    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
-    rows_added: int = 0
-    events_added: int = 0
-
-
-def mail_files(path: Path) -> list[Path]:
-    """The messages at ``path``: the file itself, or every file in a Maildir's ``cur/`` and
-    ``new/`` (``tmp/`` holds deliveries in progress and is left alone), in name order."""
-    if not path.is_dir():
-        return [path]
-    found: list[Path] = []
-    for sub in ("cur", "new"):
-        folder = path / sub
-        if folder.is_dir():
-            found.extend(sorted(p for p in folder.iterdir() if p.is_file()
-                                and not p.name.startswith(".")))
-    return found
-
-
-def is_maildir(path: Path) -> bool:
-    return path.is_dir() and ((path / "cur").is_dir() or (path / "new").is_dir())
-
-
-def _read_capped(path: Path, cap: int) -> tuple[bytes, int]:
-    """At most ``cap + 1`` bytes of the file (enough to know it is too large), and its size."""
-    with path.open("rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        return handle.read(cap + 1), size
-
-
-def ingest_files(service: FeedbackService, files: Iterable[Path], *, batch: int = 200,
-                 received_at: float | None = None) -> MailIngestSummary:
-    """Assess every message and store them ``batch`` at a time; a message that cannot be
-    read or parsed is counted (or recorded as rejected) and the next one is processed."""
-    summary = MailIngestSummary()
-    pending: list[Assessment] = []
-    cap = service.settings.max_message_bytes
-
-    def flush() -> None:
-        if pending:
-            stored = service.store(pending)
-            summary.rows_added += stored.rows_added
-            summary.events_added += stored.events_added
-            pending.clear()
-
-    for path in files:
-        try:
-            raw, size = _read_capped(path, cap)
-        except OSError as exc:
-            summary.unreadable.append((str(path), exc.strerror or type(exc).__name__))
-            continue
-        summary.messages += 1
-        if len(raw) > cap:
-            assessment = service.rejected(
-                f"rejected: too large ({size} bytes > {cap})", source=str(path),
-                raw_size=size, received_at=received_at,
-                identity=f"sha256:{hashlib.sha256(raw).hexdigest()}|{size}")
-        else:
-            try:
-                assessment = service.assess(raw, source=str(path), received_at=received_at)
-            except DkimTemporaryError as exc:  # nothing stored: importing it again will do
-                summary.messages -= 1
-                summary.unreadable.append((str(path), f"{exc}; import it again later"))
-                continue
-        setattr(summary, assessment.status, getattr(summary, assessment.status) + 1)
-        pending.append(assessment)
-        if len(pending) >= batch:
-            flush()
-    flush()
-    return summary

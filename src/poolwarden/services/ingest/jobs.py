@@ -48,8 +48,9 @@ from poolwarden.config.load import LoadedConfig
 from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.snapshot import Snapshot
 from poolwarden.ports import AddResult, Store
-from poolwarden.services.feedback.intake import FeedbackService, feedback_settings
+from poolwarden.services.feedback.intake import FeedbackService
 from poolwarden.services.feedback.lmtpd import LmtpServer, parse_listen
+from poolwarden.services.feedback.settings import feedback_settings
 from poolwarden.services.ingest.ingestd import BATCH_LINES, Ingestd
 from poolwarden.services.reputation.engine import Engine
 from poolwarden.services.reputation.reaction import ReactionService

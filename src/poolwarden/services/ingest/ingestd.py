@@ -119,7 +119,7 @@ log = logging.getLogger("poolwarden.ingestd")
 
 # lines per transaction at most (a catch-up; live, one per poll). Each commit of the
 # SQLite store also checkpoints its WAL; at 200,000 lines those cost a third of what
-# they cost at 50,000 (bench/bench_ingest.py), and a batch is ~35,000 deliveries.
+# they cost at 50,000 (bench/bench_ingest_synthetic.py), and a batch is ~35,000 deliveries.
 BATCH_LINES = 200_000
 # The first batch of each run is a quarter of that: the store starts while the parser
 # reads on, instead of waiting for a whole batch (a catch-up's first events come sooner too)

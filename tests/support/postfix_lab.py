@@ -12,7 +12,9 @@ Test helper (``shared/postfix-recipe.md`` §1 and §8). ``PostfixLab.start()``:
 3. runs, each through ``nsenter -t PID -n -m``: the sink (this module's ``sink`` command: an
    SMTP server on 127.0.0.53:25 that records the peer address, local address, HELO, envelope
    and Message-ID of every accepted message as JSON lines, and answers ``reject*@`` with
-   550 5.1.1 and ``tempfail*@`` with 451 4.2.0), ``poolwarden serve`` with its policy socket
+   550 5.1.1 and ``tempfail*@`` with 451 4.2.0, digits before them ignored as smtp-source
+   numbers its recipients; with ``sink_tls`` it offers STARTTLS with a self-signed
+   certificate), ``poolwarden serve`` with its policy socket
    under the queue directory's ``private/`` (or TCP on 127.0.0.1), and ``postfix start``;
    the Postfix log is searched for ``fatal:``/``panic:`` after start (P3).
 

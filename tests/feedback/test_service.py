@@ -16,6 +16,7 @@ import pytest
 
 from poolwarden.core.events import EventKind
 from poolwarden.ports import DecisionRow
+from poolwarden.services.feedback import intake as feedback_module
 from poolwarden.services.feedback.intake import (
     Assessment,
     FeedbackService,
@@ -23,7 +24,6 @@ from poolwarden.services.feedback.intake import (
     ingest_files,
     mailbox,
 )
-from poolwarden.services.feedback import intake as feedback_module
 from poolwarden.wire import dsn as dsn_module
 from tests.feedback.support import CORPUS, NOW, arf, dsn, load, return_path, service
 

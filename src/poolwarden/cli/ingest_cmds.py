@@ -71,7 +71,8 @@ def ingest_log(
     log_level: Annotated[str, typer.Option(
         help="Logging level (WARNING lists unknown senders).")] = "ERROR",
 ) -> None:
-    """Import Postfix log archives once (plain or .gz); importing twice adds nothing."""
+    """Import Postfix log archives once (plain or .gz); importing twice adds nothing, and
+    what was imported before (renamed or gzipped too) is not read again."""
     import contextlib
     import logging
 

@@ -6,7 +6,9 @@
 events together with the read position in ONE transaction
 (``Store.add_events_at``); ``run()`` polls every ``poll_interval`` seconds.
 ``import_logs`` is the one-off import of archives (plain or .gz) behind
-``poolwarden ingest log``.
+``poolwarden ingest log``; it keeps a checkpoint per imported content (not per path), so
+a content imported before, under any name or gzipped, is not parsed again and a grown
+file is parsed from where the last import stopped (see its docstring).
 
 **Per-batch callback.** ``on_batch(deliveries, events)`` (both ``Ingestd`` and
 ``import_logs``) is called after a batch of events and its checkpoint are committed,

@@ -19,7 +19,7 @@ and a recipient kind the sink answers for:
 Around them the log gets what a real one has: ``connect``/``disconnect`` with command
 counts, ``client=``, ``message-id=``, ``NOQUEUE: filter`` (the routing decisions), TLS
 (``smtp_tls_security_level = may``: the sink offers STARTTLS with a self-signed certificate),
-connection reuse, anvil statistics, queue-manager lines.
+connection reuse, queue-manager lines and warnings (a congested active queue).
 
 Nothing is made up: every line of the result was written by Postfix's ``maillog_file``. The
 run stops once the log holds ``--lines`` lines (or after ``--max-seconds``: then it keeps what

@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ingest import TENANTS, config_text
+from bench_ingest_synthetic import TENANTS, config_text
 from bench_logparse import generate
 
 

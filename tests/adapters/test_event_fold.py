@@ -94,7 +94,7 @@ def test_fold_rows_of_many_rows_and_of_none(
 
 def test_the_c_fold_is_built_where_a_compiler_is() -> None:
     """setup.py builds it optionally; on a machine with gcc (as ours) it must be there,
-    or the speed figures of bench_ingest would be of the Python fold."""
+    or the speed figures of bench_ingest_synthetic would be of the Python fold."""
     if shutil.which("gcc") is None or os.environ.get("POOLWARDEN_PURE_PYTHON"):
         pytest.skip("no C compiler, or the pure-Python path asked for")
     assert event_rows._native_fold is not None

@@ -12,7 +12,9 @@ Test helper (``shared/postfix-recipe.md`` §1 and §8). ``PostfixLab.start()``:
 3. runs, each through ``nsenter -t PID -n -m``: the sink (this module's ``sink`` command: an
    SMTP server on 127.0.0.53:25 that records the peer address, local address, HELO, envelope
    and Message-ID of every accepted message as JSON lines, and answers ``reject*@`` with
-   550 5.1.1 and ``tempfail*@`` with 451 4.2.0), ``poolwarden serve`` with its policy socket
+   550 5.1.1 and ``tempfail*@`` with 451 4.2.0, digits before them ignored as smtp-source
+   numbers its recipients; with ``sink_tls`` it offers STARTTLS with a self-signed
+   certificate), ``poolwarden serve`` with its policy socket
    under the queue directory's ``private/`` (or TCP on 127.0.0.1), and ``postfix start``;
    the Postfix log is searched for ``fatal:``/``panic:`` after start (P3).
 
@@ -40,6 +42,7 @@ import shutil
 import signal
 import smtplib
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -245,7 +248,8 @@ def scripted_reply(script: Path | None, peer: str, rcpt: str) -> str | None:
 
 
 async def _sink_session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                        out: Any, script: Path | None = None) -> None:
+                        out: Any, script: Path | None = None,
+                        tls: ssl.SSLContext | None = None) -> None:
     peer = writer.get_extra_info("peername") or ("", 0)
     local = writer.get_extra_info("sockname") or ("", 0)
 
@@ -254,6 +258,7 @@ async def _sink_session(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         await writer.drain()
 
     helo = ""
+    secure = False
     mail_from: str | None = None
     rcpts: list[str] = []
     try:
@@ -267,8 +272,13 @@ async def _sink_session(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
             arg = command[len(verb):].strip()
             if verb in ("EHLO", "HELO"):
                 helo, mail_from, rcpts = arg, None, []
-                await reply("250-sink.lab.test\r\n250-8BITMIME\r\n250 SIZE 52428800"
+                starttls = "250-STARTTLS\r\n" if tls is not None and not secure else ""
+                await reply(f"250-sink.lab.test\r\n{starttls}250-8BITMIME\r\n250 SIZE 52428800"
                             if verb == "EHLO" else "250 sink.lab.test")
+            elif verb == "STARTTLS" and tls is not None and not secure:
+                await reply("220 2.0.0 Ready to start TLS")
+                await writer.start_tls(tls)
+                secure, helo, mail_from, rcpts = True, "", None, []  # RFC 3207: forget all
             elif verb == "MAIL":
                 mail_from, rcpts = _address(arg), []
                 await reply("250 2.1.0 Ok")
@@ -277,7 +287,8 @@ async def _sink_session(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
                     await reply("503 5.5.1 Error: need MAIL command")
                     continue
                 rcpt = _address(arg)
-                local_part = rcpt.rpartition("@")[0].lower()
+                # smtp-source's -r and -N put digits before the local part (2tempfail@)
+                local_part = rcpt.rpartition("@")[0].lower().lstrip("0123456789")
                 scripted = scripted_reply(script, peer[0], rcpt)
                 if scripted is not None:  # answers by source address (reaction-rule tests)
                     await reply(scripted)
@@ -322,18 +333,24 @@ async def _sink_session(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
                 await reply("252 2.0.0 Send some mail, I'll try my best")
             else:
                 await reply("502 5.5.2 Error: command not recognized")
-    except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+    except (ConnectionError, asyncio.IncompleteReadError, ValueError, ssl.SSLError):
         return
     finally:
         writer.close()
 
 
 async def run_sink(listens: Sequence[tuple[str, int]], log_path: Path,
-                   script: Path | None = None) -> None:
-    """Serve until SIGTERM/SIGINT, appending one JSON line per accepted message."""
+                   script: Path | None = None,
+                   tls_files: tuple[Path, Path] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, appending one JSON line per accepted message. With
+    ``tls_files`` (certificate, key) STARTTLS is offered, so Postfix logs its TLS lines."""
+    tls = None
+    if tls_files is not None:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(str(tls_files[0]), str(tls_files[1]))
     with log_path.open("a", encoding="utf-8") as out:
         servers = [await asyncio.start_server(
-            lambda r, w: _sink_session(r, w, out, script), host=host, port=port,
+            lambda r, w: _sink_session(r, w, out, script, tls), host=host, port=port,
             reuse_address=True, limit=1 << 20) for host, port in listens]
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -569,13 +586,14 @@ class PostfixLab:
     def __init__(self, config: Path, *, policy: str = "unix",
                  sink_domains: Iterable[str] = SINK_DOMAINS,
                  extra_main_cf: str = "", keep: bool | None = None,
-                 log_level: str = "INFO") -> None:
+                 log_level: str = "INFO", sink_tls: bool = False) -> None:
         if policy not in ("unix", "tcp"):
             raise ValueError("policy is unix or tcp")
         self.source_config = Path(config)
         self.policy_kind = policy
         self.sink_domains = tuple(sink_domains)
         self.extra_main_cf = extra_main_cf
+        self.sink_tls = sink_tls  # the sink offers STARTTLS (a self-signed certificate)
         self.keep = bool(os.environ.get("POOLWARDEN_LAB_KEEP")) if keep is None else keep
         self.log_level = log_level
         self.dir = Path(tempfile.mkdtemp(prefix="pw-postfix-lab-", dir="/tmp"))
@@ -743,6 +761,11 @@ minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 smtp_connect_timeout = 5s
 """
+        # a lab setting that extra_main_cf sets again is left out here: Postfix would warn
+        # "overriding earlier entry" at every daemon start
+        overridden = set(re.findall(r"(?m)^\s*([a-z0-9_]+)\s*=", self.extra_main_cf))
+        lab = "".join(line for line in lab.splitlines(keepends=True)
+                      if line.partition("=")[0].strip() not in overridden)
         return (lab + "\n" + main_cf(inventory, policy_endpoint=self.policy_endpoint)
                 + self.extra_main_cf)
 
@@ -783,11 +806,23 @@ smtp_connect_timeout = 5s
         if bad:
             raise LabError("Postfix logged fatal errors:\n" + "\n".join(bad[-20:]))
 
+    def _sink_certificate(self) -> list[str]:
+        """``--tls-cert``/``--tls-key`` of a self-signed certificate made for the sink."""
+        cert, key = self.dir / "sink-cert.pem", self.dir / "sink-key.pem"
+        if not cert.exists():
+            subprocess.run([_tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", str(key), "-out", str(cert), "-days", "2",
+                            "-subj", "/CN=sink.lab.test"], capture_output=True, check=True,
+                           timeout=60)
+        return ["--tls-cert", str(cert), "--tls-key", str(key)]
+
     def start_sink(self) -> None:
+        tls = self._sink_certificate() if self.sink_tls else []
         self.sink = self._spawn([sys.executable, _HELPER, "sink",
                                  "--listen", f"{SINK_HOST}:{SINK_PORT}",
                                  "--log", str(self.sink_log),
-                                 "--script", str(self.sink_script)], self.logdir / "sink.log")
+                                 "--script", str(self.sink_script), *tls],
+                                self.logdir / "sink.log")
         self.wait_until(lambda: self.listening(SINK_HOST, SINK_PORT), 15,
                         "the sink to listen", process=self.sink)
 
@@ -1181,6 +1216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sink.add_argument("--log", type=Path, required=True)
     sink.add_argument("--script", type=Path, default=None,
                       help="JSON answers by source address and domain (scripted_reply)")
+    sink.add_argument("--tls-cert", type=Path, default=None, help="offer STARTTLS (PEM)")
+    sink.add_argument("--tls-key", type=Path, default=None)
     send = commands.add_parser("send", help="send jobs (JSON lines) to Postfix")
     send.add_argument("--jobs", type=Path, required=True)
     send.add_argument("--out", type=Path, required=True)
@@ -1191,7 +1228,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     send.add_argument("--retry-delay", type=float, default=0.5)
     args = parser.parse_args(argv)
     if args.command == "sink":
-        asyncio.run(run_sink(args.listen, args.log, args.script))
+        tls_files = (args.tls_cert, args.tls_key) if args.tls_cert is not None else None
+        asyncio.run(run_sink(args.listen, args.log, args.script, tls_files))
         return 0
     jobs = []
     for line in args.jobs.read_text(encoding="utf-8").splitlines():

@@ -101,7 +101,7 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_CACHE_KIB = 65_536  # page cache per connection (PRAGMA cache_size, negative = KiB)
 # WAL pages before a commit copies them into the database (SQLite's default is 1,000, 4 MB):
 # an ingest batch rewrites the same counter and index pages; checkpointing every 64 MB
-# writes them out once for several batches (bench_ingest: the store 12 % faster)
+# writes them out once for several batches (bench_ingest_synthetic: the store 12 % faster)
 SQLITE_WAL_CHECKPOINT_PAGES = 16_384
 DECISION_CHUNK = 5_000  # decision rows per executemany call
 _PG_MIGRATION_LOCK = 0x706F6F6C  # pg_advisory_xact_lock key: one migrator at a time

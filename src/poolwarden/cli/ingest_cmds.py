@@ -71,7 +71,8 @@ def ingest_log(
     log_level: Annotated[str, typer.Option(
         help="Logging level (WARNING lists unknown senders).")] = "ERROR",
 ) -> None:
-    """Import Postfix log archives once (plain or .gz); importing twice adds nothing."""
+    """Import Postfix log archives once (plain or .gz); importing twice adds nothing, and
+    what was imported before (renamed or gzipped too) is not read again."""
     import contextlib
     import logging
 
@@ -109,6 +110,9 @@ def ingest_log(
     out.print(f"{result.files} files, {m.lines_read} lines: {m.deliveries} deliveries; "
               f"{m.events_stored} events added, {m.duplicates} already stored; "
               f"{m.unknown_tenants} of no known tenant and {m.skipped} skipped (not stored)")
+    if result.known_files:
+        out.print(f"{result.known_files} file(s) imported before: "
+                  f"{result.skipped_bytes:,} bytes already stored were not read again")
     if result.unterminated:
         err.print(f"[yellow]warning:[/] {result.unterminated} file(s) end without a newline: "
                   "the unfinished last line was not imported")

@@ -41,7 +41,9 @@ def test_i7a_the_same_file_imported_twice_adds_nothing(tmp_path: Path) -> None:
                                 "--no-evaluate"])
     assert again.exit_code == 0, again.output
     assert "0 events added" in again.output
-    assert f"{added} already stored" in again.output
+    # its checkpoint says it was stored whole: not parsed again
+    assert f"{added} events added" in first.output and "0 lines" in again.output
+    assert "1 file(s) imported before" in again.output
     # the same content gzipped (as logrotate leaves it): still nothing new
     packed = tmp_path / "mail.log.1.gz"
     with gzip.open(packed, "wt") as f:
@@ -50,6 +52,7 @@ def test_i7a_the_same_file_imported_twice_adds_nothing(tmp_path: Path) -> None:
                                 "--no-evaluate"])
     assert third.exit_code == 0, third.output
     assert "0 events added" in third.output
+    assert "1 file(s) imported before" in third.output
     store = open_store(url)
     try:
         # umbrella's mail is attributed by the decision log only: it was not loaded here

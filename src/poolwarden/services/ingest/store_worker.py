@@ -2,7 +2,7 @@
 
 The ingest parses on one thread and stores on another, but both need the GIL for their
 Python and C-API work (sorting and folding ~35,000 rows a batch, binding ~10^5 values), so
-on one interpreter they mostly take turns: bench/bench_ingest.py measured the two threads
+on one interpreter they mostly take turns: bench/bench_ingest_synthetic.py measured the two threads
 no faster than one. In a child process the store's work runs beside the parser's.
 
 ``StoreWorker(url)`` starts the child (``python -m poolwarden.services.ingest.store_worker``, a

@@ -16,7 +16,6 @@ and stores and counts what the verdict says.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from poolwarden.core.caps import CapCounter
@@ -30,10 +29,15 @@ from poolwarden.core.policy import (
 )
 from poolwarden.core.snapshot import Action, Decision, Snapshot, TenantEntry
 
+# The hot path builds one Verdict per recipient; NamedTuple's generated __new__ is a Python
+# call that costs more than the tuple itself, so routine verdicts are built directly with
+# every field given (the same value ``Verdict(...)`` makes).
+_new = tuple.__new__
 
-@dataclass(frozen=True, slots=True)
-class MessageRoute:
-    """A message's route, set by its first accepted recipient and never changed after."""
+
+class MessageRoute(NamedTuple):
+    """A message's route, set by its first accepted recipient and never changed after
+    (a NamedTuple: one is built for every message on the hot path)."""
 
     started: float
     decision: Decision  # ROUTE (the message leaves from ``decision.ip``) or HOLD
@@ -74,33 +78,31 @@ def route_recipient(request: RouteRequest, snapshot: Snapshot, now: float,
     """Route one recipient of the message whose state so far is ``message``."""
     tenant = resolve_tenant(request, snapshot)
     if tenant is None:
-        return Verdict(unknown_tenant(request, snapshot), None, False, message)
+        return _new(Verdict, (unknown_tenant(request, snapshot), None, False, message,
+                              None, None, None))
     entry = snapshot.tenants[tenant]
     decision = decide_for(entry, request, snapshot, rng, counts, now)
     action = decision.action
     if action is Action.HOLD:
         return _hold(entry, request, snapshot, now, message, decision)
     if action is not Action.ROUTE:  # refused or deferred: message-wide state is untouched
-        return Verdict(decision, tenant, False, message)
-    ip = decision.ip
+        return _new(Verdict, (decision, tenant, False, message, None, None, None))
     provider = decision.provider
+    applied = decision
     if message is None:
-        return Verdict(decision, tenant, False,
-                       MessageRoute(now, decision, tenant, snapshot.version),
-                       ip, provider, _warming_domain(request, snapshot, provider))
-    first = message.decision
-    if first.action is Action.ROUTE:
-        if ip == first.ip:
-            return Verdict(decision, tenant, False, message, ip, provider,
-                           _warming_domain(request, snapshot, provider))
-        if (decision.pool is not None and decision.pool == first.pool
-                and snapshot.version == message.version
-                and _room(snapshot, counts, first.ip, provider, now)):
-            # same pool in the same snapshot, another IP only by the hash: keep the message's
-            # IP, and count this recipient there, for its own provider
-            return Verdict(first, tenant, False, message, first.ip, provider,
-                           _warming_domain(request, snapshot, provider))
-    return Verdict(decision, tenant, True, message)
+        message = MessageRoute(now, decision, tenant, snapshot.version)
+    else:
+        first = message.decision
+        if first.action is not Action.ROUTE or decision.ip != first.ip:
+            if (first.action is not Action.ROUTE or decision.pool is None
+                    or decision.pool != first.pool or snapshot.version != message.version
+                    or not _room(snapshot, counts, first.ip, provider, now)):
+                return _new(Verdict, (decision, tenant, True, message, None, None, None))
+            # same pool in the same snapshot, another IP only by the hash: keep the
+            # message's IP, and count this recipient there, for its own provider
+            applied = first
+    return _new(Verdict, (applied, tenant, False, message, applied.ip, provider,
+                          _warming_domain(request, snapshot, provider)))
 
 
 def release_route(message: MessageRoute | None) -> Decision | None:
@@ -120,7 +122,7 @@ def _hold(entry: TenantEntry, request: RouteRequest, snapshot: Snapshot, now: fl
         release = None  # nothing to give the held mail: released, it takes Postfix's default
     if message is None:
         return Verdict(decision, entry.name, False,
-                       MessageRoute(now, decision, entry.name, snapshot.version, release=release))
+                       MessageRoute(now, decision, entry.name, snapshot.version, release))
     if (message.held and release is not None and message.release is not None
             and release.pool != message.release.pool):
         return Verdict(release, entry.name, True, message)
@@ -141,7 +143,7 @@ def _warming_domain(request: RouteRequest, snapshot: Snapshot,
                     provider: str | None) -> str | None:
     """The sending domain to count this recipient for, when it has a cap to count against."""
     domain_caps = snapshot.limits.domain_caps
-    if not domain_caps or provider is None:
+    if not domain_caps or provider is None:  # the common case: no sending domain is warming
         return None
     domain = domain_of(request.sender)
     return domain if (domain, provider) in domain_caps else None

@@ -29,9 +29,9 @@ from poolwarden.core.policy import (
 )
 from poolwarden.core.snapshot import Action, Decision, Snapshot, TenantEntry
 
-# The hot path builds one Verdict per recipient; NamedTuple's generated __new__ is a Python
-# call that costs more than the tuple itself, so routine verdicts are built directly with
-# every field given (the same value ``Verdict(...)`` makes).
+# The hot path builds a Verdict per recipient and a MessageRoute per message; NamedTuple's
+# generated __new__ is a Python call that costs more than the tuple itself, so those are
+# built directly with every field given (the same value ``Verdict(...)`` makes).
 _new = tuple.__new__
 
 
@@ -90,7 +90,7 @@ def route_recipient(request: RouteRequest, snapshot: Snapshot, now: float,
     provider = decision.provider
     applied = decision
     if message is None:
-        message = MessageRoute(now, decision, tenant, snapshot.version)
+        message = _new(MessageRoute, (now, decision, tenant, snapshot.version, None))
     else:
         first = message.decision
         if first.action is not Action.ROUTE or decision.ip != first.ip:
@@ -101,8 +101,9 @@ def route_recipient(request: RouteRequest, snapshot: Snapshot, now: float,
             # same pool in the same snapshot, another IP only by the hash: keep the
             # message's IP, and count this recipient there, for its own provider
             applied = first
-    return _new(Verdict, (applied, tenant, False, message, applied.ip, provider,
-                          _warming_domain(request, snapshot, provider)))
+    domain = (_warming_domain(request, snapshot, provider)
+              if snapshot.limits.domain_caps else None)
+    return _new(Verdict, (applied, tenant, False, message, applied.ip, provider, domain))
 
 
 def release_route(message: MessageRoute | None) -> Decision | None:
@@ -141,9 +142,9 @@ def _room(snapshot: Snapshot, counts: CapCounter, ip: str | None, provider: str 
 
 def _warming_domain(request: RouteRequest, snapshot: Snapshot,
                     provider: str | None) -> str | None:
-    """The sending domain to count this recipient for, when it has a cap to count against."""
-    domain_caps = snapshot.limits.domain_caps
-    if not domain_caps or provider is None:  # the common case: no sending domain is warming
+    """The sending domain to count this recipient for, when it has a cap to count against
+    (called only when some sending domain is warming)."""
+    if provider is None:
         return None
     domain = domain_of(request.sender)
-    return domain if (domain, provider) in domain_caps else None
+    return domain if (domain, provider) in snapshot.limits.domain_caps else None

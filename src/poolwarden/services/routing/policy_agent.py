@@ -81,7 +81,7 @@ class PolicyAgent:
         self.bound: deque[tuple[str, str]] = deque(maxlen=MAX_LOG)  # (instance, queue id)
         self.stats = AgentStats()
         self._logged_causes: set[str] = set()
-        self._encoder = ActionEncoder()
+        self._encode = ActionEncoder().action
         # today's routed recipients per (ip | domain | tenant, provider): what daily caps are
         # checked against; flushed to the store and reloaded at start by the runtime
         self.counts = CapCounter(int(clock() // DAY))
@@ -132,22 +132,21 @@ class PolicyAgent:
             counts.roll(int(now // DAY))
         instance = request.attrs.get("instance", "")
         current = self._transactions.get(instance)
-        verdict = route_recipient(route_request(request), snapshot, now, current, counts)
-        decision = verdict.decision
-        if verdict.split:
+        # unpacked at once: cheaper on the hot path than seven attribute reads
+        decision, tenant, split, message, count_ip, provider, domain = route_recipient(
+            route_request(request), snapshot, now, current, counts)
+        if split:
             action = SPLIT_ACTION
         else:
-            action = self._encoder.action(decision)
-            if verdict.tenant is None:  # counted apart: unknown senders alert on their own
+            action = self._encode(decision)
+            if tenant is None:  # counted apart: unknown senders alert on their own
                 self.stats.errors["unknown tenant"] = (
                     self.stats.errors.get("unknown tenant", 0) + 1)
-        message = verdict.message
         if message is not current and message is not None:
             self._open(instance, message)
-        if verdict.count_ip is not None and verdict.count_provider is not None:
-            counts.add(verdict.count_ip, verdict.tenant, verdict.count_domain,
-                       verdict.count_provider)
-        return self._record(request, snapshot, verdict.tenant, decision, action)
+        if count_ip is not None and provider is not None:
+            counts.add(count_ip, tenant, domain, provider)
+        return self._record(request, snapshot, tenant, decision, action)
 
     def _record(self, request: PolicyRequest, snapshot: Snapshot, tenant: str | None,
                 decision: Decision, action: str) -> str:
@@ -170,7 +169,7 @@ class PolicyAgent:
         release = release_route(current)
         if release is not None:
             # HOLD is message-wide; this FILTER gives held mail its route for release (-H)
-            return self._encoder.action(release)
+            return self._encode(release)
         return "DUNNO"
 
     def forget_connection(self, connection: int) -> None:

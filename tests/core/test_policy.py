@@ -391,7 +391,7 @@ def shared_for(tier: Tier) -> set[str]:
     return GOOD if tier is Tier.GOOD else NEW
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(tenant=st.sampled_from(TENANTS), tiers=tiers_st, advised=advised_st,
        recipient=recipient_st, sender_domain=st.sampled_from(
            ("law.example", "lawblog.example", "shop.example", "bank.example")),
@@ -419,7 +419,7 @@ def test_decide_never_leaves_from_an_ip_outside_the_tenants_pools(
     assert d == decide(for_tenant(tenant, recipient, f"a@{sender_domain}"), s, NOW)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(tiers=tiers_st, senders=st.lists(st.sampled_from(TENANTS), min_size=1, max_size=4),
        addresses=st.lists(recipient_st, min_size=1, max_size=12), data=st.data())
 def test_a_message_never_leaves_from_two_ips(tiers, senders, addresses, data):

@@ -173,7 +173,7 @@ def _boom(*args, **kwargs):
 
 def test_exception_in_decide_defers_logs_once_and_counts_every_failure(monkeypatch, caplog):
     agent = agent_for(snapshot())
-    monkeypatch.setattr(policy_agent, "decide_for", _boom)
+    monkeypatch.setattr(policy_agent, "route_recipient", _boom)
     caplog.set_level(logging.DEBUG, logger="poolwarden")
     for n in range(100):
         sender = ("s@shop.example", "s@bank.example", "s@news.example")[n % 3]
@@ -200,7 +200,7 @@ def test_exception_from_the_snapshot_source_defers():
 
 def test_exception_in_decide_over_a_real_socket_is_a_reply_and_the_connection_survives(
         monkeypatch):
-    monkeypatch.setattr(policy_agent, "decide_for", _boom)
+    monkeypatch.setattr(policy_agent, "route_recipient", _boom)
 
     async def scenario() -> None:
         agent = agent_for(snapshot())

@@ -1,16 +1,24 @@
-"""The policy protocol codec: framing at every read size, bounds, problems, reply hygiene."""
+"""The policy protocol codec: framing at every read size, bounds, problems, reply hygiene,
+and the translation to and from the core (request in, decision out)."""
 
 from __future__ import annotations
 
 import pytest
 
+from poolwarden.core.policy import RouteRequest
+from poolwarden.core.snapshot import Action, Decision
 from poolwarden.wire.postfix_policy import (
     MAX_ATTRIBUTES,
     MAX_LINE,
     MAX_VALUE,
+    SPLIT_ACTION,
+    ActionEncoder,
     PolicyReader,
+    PolicyRequest,
     ProtocolViolation,
+    cannot_decide,
     encode_action,
+    route_request,
 )
 
 REQUEST = (b"request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
@@ -79,3 +87,47 @@ def test_encoded_reply_is_one_clean_line(text):
     assert b"\n" not in body and b"\r" not in body and b"\0" not in body
     assert len(reply) <= 512
     body.decode("utf-8")
+
+
+# -- to and from the core: the request the core routes, the action a decision becomes ------
+
+
+@pytest.mark.parametrize(("attrs", "expected"), [
+    ({"recipient": "x@gmail.com", "sender": "a@shop.example", "sasl_username": "shop",
+      "client_address": "127.0.0.1", "instance": "i"},
+     RouteRequest(recipient="x@gmail.com", sender="a@shop.example", sasl_username="shop",
+                  client_address="127.0.0.1")),
+    ({"recipient": "x@gmail.com", "sender": "", "sasl_username": "", "client_address": ""},
+     RouteRequest(recipient="x@gmail.com")),  # empty attributes count as absent
+    ({}, RouteRequest(recipient="")),
+])
+def test_route_request_is_the_core_request(attrs, expected):
+    built = route_request(PolicyRequest(attrs))
+    assert built == expected and type(built) is RouteRequest
+    assert (built.tenant, built.mx_hosts) == (None, ())
+
+
+@pytest.mark.parametrize(("decision", "action"), [
+    (Decision(Action.ROUTE, "127.0.0.11", "shared-good", "why", "shared:shared"),
+     "FILTER pw-127-0-0-11:"),
+    (Decision(Action.ROUTE, "2001:db8::1", "p", "why", "r"), "FILTER pw-2001-db8--1:"),
+    (Decision(Action.HOLD, None, None, "tenant t is suspended", "tier:suspended"),
+     "HOLD tenant t is suspended"),
+    (Decision(Action.REJECT, None, None, "tenant t is\noff the platform", "tier:off-platform"),
+     "REJECT 5.7.1 tenant t is off the platform"),
+    (Decision(Action.DEFER, None, None, "no tenant matches x@y", "unknown_tenant"),
+     "451 4.3.5 poolwarden: no tenant matches x@y"),
+    (Decision(Action.ROUTE, None, None, "a route without an IP", "r"),
+     "451 4.3.5 poolwarden: a route without an IP"),  # never a FILTER to nowhere
+])
+def test_action_encoder(decision, action):
+    encoder = ActionEncoder()
+    assert encoder.action(decision) == action
+    assert encoder.action(decision) == action  # the cached FILTER text is the same text
+
+
+def test_the_answers_that_are_not_decisions():
+    assert SPLIT_ACTION.startswith("DEFER_IF_PERMIT 4.7.1 ") and SPLIT_ACTION.isprintable()
+    assert cannot_decide("internal error") == (
+        "451 4.3.5 poolwarden: internal error, try again later")
+    assert cannot_decide("x\n" * 200).count("\n") == 0

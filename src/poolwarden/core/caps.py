@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from poolwarden.core.rule_names import WARMUP_RULES, CapRules
 from poolwarden.core.shaping import Restriction, RestrictionKind
 
 OVERFLOW_SHARED = "shared"
@@ -30,7 +31,7 @@ class Cap:
 
     limit: int
     why: str  # "<ip> → google: warm-up stage 1 of 'sparkpost' (day 1), 200 a day"
-    rule: str = "warmup:cap"  # the Decision rule when this cap turns mail away
+    rules: CapRules = WARMUP_RULES  # the Decision rules when this cap turns mail away
     until: float = INF  # restriction-made caps lapse; warm-up caps last the day
     after: Cap | None = None
 
@@ -92,15 +93,15 @@ def _restricted(base: Cap | None, rs: Iterable[Restriction], full: int | None) -
     for r in rs:
         if r.kind is RestrictionKind.PAUSE:
             cap = Cap(0, f"paused by reaction rule '{r.rule}' until {r.until:.0f}: {r.why}",
-                      f"restriction:pause:{r.rule}", r.until, base)
+                      CapRules.of_restriction(r.kind, r.rule), r.until, base)
         elif r.kind is RestrictionKind.CAP:
             normal = base.limit if base is not None else full
             if normal is None:
                 continue
             limit = max(0, math.floor(normal * max(0.0, r.cap_factor)))
             cap = Cap(limit, f"cap cut to {r.cap_factor:.0%} of {normal:,} by reaction rule "
-                      f"'{r.rule}' until {r.until:.0f}: {r.why}", f"restriction:cap:{r.rule}",
-                      r.until, base)
+                      f"'{r.rule}' until {r.until:.0f}: {r.why}",
+                      CapRules.of_restriction(r.kind, r.rule), r.until, base)
         else:
             continue
         candidates.append(cap)

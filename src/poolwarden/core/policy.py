@@ -5,8 +5,10 @@ sender domain or client address, in the configured order, unless the caller
 names it), groups the recipient by mailbox provider and picks the route the
 snapshot prepared for the tenant's plan and tier. Deterministic: the IP within
 a pool comes from ``rng`` when given, else from a stable hash of the recipient.
-Whenever it cannot decide, it answers DEFER with the reason. Pure; this is
-the routing hot path, so it only does dict lookups on the snapshot.
+Whenever it cannot decide, it answers DEFER with the reason; rule names come
+from ``core.rule_names``. One recipient at a time: ``core.message`` keeps the
+recipients of one message on one route. Pure; this is the routing hot path,
+so it only does dict lookups on the snapshot.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from __future__ import annotations
 import zlib
 from typing import NamedTuple, Protocol
 
+from poolwarden.core import rule_names
 from poolwarden.core.caps import OVERFLOW_DEFER, Cap, CapCounter
+from poolwarden.core.rule_names import CapRules
 from poolwarden.core.shaping import RestrictionKind
 from poolwarden.core.snapshot import (
     Action,
@@ -43,7 +47,8 @@ class RouteRequest(NamedTuple):
     mx_hosts: tuple[str, ...] = ()
 
 
-def _domain_of(address: str | None) -> str:
+def domain_of(address: str | None) -> str:
+    """The lower-cased domain of an address (``<a@B.example.>`` → ``b.example``), or ""."""
     if not address:
         return ""
     _, at, domain = address.rpartition("@")
@@ -64,7 +69,7 @@ def resolve_tenant(request: RouteRequest, snapshot: Snapshot) -> str | None:
                 # identity through the sender domain it puts in MAIL FROM
                 return None
         elif method is TenantLookup.SENDER_DOMAIN and request.sender:
-            found = _by_sender_domain(_domain_of(request.sender), snapshot)
+            found = _by_sender_domain(domain_of(request.sender), snapshot)
         elif method is TenantLookup.CLIENT_ADDRESS and request.client_address:
             found = snapshot.by_client.get(request.client_address)
         else:
@@ -84,11 +89,13 @@ def _by_sender_domain(domain: str, snapshot: Snapshot) -> str | None:
     return None
 
 
-def _unknown(request: RouteRequest, snapshot: Snapshot) -> Decision:
-    named = request.tenant or request.sasl_username or request.sender or request.client_address
+def unknown_tenant(request: RouteRequest, snapshot: Snapshot) -> Decision:
+    """The answer for a request no tenant matches (the snapshot's ``unknown_tenant`` action,
+    DEFER unless configured otherwise), naming what the request called itself."""
+    named = (request.tenant or request.sasl_username or request.sender
+             or request.client_address or "nobody")
     return Decision(snapshot.settings.unknown_tenant, None, None,
-                    f"no tenant matches {named!r}" if named else "request names no tenant",
-                    "unknown_tenant")
+                    f"no tenant matches {named}", rule_names.UNKNOWN_TENANT)
 
 
 def decide(request: RouteRequest, snapshot: Snapshot, now: float,
@@ -97,7 +104,7 @@ def decide(request: RouteRequest, snapshot: Snapshot, now: float,
     (the agent's counter) that daily caps are checked against (none: zero)."""
     tenant = resolve_tenant(request, snapshot)
     if tenant is None:
-        return _unknown(request, snapshot)
+        return unknown_tenant(request, snapshot)
     return decide_for(snapshot.tenants[tenant], request, snapshot, rng, counts, now)
 
 
@@ -107,17 +114,17 @@ def decide_for(entry: TenantEntry, request: RouteRequest, snapshot: Snapshot,
     """Route one recipient for an already identified tenant."""
     if entry.fixed is not None:
         return entry.fixed
-    recipient_domain = _domain_of(request.recipient)
+    recipient_domain = domain_of(request.recipient)
     if not recipient_domain:
         return Decision(Action.DEFER, None, None,
-                        f"recipient {request.recipient!r} has no domain", "bad_recipient",
+                        f"recipient {request.recipient!r} has no domain", rule_names.BAD_RECIPIENT,
                         entry.tier, entry.plan)
     provider = snapshot.providers.for_domain(recipient_domain, request.mx_hosts)
     route: Route = entry.route
     if entry.major_route is not None and snapshot.providers.is_major(provider):
         route = entry.major_route
     elif entry.private_route is not None:
-        sender_domain = _domain_of(request.sender)
+        sender_domain = domain_of(request.sender)
         if sender_domain and sender_domain in entry.private_domains:
             route = entry.private_route
     if snapshot.limited:
@@ -163,7 +170,8 @@ def _limited(entry: TenantEntry, request: RouteRequest, snapshot: Snapshot, rout
             return Decision(Action.DEFER, None, route.pool,
                             f"{entry.name} → {provider} paused by reaction rule '{r.rule}': "
                             f"{r.why}; deferred, the mail stays queued",
-                            f"restriction:pause:{r.rule}", entry.tier, entry.plan, provider)
+                            rule_names.restriction(r.kind, r.rule), entry.tier, entry.plan,
+                            provider)
         if r.kind is RestrictionKind.REROUTE and isinstance(rule.route, Route):
             route = rule.route
             break
@@ -177,15 +185,15 @@ def _limited(entry: TenantEntry, request: RouteRequest, snapshot: Snapshot, rout
         return Decision(Action.DEFER, None, route.pool,
                         f"{entry.name} → {provider}: {cap.why}: "
                         f"{counts.tenants.get(key, 0):,} of {cap.limit:,} sent today; "
-                        "deferred, the mail stays queued", cap.rule, entry.tier, entry.plan,
-                        provider)
+                        "deferred, the mail stays queued", cap.rules.deferred, entry.tier,
+                        entry.plan, provider)
     if limits.domain_caps:
-        domain = _domain_of(request.sender)
+        domain = domain_of(request.sender)
         count = counts.domains.get((domain, provider), 0)
         cap = _exhausted(limits.domain_caps.get((domain, provider)), count, now)
         if cap is not None:
             return _overflow(entry, route, provider, snapshot, counts, now, request, rng,
-                             f"{cap.why}: {count:,} of {cap.limit:,} sent today", cap.rule)
+                             f"{cap.why}: {count:,} of {cap.limit:,} sent today", cap.rules)
     ip_caps = limits.ip_caps
     if not ip_caps:
         return decision
@@ -200,25 +208,23 @@ def _limited(entry: TenantEntry, request: RouteRequest, snapshot: Snapshot, rout
                       now) is None:
             return other
     return _overflow(entry, route, provider, snapshot, counts, now, request, rng,
-                     f"{cap.why}: {count:,} of {cap.limit:,} sent today", cap.rule)
+                     f"{cap.why}: {count:,} of {cap.limit:,} sent today", cap.rules)
 
 
 def _overflow(entry: TenantEntry, route: Route, provider: str, snapshot: Snapshot,
               counts: CapCounter, now: float, request: RouteRequest,
-              rng: RandomSource | None, why: str, rule: str) -> Decision:
+              rng: RandomSource | None, why: str, rules: CapRules) -> Decision:
     """A capped route's mail: to the tenant's overflow route, else DEFER (fail safe)."""
     setting = snapshot.limits.overflow.get(entry.name, "shared")
     target = entry.overflow
     if setting == OVERFLOW_DEFER or target is None:
         return Decision(Action.DEFER, None, route.pool,
                         f"{why}; warmup_overflow = {setting}: deferred, the mail stays queued",
-                        rule.replace("warmup:cap", "warmup:defer"), entry.tier, entry.plan,
-                        provider)
+                        rules.deferred, entry.tier, entry.plan, provider)
     if target.fixed is not None or target.pool == route.pool:
         return Decision(Action.DEFER, None, route.pool,
                         f"{why}; no other route to overflow to: deferred, the mail stays "
-                        "queued", rule.replace("warmup:cap", "warmup:defer"), entry.tier,
-                        entry.plan, provider)
+                        "queued", rules.deferred, entry.tier, entry.plan, provider)
     choices = target.by_provider[provider]
     start = _index(request, len(choices), rng)
     ip_caps = snapshot.limits.ip_caps
@@ -229,10 +235,8 @@ def _overflow(entry: TenantEntry, route: Route, provider: str, snapshot: Snapsho
                       now) is None:
             return Decision(Action.ROUTE, other.ip, other.pool,
                             f"{why} → overflow (warmup_overflow = shared): {other.reason}",
-                            rule.replace("warmup:cap", "warmup:overflow"), entry.tier,
-                            entry.plan, provider)
+                            rules.overflowed, entry.tier, entry.plan, provider)
     return Decision(Action.DEFER, None, target.pool,
                     f"{why}, and every IP of the overflow pool '{target.pool}' is at its cap "
                     "too: deferred, the mail stays queued",
-                    rule.replace("warmup:cap", "warmup:defer"), entry.tier, entry.plan,
-                    provider)
+                    rules.deferred, entry.tier, entry.plan, provider)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from poolwarden.core import rule_names
 from poolwarden.core.caps import (
     EMPTY_PLAN,
     NO_LIMITS,
@@ -32,7 +33,12 @@ from poolwarden.core.model import (
     Tier,
 )
 from poolwarden.core.providers import ProviderIndex
-from poolwarden.core.shaping import EMPTY_RESTRICTIONS, Restriction, RestrictionIndex
+from poolwarden.core.shaping import (
+    EMPTY_RESTRICTIONS,
+    Restriction,
+    RestrictionIndex,
+    RestrictionKind,
+)
 
 SNAPSHOT_FORMAT = 1
 
@@ -150,7 +156,7 @@ class _RouteFactory:
             why = ", ".join(self._ips[a].unusable_reason() for a in ips if a in self._ips)
             route = self.fixed(Decision(
                 Action.DEFER, None, pool, f"{reason}, but no usable IP ({why or 'none listed'})"
-                "; deferring so nothing leaves from the wrong IP", "no_usable_ip",
+                "; deferring so nothing leaves from the wrong IP", rule_names.NO_USABLE_IP,
                 tier, plan))
         else:
             by_provider = {
@@ -226,11 +232,12 @@ def _limits(inventory: Inventory, tenants: dict[str, TenantEntry],
         if pool is None:
             routes[(r.tenant, r.pool)] = factory.fixed(Decision(
                 Action.DEFER, None, r.pool, f"{why}, but there is no pool '{r.pool}'; "
-                "deferring", f"restriction:reroute:{r.rule}", entry.tier, entry.plan))
+                "deferring", rule_names.restriction(RestrictionKind.REROUTE, r.rule),
+                entry.tier, entry.plan))
             continue
         routes[(r.tenant, r.pool)] = factory.to_ips(
             key=("reroute", r.pool, r.rule, entry.tier, entry.plan), pool=pool.name,
-            ips=pool.ips, rule=f"restriction:reroute:{r.rule}",
+            ips=pool.ips, rule=rule_names.restriction(RestrictionKind.REROUTE, r.rule),
             reason=f"{why} → pool '{pool.name}'", tier=entry.tier, plan=entry.plan)
     return fold_restrictions(caps, index.all, routes)
 
@@ -241,10 +248,10 @@ def _shared(tenant: Tenant, tier: Tier, shared_for: Mapping[Tier, Pool],
     if pool is None:
         return factory.fixed(Decision(
             Action.DEFER, None, None, f"{why}, but no shared pool serves tier {tier.value}; "
-            "deferring", "no_pool_for_tier", tier, tenant.plan))
+            "deferring", rule_names.NO_POOL_FOR_TIER, tier, tenant.plan))
     return factory.to_ips(
         key=("shared", pool.name, tenant.plan, tier, why), pool=pool.name, ips=pool.ips,
-        rule=f"{tenant.plan.value}:shared",
+        rule=rule_names.shared(tenant.plan.value),
         reason=f"{why} → shared pool '{pool.name}' (serves tier {tier.value})",
         tier=tier, plan=tenant.plan)
 
@@ -252,7 +259,7 @@ def _shared(tenant: Tenant, tier: Tier, shared_for: Mapping[Tier, Pool],
 def _dedicated(tenant: Tenant, tier: Tier, factory: _RouteFactory, why: str) -> Route:
     return factory.to_ips(
         key=("dedicated", tenant.name, why), pool=f"dedicated:{tenant.name}",
-        ips=tenant.dedicated_ips, rule=f"{tenant.plan.value}:dedicated",
+        ips=tenant.dedicated_ips, rule=rule_names.dedicated(tenant.plan.value),
         reason=f"{why} → dedicated IP of {tenant.name}", tier=tier, plan=tenant.plan)
 
 
@@ -264,10 +271,11 @@ def _entry(tenant: Tenant, tier: Tier, shared_for: Mapping[Tier, Pool],
     if tier is Tier.SUSPENDED:
         fixed = Decision(Action.HOLD, None, None,
                          f"tenant {name} is suspended: mail is held, never sent from another IP",
-                         "tier:suspended", tier, plan)
+                         rule_names.TIER_SUSPENDED, tier, plan)
     elif tier is Tier.OFF_PLATFORM:
         fixed = Decision(settings.off_platform, None, None,
-                         f"tenant {name} is off the platform", "tier:off-platform", tier, plan)
+                         f"tenant {name} is off the platform", rule_names.TIER_OFF_PLATFORM, tier,
+                         plan)
     if fixed is not None:
         release = (_entry(tenant, Tier.RISKY, shared_for, factory, settings, advised)
                    if tier is Tier.SUSPENDED else None)

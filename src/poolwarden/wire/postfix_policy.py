@@ -7,12 +7,20 @@ values up to 8,192 characters, at most 1,024 attributes): past them the
 reader raises ``ProtocolViolation`` and the server must disconnect without a
 reply. A well-framed request with bad content (NUL, invalid UTF-8, duplicate
 or nameless attributes) comes back with ``problem`` set, to be answered 4xx.
-Replies are always one printable UTF-8 line of at most 512 bytes. No I/O.
+Replies are always one printable UTF-8 line of at most 512 bytes.
+``route_request`` turns a request into the core's ``RouteRequest`` and
+``ActionEncoder`` a core ``Decision`` into the action text (``FILTER
+pw-<ip>:``, ``HOLD``, ``REJECT``, ``451 4.3.5``); ``SPLIT_ACTION`` and
+``cannot_decide`` are the two answers that are not a decision. No I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from poolwarden.core.policy import RouteRequest
+from poolwarden.core.snapshot import Action, Decision
+from poolwarden.core.transports import transport_name
 
 MAX_VALUE = 8192
 MAX_NAME = 8192
@@ -146,3 +154,50 @@ def encode_action(action: str) -> bytes:
     """The reply bytes for one action: ``action=<one line>\\n\\n``, at most 512 bytes."""
     body = clean_text(action, MAX_REPLY - len("action=\n\n"))
     return b"action=" + body.encode("utf-8") + b"\n\n"
+
+
+_new_tuple = tuple.__new__
+
+# FILTER is message-wide (the last one wins): a recipient on another route than the
+# message's is pushed into a transaction of its own; 4.7.1 is DEFER_IF_PERMIT's own code
+SPLIT_ACTION = ("DEFER_IF_PERMIT 4.7.1 poolwarden: this recipient leaves from another route; "
+                "send it in a separate transaction")
+
+
+def route_request(request: PolicyRequest) -> RouteRequest:
+    """The core's view of one RCPT request (empty attributes count as absent)."""
+    get = request.attrs.get
+    # built as the tuple it is, every field in RouteRequest's order (recipient, tenant,
+    # sender, sasl_username, client_address, mx_hosts): one per request, and NamedTuple's
+    # generated __new__ would cost a Python call more
+    return _new_tuple(RouteRequest, (
+        get("recipient", ""), None, get("sender") or None, get("sasl_username") or None,
+        get("client_address") or None, ()))
+
+
+def cannot_decide(cause: str) -> str:
+    """The fail-safe answer (Postfix's own default action): the mail stays queued."""
+    return f"451 4.3.5 poolwarden: {clean_text(cause, 200)}, try again later"
+
+
+class ActionEncoder:
+    """A Decision as the action text Postfix acts on; each IP's FILTER text is built once
+    (the hot path answers the same few hundred IPs over and over)."""
+
+    __slots__ = ("_filters",)
+
+    def __init__(self) -> None:
+        self._filters: dict[str, str] = {}
+
+    def action(self, decision: Decision) -> str:
+        kind = decision.action
+        if kind is Action.ROUTE and decision.ip:
+            action = self._filters.get(decision.ip)
+            if action is None:
+                action = self._filters[decision.ip] = f"FILTER {transport_name(decision.ip)}:"
+            return action
+        if kind is Action.HOLD:
+            return "HOLD " + clean_text(decision.reason, 300)
+        if kind is Action.REJECT:
+            return "REJECT 5.7.1 " + clean_text(decision.reason, 300)
+        return "451 4.3.5 poolwarden: " + clean_text(decision.reason, 300)

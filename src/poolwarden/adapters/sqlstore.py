@@ -35,27 +35,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from poolwarden.adapters.event_rows import (
-    EventRow,
-    event_of,
-    row_of,
-    sqlite_add_rows,
-    unique_rows,
-)
-from poolwarden.adapters.memory import (
-    MAX_DECISION_NAME_LENGTH,
-    clean_alert,
-    clean_audit,
-    clean_bindings,
-    clean_decision,
-    clean_feedback,
-    clean_filter,
-    count_feedback,
-    fold,
-    json_copy,
-    json_dumps,
-    unique_by_key,
-)
+from poolwarden.adapters.event_rows import sqlite_add_rows, unique_rows
 from poolwarden.adapters.reaction_store import (
     insert_activations,
     newest_activation_id,
@@ -74,6 +54,29 @@ from poolwarden.adapters.schema import (
 from poolwarden.adapters.schema import checkpoints as checkpoints_table
 from poolwarden.adapters.schema import events as events_table
 from poolwarden.adapters.schema import feedback as feedback_table
+from poolwarden.adapters.storable import (
+    MAX_DECISION_NAME_LENGTH,
+    clean_alert,
+    clean_audit,
+    clean_bindings,
+    clean_decision,
+    clean_feedback,
+    clean_filter,
+    count_feedback,
+    json_copy,
+    json_dumps,
+    unique_by_key,
+)
+from poolwarden.adapters.warmup_store import SqlWarmupStore
+from poolwarden.core.counters import (
+    COUNTER_COLUMNS,
+    CounterDelta,
+    EventRow,
+    counter_deltas,
+    event_deltas,
+    event_of,
+    row_of,
+)
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event
 from poolwarden.core.model import TenantStanding, Tier
@@ -88,6 +91,8 @@ from poolwarden.ports import (
     CounterRow,
     DecisionRow,
     FeedbackRow,
+    Store,
+    StoredRows,
     TokenRow,
     UserRow,
 )
@@ -192,7 +197,7 @@ def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
 
 
-class SqlStore:
+class SqlStore(SqlWarmupStore, Store):
     """``ports.Store`` over a SQLAlchemy engine; ``open_store`` builds and migrates one.
 
     Given a fresh SQLite engine it installs the connection settings itself
@@ -251,9 +256,10 @@ class SqlStore:
         with self._write("add events") as conn:
             new_keys = self._insert_events(conn, unique)
             added = [ev for ev in unique if ev.key in new_keys]
-            self._upsert_counters(conn, fold(added))
+            deltas = tuple(event_deltas(added))
+            self._upsert_counters(conn, deltas)
         return AddResult(added=len(added), duplicates=len(received) - len(added),
-                         added_events=tuple(added))
+                         added_events=tuple(added), deltas=deltas)
 
     def _insert_events(self, conn: Connection, unique: Sequence[Event]) -> set[str]:
         """Insert what is new; the keys that really were (others exist already)."""
@@ -274,22 +280,17 @@ class SqlStore:
             new_keys.update(conn.execute(stmt, [_event_row(ev) for ev in chunk]).scalars())
         return new_keys
 
-    def _upsert_counters(self, conn: Connection, delta: Ledger) -> None:
-        rows = sorted(  # one lock order for every writer: no deadlocks on PostgreSQL
-            ((scope.value, scope_id, provider, day, counts)
-             for scope, scope_id, provider, day, counts in delta.buckets()),
-            key=lambda row: row[:4])
-        if not rows:
+    def _upsert_counters(self, conn: Connection, deltas: Sequence[CounterDelta]) -> None:
+        """Add the deltas (``core.counters``: in key order, one lock order for every writer,
+        so no deadlocks on PostgreSQL) to the stored counters."""
+        if not deltas:
             return
         ins = self._insert(counters)
         stmt = ins.on_conflict_do_update(
             index_elements=[counters.c.scope, counters.c.scope_id, counters.c.provider,
                             counters.c.day],
             set_={name: counters.c[name] + ins.excluded[name] for name in COUNT_FIELDS})
-        params = [
-            {"scope": scope, "scope_id": scope_id, "provider": provider, "day": day,
-             **dict(zip(COUNT_FIELDS, counts.as_tuple(), strict=True))}
-            for scope, scope_id, provider, day, counts in rows]
+        params = [dict(zip(COUNTER_COLUMNS, delta, strict=True)) for delta in deltas]
         for chunk in _chunks(params):
             conn.execute(stmt, list(chunk))
 
@@ -500,34 +501,35 @@ class SqlStore:
         row = None if checkpoint is None else _checkpoint_row(checkpoint)
         with self._write("add events and a log checkpoint") as conn:
             if conn.dialect.name == "sqlite":
-                added = _sqlite_add_events(conn, unique)
+                added, deltas = _sqlite_add_events(conn, unique)
             else:
                 new_keys = self._insert_events(conn, unique)
                 added = [ev for ev in unique if ev.key in new_keys]
-                self._upsert_counters(conn, fold(added))
+                deltas = event_deltas(added)
+                self._upsert_counters(conn, deltas)
             if row is not None:
                 self._put_checkpoint(conn, row)
         return AddResult(added=len(added), duplicates=len(received) - len(added),
-                         added_events=tuple(added))
+                         added_events=tuple(added), deltas=tuple(deltas))
 
     def add_event_rows_at(self, rows: Iterable[EventRow], checkpoint: Checkpoint | None
-                          ) -> list[EventRow]:
-        """``add_events_at`` for events as row tuples (``adapters.event_rows``: the log
-        ingest's bulk path, no ``Event`` per row); returns the rows newly stored. One
-        transaction, refuses what ``add_events_at`` refuses."""
+                          ) -> StoredRows:
+        """``add_events_at`` for events as row tuples (``core.counters.EventRow``: the log
+        ingest's bulk path, no ``Event`` per row); the rows newly stored and their
+        deltas. One transaction, refuses what ``add_events_at`` refuses."""
         unique = unique_rows(rows)
         row = None if checkpoint is None else _checkpoint_row(checkpoint)
         with self._write("add events and a log checkpoint") as conn:
             if conn.dialect.name == "sqlite":
-                added = sqlite_add_rows(conn.connection.dbapi_connection, unique)
+                added, deltas = sqlite_add_rows(conn.connection.dbapi_connection, unique)
             else:
-                events = [event_of(r) for r in unique]
-                new_keys = self._insert_events(conn, events)
+                new_keys = self._insert_events(conn, [event_of(r) for r in unique])
                 added = [r for r in unique if r[0] in new_keys]
-                self._upsert_counters(conn, fold([ev for ev in events if ev.key in new_keys]))
+                deltas = counter_deltas(added)
+                self._upsert_counters(conn, deltas)
             if row is not None:
                 self._put_checkpoint(conn, row)
-        return added
+        return StoredRows(added=added, deltas=deltas)
 
     def _put_checkpoint(self, conn: Connection, row: dict[str, Any]) -> None:
         ins = self._insert(checkpoints_table)
@@ -738,15 +740,16 @@ def _checkpoint_row(cp: Checkpoint) -> dict[str, Any]:
     return row
 
 
-def _sqlite_add_events(conn: Connection, unique: Sequence[Event]) -> list[Event]:
-    """The new events of ``unique``, inserted and folded into the day counters as
-    ``event_rows.sqlite_add_rows`` does the log ingest's rows (one fold for both paths)."""
+def _sqlite_add_events(conn: Connection, unique: Sequence[Event]
+                       ) -> tuple[list[Event], list[CounterDelta]]:
+    """The new events of ``unique`` and their deltas, inserted and counted as
+    ``event_rows.sqlite_add_rows`` does the log ingest's rows (one path for both)."""
     rows = [row_of(ev) for ev in unique]
-    added = sqlite_add_rows(conn.connection.dbapi_connection, rows)
+    added, deltas = sqlite_add_rows(conn.connection.dbapi_connection, rows)
     if len(added) == len(unique):
-        return list(unique)
+        return list(unique), deltas
     new_keys = {row[0] for row in added}
-    return [ev for ev in unique if ev.key in new_keys]
+    return [ev for ev in unique if ev.key in new_keys], deltas
 
 
 def open_store(url: str) -> SqlStore:

@@ -8,7 +8,6 @@ from setuptools import Extension, setup
 
 ACCELERATORS = {
     "poolwarden.wire._postfix_fast": "src/poolwarden/wire/_postfix_fast.c",  # parse+correlate
-    "poolwarden.adapters._fold_fast": "src/poolwarden/adapters/_fold_fast.c",  # counter deltas
     "poolwarden.services.ingest._map_fast": "src/poolwarden/services/ingest/_map_fast.c",  # deliveries->rows
 }
 

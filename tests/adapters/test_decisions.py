@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from poolwarden.adapters import memory, schema
+from poolwarden.adapters import schema, storable
 from poolwarden.adapters.sqlstore import SqlStore
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event, EventKind
@@ -159,11 +159,11 @@ def test_hostile_text_is_stored_cleaned(store: Store) -> None:
         "i1", node="mx1", recipient="bob@example.net", rule="rule", action="FILTER",
         tenant="acme", ip="192.0.2.1", pool="pool", queue_id="QZ")
     long_row = by_instance["i2"]
-    assert long_row.recipient == long_recipient[:memory.MAX_RECIPIENT_LENGTH]
-    assert long_row.rule == "r" * memory.MAX_DECISION_TEXT_LENGTH
-    assert long_row.action == "A" * memory.MAX_DECISION_TEXT_LENGTH
-    assert long_row.tenant == "t" * memory.MAX_DECISION_NAME_LENGTH
-    assert long_row.pool == "p" * memory.MAX_DECISION_NAME_LENGTH
+    assert long_row.recipient == long_recipient[:storable.MAX_RECIPIENT_LENGTH]
+    assert long_row.rule == "r" * storable.MAX_DECISION_TEXT_LENGTH
+    assert long_row.action == "A" * storable.MAX_DECISION_TEXT_LENGTH
+    assert long_row.tenant == "t" * storable.MAX_DECISION_NAME_LENGTH
+    assert long_row.pool == "p" * storable.MAX_DECISION_NAME_LENGTH
     assert by_instance["i3"].recipient == "half ? surrogate"
 
     # Lookups and bindings are cleaned the same way, so they find what was stored.
@@ -174,7 +174,7 @@ def test_hostile_text_is_stored_cleaned(store: Store) -> None:
 
 
 def test_recipient_limit_matches_the_schema() -> None:
-    assert schema.decisions.c.recipient.type.length == memory.MAX_RECIPIENT_LENGTH
+    assert schema.decisions.c.recipient.type.length == storable.MAX_RECIPIENT_LENGTH
 
 
 def test_ten_thousand_decisions_in_one_batch(store: Store) -> None:

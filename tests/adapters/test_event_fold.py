@@ -1,14 +1,14 @@
-"""The day counters of the SQLite write path (``adapters.event_rows``): ``fold_rows`` gives
-exactly the buckets ``Ledger.add`` fills, and the counters stored through the bulk row path
-(``add_event_rows_at``) equal those of the Event path (``add_events_at``), of the memory
-store and of a Ledger, both when every row is new (deltas folded by ``fold_rows``) and when
-some or all were stored already (folded in SQL over the new ids)."""
+"""The day counters of the store write paths: the core's rule (``core.counters``) gives
+exactly the buckets a per-event reading of it fills, the ``Ledger`` applies the same, and
+the counters stored through the bulk row path (``add_event_rows_at``) equal those of the
+Event path (``add_events_at``), of the memory store and of a Ledger, both when every row
+is new and when some or all were stored already: only the new rows feed deltas, and the
+deltas each store reports are the core's deltas of exactly those."""
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,15 +16,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from poolwarden.adapters import event_rows
-from poolwarden.adapters.event_rows import (
-    CounterDelta,
-    EventRow,
-    fold_rows,
-    python_fold_rows,
-    row_of,
-)
+from poolwarden.adapters.event_rows import unique_rows
 from poolwarden.adapters.memory import MemoryStore
 from poolwarden.adapters.sqlstore import SqlStore, open_store
+from poolwarden.adapters.storable import unique_by_key
+from poolwarden.core.counters import (
+    COUNT_FIELDS,
+    CounterDelta,
+    EventRow,
+    counter_deltas,
+    event_deltas,
+    event_of,
+    row_of,
+)
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event, EventKind
 from poolwarden.core.reputation import ALL_PROVIDERS, Ledger
@@ -38,15 +42,30 @@ from tests.adapters.test_store import (
 )
 
 DAY = 86400
+# the field of each kind, spelled out here independently of the code under test
+_FIELD = {EventKind.DELIVERED: "delivered", EventKind.DEFERRED: "deferred",
+          EventKind.HARD_BOUNCE: "hard_bounces", EventKind.SOFT_BOUNCE: "soft_bounces",
+          EventKind.COMPLAINT: "complaints", EventKind.TRAP_HIT: "trap_hits"}
 
 
-def ledger_deltas(events: Sequence[Event]) -> list[CounterDelta]:
-    """What ``fold_rows`` must give: the Ledger's buckets as sorted delta tuples."""
-    ledger = Ledger()
+def reference_deltas(events: Sequence[Event]) -> list[CounterDelta]:
+    """The rule read one event at a time: the tenant; the IP and IP|tenant when there is an
+    IP; the sending domain when there is one; each for the provider and for ``*``."""
+    counts: Counter[tuple[str, str, str, int, str]] = Counter()
     for ev in events:
-        ledger.add(ev)
-    return sorted(((scope.value, scope_id, provider, day, *counts.as_tuple())
-                   for scope, scope_id, provider, day, counts in ledger.buckets()),
+        scopes = [("tenant", ev.tenant)]
+        if ev.ip:
+            scopes += [("ip", ev.ip), ("ip_tenant", f"{ev.ip}|{ev.tenant}")]
+        if ev.sending_domain:
+            scopes.append(("domain", ev.sending_domain))
+        for scope, scope_id in scopes:
+            for provider in (ev.provider, ALL_PROVIDERS):
+                counts[(scope, scope_id, provider, ev.day, _FIELD[ev.kind])] += 1
+    buckets: dict[tuple[str, str, str, int], list[int]] = {}
+    for (scope, scope_id, provider, day, name), n in counts.items():
+        buckets.setdefault((scope, scope_id, provider, day),
+                           [0] * len(COUNT_FIELDS))[COUNT_FIELDS.index(name)] += n
+    return sorted(((*key, *values) for key, values in buckets.items()),
                   key=lambda delta: (delta[3], *delta[:3]))  # the counters key order
 
 
@@ -59,7 +78,7 @@ _events = st.builds(
     time=st.floats(min_value=19_000 * DAY, max_value=19_004 * DAY, allow_nan=False),
     kind=st.sampled_from(list(EventKind)),
     tenant=_texts,
-    # "*" as a provider counts twice in the same bucket, as Ledger.add does it
+    # "*" as a provider counts twice in the same bucket
     provider=st.sampled_from(["gmail", "yahoo", "other", ALL_PROVIDERS]),
     ip=_optional,
     sending_domain=_optional,
@@ -68,36 +87,39 @@ _events = st.builds(
 )
 
 
-# fold_rows runs the C version when it is built; both must give the Ledger's buckets
-FOLDS = [pytest.param(python_fold_rows, id="python"), pytest.param(fold_rows, id="fold_rows")]
-
-
-@pytest.mark.parametrize("fold", FOLDS)
 @settings(max_examples=300, deadline=None)
 @given(events=st.lists(_events, max_size=60))
-def test_fold_rows_gives_the_ledgers_buckets(
-        fold: Callable[[Sequence[EventRow]], list[CounterDelta]], events: list[Event]) -> None:
-    out = fold([row_of(ev) for ev in events])
-    assert out == ledger_deltas(events)  # same buckets and counts, in key order
+def test_counter_deltas_give_the_rules_buckets(events: list[Event]) -> None:
+    out = counter_deltas([row_of(ev) for ev in events])
+    assert out == reference_deltas(events)  # same buckets and counts, in key order
     assert len({delta[:4] for delta in out}) == len(out)
+    # the Ledger applies exactly those: per event or as a batch
+    assert buckets_of_ledger(ledger_of(events)) == _as_buckets(out)
+    batch = Ledger()
+    batch.add_rows([row_of(ev) for ev in events])
+    assert buckets_of_ledger(batch) == _as_buckets(out)
 
 
-@pytest.mark.parametrize("fold", FOLDS)
-def test_fold_rows_of_many_rows_and_of_none(
-        fold: Callable[[Sequence[EventRow]], list[CounterDelta]]) -> None:
+def _as_buckets(deltas: Sequence[CounterDelta]) -> Buckets:
+    from poolwarden.core.reputation import Scope
+
+    return {(Scope(d[0]), d[1], d[2], d[3]): tuple(d[4:]) for d in deltas if any(d[4:])}
+
+
+def test_counter_deltas_of_many_rows_and_of_none() -> None:
     events = random_events(20_000, seed=5)
-    assert fold([row_of(ev) for ev in events]) == ledger_deltas(events)
-    assert fold([]) == []
+    assert counter_deltas([row_of(ev) for ev in events]) == reference_deltas(events)
+    assert event_deltas(events) == reference_deltas(events)
+    assert counter_deltas([]) == []
     one_kind = [ev for ev in events if ev.kind is EventKind.HARD_BOUNCE]
-    assert fold([row_of(ev) for ev in one_kind]) == ledger_deltas(one_kind)
+    assert counter_deltas([row_of(ev) for ev in one_kind]) == reference_deltas(one_kind)
 
 
-def test_the_c_fold_is_built_where_a_compiler_is() -> None:
-    """setup.py builds it optionally; on a machine with gcc (as ours) it must be there,
-    or the speed figures of bench_ingest_synthetic would be of the Python fold."""
-    if shutil.which("gcc") is None or os.environ.get("POOLWARDEN_PURE_PYTHON"):
-        pytest.skip("no C compiler, or the pure-Python path asked for")
-    assert event_rows._native_fold is not None
+def test_no_adapter_carries_a_counter_rule_of_its_own() -> None:
+    """The SQL adapter stores deltas: no GROUP BY fold, no C fold, no kind-to-field map."""
+    source = Path(event_rows.__file__).read_text(encoding="utf-8")
+    assert "GROUP BY" not in source and "_fold_fast" not in source
+    assert not list(Path(event_rows.__file__).parent.glob("_fold_fast*"))
 
 
 def _sqlite(tmp_path: Path, name: str) -> SqlStore:
@@ -111,30 +133,33 @@ def _counters(store: Store) -> Buckets:
 def test_bulk_rows_and_events_give_the_same_counters(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folded: list[int] = []
-    real_fold = event_rows.fold_rows
 
     def spy(rows: Sequence[EventRow]) -> list[CounterDelta]:
         folded.append(len(rows))
-        return real_fold(rows)
+        return counter_deltas(rows)
 
-    monkeypatch.setattr(event_rows, "fold_rows", spy)
+    monkeypatch.setattr(event_rows, "counter_deltas", spy)
     events = random_events(9_000, seed=31)
     # empty IP and domain strings count like missing ones, in Python and in SQL
     events += [Event(key=f"blank{i}", time=20_003 * DAY + i, kind=EventKind.DEFERRED,
                      tenant="acme", provider="gmail", ip="", sending_domain="")
                for i in range(5)]
-    first, second = events[:6_000], events[5_000:]  # 1,000 keys in both: the SQL fallback
+    first, second = events[:6_000], events[5_000:]  # 1,000 keys in both: some new, some not
     batches = [first, second, second, first[:10]]  # then all duplicates, twice
     rows_store, events_store, memory = (_sqlite(tmp_path, "rows.db"),
                                         _sqlite(tmp_path, "events.db"), MemoryStore())
     try:
         added = [rows_store.add_event_rows_at([row_of(ev) for ev in batch], None)
                  for batch in batches]
-        assert [len(a) for a in added] == [6_000, len(events) - 6_000, 0, 0]
-        assert folded == [6_000]  # in Python only when the whole batch was new
+        assert [len(a.added) for a in added] == [6_000, len(events) - 6_000, 0, 0]
+        # the core folds exactly the new rows of each batch, and nothing else
+        assert folded == [6_000, len(events) - 6_000, 0, 0]
+        for stored in added:
+            assert stored.deltas == counter_deltas(stored.added)
         for batch in batches:
             result = events_store.add_events_at(batch, None)
             assert result == memory.add_events_at(batch, None)
+            assert list(result.deltas) == event_deltas(result.added_events)
         expected = buckets_of_ledger(ledger_of(events))
         assert _counters(rows_store) == expected
         assert _counters(events_store) == expected
@@ -151,7 +176,8 @@ def test_a_batch_larger_than_a_statement_with_in_batch_repeats(tmp_path: Path) -
     try:
         rows = [row_of(ev) for ev in events]
         added = store.add_event_rows_at(rows + rows[:50], None)  # repeats: not stored twice
-        assert added == rows
+        assert added.added == rows
+        assert added.deltas == counter_deltas(rows)
         assert _counters(store) == buckets_of_ledger(ledger_of(events))
     finally:
         store.close()
@@ -166,22 +192,30 @@ _cells = st.one_of(st.none(), st.sampled_from(["", "a", "b\x00", "acme", "x" * 1
     st.sampled_from(["delivered", "deferred", "hard_bounce", "bogus"]),
     st.sampled_from(["acme", "ac\x00me"]), st.just("google"), _cells, _cells, _cells,
     st.sampled_from(["delivered", "r" * 1025, "ok\x00"])), max_size=8))
-def test_unique_rows_is_the_same_with_the_c_scan(
-        rows: list[EventRow], monkeypatch_module: pytest.MonkeyPatch) -> None:
-    """The C scan (``scan_rows``) only says when nothing needs doing; the rows kept, and
-    the error for a row no backend can store, are the Python checks' own."""
+def test_unique_rows_refuses_what_unique_by_key_refuses(rows: list[EventRow]) -> None:
+    """The rows kept, and the error for a row no backend can store, are those of the Event
+    path's checks (``unique_by_key``); an unknown kind is refused by name."""
     def outcome() -> object:
         try:
-            return event_rows.unique_rows(rows)
+            return unique_rows(rows)
         except StoreError as exc:
             return str(exc)
 
-    with_scan = outcome()
-    monkeypatch_module.setattr(event_rows, "_native_scan", None)
-    try:
-        assert with_scan == outcome()
-    finally:
-        monkeypatch_module.undo()
+    def expected() -> object:
+        unknown = sorted({row[3] for row in rows} - {kind.value for kind in EventKind})
+        if unknown:
+            return f"store: unknown event kind {unknown[0][:40]!r}"
+        try:
+            return [row_of(ev) for ev in unique_by_key([event_of(row) for row in rows])]
+        except StoreError as exc:
+            return str(exc)
+
+    got, want = outcome(), expected()
+    if isinstance(want, list):  # rows keep their own day column; keys and order must match
+        assert isinstance(got, list)
+        assert [row[0] for row in got] == [row[0] for row in want]
+    else:
+        assert got == want
 
 
 @pytest.fixture(scope="module")

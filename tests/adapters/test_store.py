@@ -25,7 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from poolwarden.adapters import memory, schema, sqlstore
+from poolwarden.adapters import schema, sqlstore, storable
 from poolwarden.adapters.memory import MemoryStore
 from poolwarden.adapters.sqlstore import MIGRATIONS_DIR, SqlStore, open_store
 from poolwarden.core.errors import StoreError
@@ -179,7 +179,7 @@ def test_counters_since_day_leaves_out_older_days(store: Store) -> None:
 
 
 @pytest.mark.parametrize(("field", "value"), [
-    ("reason", "x" * (memory.MAX_REASON_LENGTH + 1)),
+    ("reason", "x" * (storable.MAX_REASON_LENGTH + 1)),
     ("tenant", "ac\x00me"),
 ])
 def test_an_unstorable_event_rejects_the_whole_batch(store: Store, field: str,
@@ -194,7 +194,7 @@ def test_an_unstorable_event_rejects_the_whole_batch(store: Store, field: str,
 
 
 def test_reason_limit_matches_the_schema() -> None:
-    assert schema.events.c.reason.type.length == memory.MAX_REASON_LENGTH
+    assert schema.events.c.reason.type.length == storable.MAX_REASON_LENGTH
 
 
 @pytest.mark.parametrize("backend", SQL_BACKENDS)

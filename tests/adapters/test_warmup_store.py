@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from poolwarden.adapters.warmup_store import KEEP_COUNT_DAYS, warmup_store_of
+from poolwarden.adapters.warmup_store import KEEP_COUNT_DAYS
 from poolwarden.core.warmup import WarmupState
-from poolwarden.ports import Store
+from poolwarden.ports import Store, WarmupStore
 
 DAY = 20000
 
@@ -24,7 +24,7 @@ def state(provider: str = "google", **kw: object) -> WarmupState:
 
 
 def test_states_round_trip_and_replace(store: Store) -> None:
-    ws = warmup_store_of(store)
+    ws: WarmupStore = store
     assert ws.warmup_states() == []
     ws.save_warmup_states([state(), state("yahoo", stage=0, last_active_day=None)], at=1.0)
     got = {s.provider: s for s in ws.warmup_states()}
@@ -37,8 +37,9 @@ def test_states_round_trip_and_replace(store: Store) -> None:
 
 def test_counts_add_up_across_nodes_and_restarts(make_store: Callable[[], Store]) -> None:
     node_a, node_b = make_store(), make_store()
-    wa, wb = warmup_store_of(node_a), warmup_store_of(node_b)
-    if wa is not wb and type(wa).__name__ == "MemoryWarmupStore":
+    wa: WarmupStore = node_a
+    wb: WarmupStore = node_b
+    if wa is not wb and type(wa).__name__ == "MemoryStore":
         wb = wa  # memory: two "nodes" share one process-local store
     key = ("ip", "127.0.0.23", "google")
     wa.add_warmup_counts(DAY, {key: 3, ("tenant", "fitclub", "google"): 3})
@@ -57,7 +58,7 @@ def test_counts_survive_reopening(make_store: Callable[[], Store], db_url: str |
     if db_url is None:
         return  # memory does not outlive its process: nothing to reopen
     first = make_store()
-    warmup_store_of(first).add_warmup_counts(DAY, {("ip", "127.0.0.23", "google"): 7})
+    first.add_warmup_counts(DAY, {("ip", "127.0.0.23", "google"): 7})
     first.close()
     again = make_store()
-    assert warmup_store_of(again).warmup_counts(DAY) == {("ip", "127.0.0.23", "google"): 7}
+    assert again.warmup_counts(DAY) == {("ip", "127.0.0.23", "google"): 7}

@@ -11,7 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from poolwarden.adapters.sqlstore import open_store
-from poolwarden.adapters.warmup_store import warmup_store_of
 from poolwarden.config.load import load_config
 from poolwarden.main import app
 from poolwarden.services.reputation.warmup import today_of
@@ -90,7 +89,7 @@ def test_ip_show_has_the_warmup_object(config_file):
     loaded = load_config(config_file)
     store = open_store(loaded.store_url)
     try:
-        warmup_store_of(store).add_warmup_counts(
+        store.add_warmup_counts(
             today_of(time.time()), {("ip", "127.0.0.23", "google"): 7})
     finally:
         store.close()

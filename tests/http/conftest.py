@@ -103,7 +103,8 @@ B as a bad neighbour on the shared IP."""
 def record_alerts(config: LoadedConfig, store: SqlStore, now: float) -> list[Any]:
     """What the real alerter (no channel: recorded only) finds in the store now: the
     moves since ``now - 1`` (B's demotion) and bad neighbours (B on the shared IP)."""
-    alerter = Alerter(lambda: config, store, channels=[], clock=lambda: now - 1)
+    alerter = Alerter(lambda: config, store, channels=[], clock=lambda: now - 1,
+                      engine=lambda c, at: Engine(c, store, now=at))
     rows = asyncio.run(alerter.deliver(alerter.detect(now)))
     alerter.record(rows)
     return rows

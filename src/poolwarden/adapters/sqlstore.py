@@ -35,45 +35,40 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from poolwarden.adapters.event_rows import (
-    EventRow,
-    event_of,
-    row_of,
-    sqlite_add_rows,
-    unique_rows,
-)
-from poolwarden.adapters.memory import (
-    MAX_DECISION_NAME_LENGTH,
-    clean_alert,
-    clean_audit,
-    clean_bindings,
-    clean_decision,
-    clean_feedback,
-    clean_filter,
-    count_feedback,
-    fold,
-    json_copy,
-    json_dumps,
-    unique_by_key,
-)
+from poolwarden.adapters.event_rows import sqlite_add_rows, unique_rows
 from poolwarden.adapters.reaction_store import (
     insert_activations,
     newest_activation_id,
     select_activations,
 )
-from poolwarden.adapters.schema import alerts as alerts_table
+from poolwarden.adapters.schema import checkpoints as checkpoints_table
 from poolwarden.adapters.schema import (
-    api_tokens,
-    api_users,
-    audit_log,
     counters,
     decisions,
     tenant_state,
     tier_moves,
 )
-from poolwarden.adapters.schema import checkpoints as checkpoints_table
 from poolwarden.adapters.schema import events as events_table
-from poolwarden.adapters.schema import feedback as feedback_table
+from poolwarden.adapters.sql_access import SqlAccessStore
+from poolwarden.adapters.sql_records import DECISION_COLUMNS, SqlRecordStore
+from poolwarden.adapters.sql_records import chunks as _chunks
+from poolwarden.adapters.storable import (
+    MAX_DECISION_NAME_LENGTH,
+    clean_filter,
+    json_copy,
+    json_dumps,
+    unique_by_key,
+)
+from poolwarden.adapters.warmup_store import SqlWarmupStore
+from poolwarden.core.counters import (
+    COUNTER_COLUMNS,
+    CounterDelta,
+    EventRow,
+    counter_deltas,
+    event_deltas,
+    event_of,
+    row_of,
+)
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event
 from poolwarden.core.model import TenantStanding, Tier
@@ -82,20 +77,14 @@ from poolwarden.core.reputation import COUNT_FIELDS, Counts, Ledger, Scope
 from poolwarden.core.tiers import TierMove
 from poolwarden.ports import (
     AddResult,
-    AlertRow,
-    AuditRow,
     Checkpoint,
     CounterRow,
     DecisionRow,
-    FeedbackRow,
-    TokenRow,
-    UserRow,
+    Store,
+    StoredRows,
 )
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-ALERT_COLUMNS = ("at", "key", "kind", "subject", "text", "link", "numbers", "tenant", "ip",
-                 "outcome", "id")
-CHUNK = 500  # rows per statement on SQLite: well under its bound-variable limit
 PG_CHUNK = 5_000  # events per statement on PostgreSQL (ten array parameters each)
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_CACHE_KIB = 65_536  # page cache per connection (PRAGMA cache_size, negative = KiB)
@@ -103,21 +92,9 @@ SQLITE_CACHE_KIB = 65_536  # page cache per connection (PRAGMA cache_size, negat
 # an ingest batch rewrites the same counter and index pages; checkpointing every 64 MB
 # writes them out once for several batches (bench_ingest_synthetic: the store 12 % faster)
 SQLITE_WAL_CHECKPOINT_PAGES = 16_384
-DECISION_CHUNK = 5_000  # decision rows per executemany call
 _PG_MIGRATION_LOCK = 0x706F6F6C  # pg_advisory_xact_lock key: one migrator at a time
 _PG_MOVES_LOCK = 0x706F6F6D  # pg_advisory_xact_lock key: one writer of tier_moves at a time
 _BEGIN_OPTION = "poolwarden_sqlite_begin"  # execution option: the BEGIN statement to send
-
-DECISION_COLUMNS = ("at", "node", "instance", "tenant", "recipient", "action", "ip", "pool",
-                    "rule", "snapshot_version", "queue_id")
-
-# One (instance, queue id) binding of a node, for executemany; the bind names
-# differ from the column names, which SQLAlchemy reserves for the SET clause.
-_BIND_QUEUE_ID = (decisions.update()
-                  .where(decisions.c.node == bindparam("b_node"),
-                         decisions.c.instance == bindparam("b_instance"),
-                         decisions.c.queue_id.is_(None))
-                  .values(queue_id=bindparam("b_queue_id")))
 
 EVENT_COLUMNS = ("key", "time", "day", "kind", "tenant", "provider", "ip", "sending_domain",
                  "recipient_domain", "reason")
@@ -141,11 +118,6 @@ def _pg_insert_events() -> Any:
 
 
 _PG_INSERT_EVENTS = _pg_insert_events()
-
-
-def _chunks(rows: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(rows), size):
-        yield rows[start:start + size]
 
 
 def _event_row(ev: Event) -> dict[str, Any]:
@@ -192,7 +164,7 @@ def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
 
 
-class SqlStore:
+class SqlStore(SqlAccessStore, SqlRecordStore, SqlWarmupStore, Store):
     """``ports.Store`` over a SQLAlchemy engine; ``open_store`` builds and migrates one.
 
     Given a fresh SQLite engine it installs the connection settings itself
@@ -251,9 +223,10 @@ class SqlStore:
         with self._write("add events") as conn:
             new_keys = self._insert_events(conn, unique)
             added = [ev for ev in unique if ev.key in new_keys]
-            self._upsert_counters(conn, fold(added))
+            deltas = tuple(event_deltas(added))
+            self._upsert_counters(conn, deltas)
         return AddResult(added=len(added), duplicates=len(received) - len(added),
-                         added_events=tuple(added))
+                         added_events=tuple(added), deltas=deltas)
 
     def _insert_events(self, conn: Connection, unique: Sequence[Event]) -> set[str]:
         """Insert what is new; the keys that really were (others exist already)."""
@@ -274,22 +247,17 @@ class SqlStore:
             new_keys.update(conn.execute(stmt, [_event_row(ev) for ev in chunk]).scalars())
         return new_keys
 
-    def _upsert_counters(self, conn: Connection, delta: Ledger) -> None:
-        rows = sorted(  # one lock order for every writer: no deadlocks on PostgreSQL
-            ((scope.value, scope_id, provider, day, counts)
-             for scope, scope_id, provider, day, counts in delta.buckets()),
-            key=lambda row: row[:4])
-        if not rows:
+    def _upsert_counters(self, conn: Connection, deltas: Sequence[CounterDelta]) -> None:
+        """Add the deltas (``core.counters``: in key order, one lock order for every writer,
+        so no deadlocks on PostgreSQL) to the stored counters."""
+        if not deltas:
             return
         ins = self._insert(counters)
         stmt = ins.on_conflict_do_update(
             index_elements=[counters.c.scope, counters.c.scope_id, counters.c.provider,
                             counters.c.day],
             set_={name: counters.c[name] + ins.excluded[name] for name in COUNT_FIELDS})
-        params = [
-            {"scope": scope, "scope_id": scope_id, "provider": provider, "day": day,
-             **dict(zip(COUNT_FIELDS, counts.as_tuple(), strict=True))}
-            for scope, scope_id, provider, day, counts in rows]
+        params = [dict(zip(COUNTER_COLUMNS, delta, strict=True)) for delta in deltas]
         for chunk in _chunks(params):
             conn.execute(stmt, list(chunk))
 
@@ -398,86 +366,6 @@ class SqlStore:
                 conn, after_id=after_id, since=since, active_at=active_at, ip=ip,
                 tenant=tenant, limit=limit)
 
-    # -- routing decisions ---------------------------------------------------
-
-    def add_decisions(self, rows: Sequence[DecisionRow]) -> None:
-        """Append the decisions in one transaction; text is cleaned, not refused
-        (see ``memory.clean_decision``)."""
-        if not rows:
-            return
-        params = [_decision_row(clean_decision(row)) for row in rows]
-        with self._write("add decisions") as conn:
-            for chunk in _chunks(params, DECISION_CHUNK):
-                conn.execute(decisions.insert(), list(chunk))
-
-    def bind_queue_ids(self, node: str, pairs: Sequence[tuple[str, str]]) -> None:
-        """Bind only rows without a queue id: a reused instance id keeps its old binding."""
-        if not pairs:
-            return
-        node, cleaned = clean_bindings(node, pairs)
-        params = [{"b_node": node, "b_instance": instance, "b_queue_id": queue_id}
-                  for instance, queue_id in cleaned]
-        with self._write("bind queue ids") as conn:
-            for chunk in _chunks(params, DECISION_CHUNK):
-                conn.execute(_BIND_QUEUE_ID, list(chunk))
-
-    def decisions(self, *, tenant: str | None = None, queue_id: str | None = None,
-                  limit: int = 100) -> list[DecisionRow]:
-        query = select(decisions).order_by(decisions.c.id.desc()).limit(max(limit, 0))
-        tenant, queue_id = clean_filter(tenant), clean_filter(queue_id)
-        if tenant is not None:
-            query = query.where(decisions.c.tenant == tenant)
-        if queue_id is not None:
-            query = query.where(decisions.c.queue_id == queue_id)
-        with self._read("read decisions") as conn:
-            result = conn.execute(query).mappings().all()
-        return [DecisionRow(**{name: row[name] for name in DECISION_COLUMNS})
-                for row in result]
-
-    # -- feedback mail ------------------------------------------------------------
-
-    def add_feedback(self, rows: Sequence[FeedbackRow]) -> int:
-        unique: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            cleaned = _feedback_row(clean_feedback(row))
-            unique.setdefault(cleaned["key"], cleaned)
-        if not unique:
-            return 0
-        params = [unique[key] for key in sorted(unique)]  # one lock order for every writer
-        stmt = (self._insert(feedback_table)
-                .on_conflict_do_nothing(index_elements=[feedback_table.c.key])
-                .returning(feedback_table.c.key))
-        added = 0
-        with self._write("add feedback") as conn:
-            for chunk in _chunks(params):
-                added += len(conn.execute(stmt, list(chunk)).scalars().all())
-        return added
-
-    def feedback(self, *, trusted: bool | None = None, message_ref: str | None = None,
-                 limit: int = 100) -> list[FeedbackRow]:
-        query = (select(feedback_table).order_by(feedback_table.c.id.desc())
-                 .limit(max(limit, 0)))
-        if trusted is not None:
-            query = query.where(feedback_table.c.trusted.is_(trusted))
-        if message_ref is not None:
-            query = query.where(feedback_table.c.message_ref == message_ref)
-        with self._read("read feedback") as conn:
-            result = conn.execute(query).mappings().all()
-        return [FeedbackRow(**{name: row[name] for name in FEEDBACK_COLUMNS}, id=row["id"])
-                for row in result]
-
-    def feedback_counts(self) -> dict[str, int]:
-        rejected = feedback_table.c.reason.like("rejected:%")
-        query = (select(feedback_table.c.trusted, rejected.label("rejected"), func.count())
-                 .group_by(feedback_table.c.trusted, rejected))
-        with self._read("count feedback") as conn:
-            result = conn.execute(query).all()
-        counts = count_feedback(())
-        for trusted, is_rejected, n in result:
-            name = "trusted" if trusted else "rejected" if is_rejected else "untrusted"
-            counts[name] += int(n)
-        return counts
-
     # -- log checkpoints (ingestd) ---------------------------------------------
 
     def checkpoint(self, source: str) -> Checkpoint | None:
@@ -500,34 +388,35 @@ class SqlStore:
         row = None if checkpoint is None else _checkpoint_row(checkpoint)
         with self._write("add events and a log checkpoint") as conn:
             if conn.dialect.name == "sqlite":
-                added = _sqlite_add_events(conn, unique)
+                added, deltas = _sqlite_add_events(conn, unique)
             else:
                 new_keys = self._insert_events(conn, unique)
                 added = [ev for ev in unique if ev.key in new_keys]
-                self._upsert_counters(conn, fold(added))
+                deltas = event_deltas(added)
+                self._upsert_counters(conn, deltas)
             if row is not None:
                 self._put_checkpoint(conn, row)
         return AddResult(added=len(added), duplicates=len(received) - len(added),
-                         added_events=tuple(added))
+                         added_events=tuple(added), deltas=tuple(deltas))
 
     def add_event_rows_at(self, rows: Iterable[EventRow], checkpoint: Checkpoint | None
-                          ) -> list[EventRow]:
-        """``add_events_at`` for events as row tuples (``adapters.event_rows``: the log
-        ingest's bulk path, no ``Event`` per row); returns the rows newly stored. One
-        transaction, refuses what ``add_events_at`` refuses."""
+                          ) -> StoredRows:
+        """``add_events_at`` for events as row tuples (``core.counters.EventRow``: the log
+        ingest's bulk path, no ``Event`` per row); the rows newly stored and their
+        deltas. One transaction, refuses what ``add_events_at`` refuses."""
         unique = unique_rows(rows)
         row = None if checkpoint is None else _checkpoint_row(checkpoint)
         with self._write("add events and a log checkpoint") as conn:
             if conn.dialect.name == "sqlite":
-                added = sqlite_add_rows(conn.connection.dbapi_connection, unique)
+                added, deltas = sqlite_add_rows(conn.connection.dbapi_connection, unique)
             else:
-                events = [event_of(r) for r in unique]
-                new_keys = self._insert_events(conn, events)
+                new_keys = self._insert_events(conn, [event_of(r) for r in unique])
                 added = [r for r in unique if r[0] in new_keys]
-                self._upsert_counters(conn, fold([ev for ev in events if ev.key in new_keys]))
+                deltas = counter_deltas(added)
+                self._upsert_counters(conn, deltas)
             if row is not None:
                 self._put_checkpoint(conn, row)
-        return added
+        return StoredRows(added=added, deltas=deltas)
 
     def _put_checkpoint(self, conn: Connection, row: dict[str, Any]) -> None:
         ins = self._insert(checkpoints_table)
@@ -562,105 +451,6 @@ class SqlStore:
                            for row in conn.execute(query).mappings())
         return out
 
-    # -- API tokens, users, audit (ports.AccessStore) ------------------------
-
-    def add_token(self, row: TokenRow) -> int:
-        values = {name: getattr(row, name) for name in TOKEN_COLUMNS if name != "id"}
-        with self._write("add a token") as conn:
-            return int(conn.execute(api_tokens.insert().values(**values)
-                                    .returning(api_tokens.c.id)).scalar_one())
-
-    def tokens(self) -> list[TokenRow]:
-        with self._read("read tokens") as conn:
-            rows = conn.execute(select(api_tokens).order_by(api_tokens.c.id)).mappings().all()
-        return [TokenRow(**{name: row[name] for name in TOKEN_COLUMNS}) for row in rows]
-
-    def token_by_hash(self, token_hash: str) -> TokenRow | None:
-        query = select(api_tokens).where(api_tokens.c.token_hash == token_hash)
-        with self._read("read a token") as conn:
-            row = conn.execute(query).mappings().first()
-        return None if row is None else TokenRow(**{name: row[name] for name in TOKEN_COLUMNS})
-
-    def touch_token(self, token_id: int, at: float) -> None:
-        with self._write("mark a token used") as conn:
-            conn.execute(api_tokens.update().where(api_tokens.c.id == token_id)
-                         .values(last_used_at=at))
-
-    def revoke_token(self, token_id: int, at: float) -> bool:
-        stmt = (api_tokens.update()
-                .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
-                .values(revoked_at=at))
-        with self._write("revoke a token") as conn:
-            return bool(conn.execute(stmt).rowcount)
-
-    def add_user(self, row: UserRow) -> None:
-        values = {name: getattr(row, name) for name in USER_COLUMNS}
-        with self._write("add a user") as conn:
-            exists = conn.execute(select(api_users.c.name)
-                                  .where(api_users.c.name == row.name)).first()
-            if exists is not None:
-                raise StoreError(f"store: user '{row.name}' exists")
-            conn.execute(api_users.insert().values(**values))
-
-    def users(self) -> list[UserRow]:
-        with self._read("read users") as conn:
-            rows = conn.execute(select(api_users).order_by(api_users.c.name)).mappings().all()
-        return [UserRow(**{name: row[name] for name in USER_COLUMNS}) for row in rows]
-
-    def user(self, name: str) -> UserRow | None:
-        with self._read("read a user") as conn:
-            row = conn.execute(select(api_users).where(api_users.c.name == name)
-                               ).mappings().first()
-        return None if row is None else UserRow(**{n: row[n] for n in USER_COLUMNS})
-
-    def remove_user(self, name: str) -> bool:
-        with self._write("remove a user") as conn:
-            return bool(conn.execute(api_users.delete().where(api_users.c.name == name)
-                                     ).rowcount)
-
-    def add_audit(self, row: AuditRow) -> int:
-        clean = clean_audit(row)
-        values = {name: getattr(clean, name) for name in AUDIT_COLUMNS if name != "id"}
-        with self._write("append to the audit log") as conn:
-            return int(conn.execute(audit_log.insert().values(**values)
-                                    .returning(audit_log.c.id)).scalar_one())
-
-    def audit(self, *, actor: str | None = None, action: str | None = None,
-              target: str | None = None, since: float | None = None,
-              limit: int = 100) -> list[AuditRow]:
-        query = select(audit_log).order_by(audit_log.c.id.desc()).limit(max(limit, 0))
-        for column, value in ((audit_log.c.actor, actor), (audit_log.c.action, action),
-                              (audit_log.c.target, target)):
-            if value is not None:
-                query = query.where(column == value)
-        if since is not None:
-            query = query.where(audit_log.c.at >= since)
-        with self._read("read the audit log") as conn:
-            rows = conn.execute(query).mappings().all()
-        return [AuditRow(**{name: row[name] for name in AUDIT_COLUMNS}) for row in rows]
-
-    # -- alerts (ports.AlertStore) -------------------------------------------------
-
-    def add_alert(self, row: AlertRow) -> int:
-        clean = clean_alert(row)
-        values = {name: getattr(clean, name) for name in ALERT_COLUMNS if name != "id"}
-        with self._write("record an alert") as conn:
-            return int(conn.execute(alerts_table.insert().values(**values)
-                                    .returning(alerts_table.c.id)).scalar_one())
-
-    def alerts(self, *, since: float | None = None, kind: str | None = None,
-               tenant: str | None = None, limit: int = 100) -> list[AlertRow]:
-        query = select(alerts_table).order_by(alerts_table.c.id.desc()).limit(max(limit, 0))
-        if since is not None:
-            query = query.where(alerts_table.c.at >= since)
-        for column, value in ((alerts_table.c.kind, kind), (alerts_table.c.tenant, tenant)):
-            value = clean_filter(value)
-            if value is not None:
-                query = query.where(column == value)
-        with self._read("read alerts") as conn:
-            rows = conn.execute(query).mappings().all()
-        return [AlertRow(**{name: row[name] for name in ALERT_COLUMNS}) for row in rows]
-
     def close(self) -> None:
         self._engine.dispose()
 
@@ -678,23 +468,6 @@ def _lock_moves(conn: Connection) -> None:
         conn.execute(select(func.pg_advisory_xact_lock(_PG_MOVES_LOCK)))
 
 
-TOKEN_COLUMNS = ("id", "name", "prefix", "token_hash", "role", "tenant", "created_at",
-                 "created_by", "last_used_at", "revoked_at")
-USER_COLUMNS = ("name", "role", "tenant", "salt", "password_hash", "created_at", "disabled")
-AUDIT_COLUMNS = ("id", "at", "actor", "source", "action", "target", "before", "after")
-
-
-FEEDBACK_COLUMNS = ("key", "received_at", "kind", "trusted", "reason", "tenant", "ip",
-                    "recipient", "message_ref", "message_id", "bounce_reason", "bounce_class",
-                    "dsn_status", "feedback_type", "source", "raw_size")
-
-
-def _feedback_row(row: FeedbackRow) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in FEEDBACK_COLUMNS}
-
-
-def _decision_row(row: DecisionRow) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in DECISION_COLUMNS}
 
 
 def _move_row(move: TierMove) -> dict[str, Any]:
@@ -738,15 +511,16 @@ def _checkpoint_row(cp: Checkpoint) -> dict[str, Any]:
     return row
 
 
-def _sqlite_add_events(conn: Connection, unique: Sequence[Event]) -> list[Event]:
-    """The new events of ``unique``, inserted and folded into the day counters as
-    ``event_rows.sqlite_add_rows`` does the log ingest's rows (one fold for both paths)."""
+def _sqlite_add_events(conn: Connection, unique: Sequence[Event]
+                       ) -> tuple[list[Event], list[CounterDelta]]:
+    """The new events of ``unique`` and their deltas, inserted and counted as
+    ``event_rows.sqlite_add_rows`` does the log ingest's rows (one path for both)."""
     rows = [row_of(ev) for ev in unique]
-    added = sqlite_add_rows(conn.connection.dbapi_connection, rows)
+    added, deltas = sqlite_add_rows(conn.connection.dbapi_connection, rows)
     if len(added) == len(unique):
-        return list(unique)
+        return list(unique), deltas
     new_keys = {row[0] for row in added}
-    return [ev for ev in unique if ev.key in new_keys]
+    return [ev for ev in unique if ev.key in new_keys], deltas
 
 
 def open_store(url: str) -> SqlStore:

@@ -1,9 +1,9 @@
 """Warm-up state in the store: stages per provider and the daily routed-recipient counts.
 
-``SqlWarmupStore`` works on the engine of a ``SqlStore`` (SQLite or PostgreSQL,
-tables ``warmup_state`` and ``warmup_counts`` from migration 0006);
-``MemoryWarmupStore`` keeps the same in process memory for tests.
-``warmup_store_of(store)`` gives the one that belongs to a ``ports.Store``.
+``SqlWarmupStore`` works on a SQLAlchemy engine (SQLite or PostgreSQL, tables
+``warmup_state`` and ``warmup_counts`` from migration 0006); ``MemoryWarmupStore``
+keeps the same in process memory. ``SqlStore`` and ``MemoryStore`` are built on them,
+so every ``ports.Store`` is a ``ports.WarmupStore``.
 Counts are added (never overwritten) so several routing nodes sum up; every
 write is one transaction and driver errors leave as ``StoreError``.
 """
@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from poolwarden.adapters.schema import warmup_counts, warmup_state
 from poolwarden.core.errors import StoreError
 from poolwarden.core.warmup import WarmupState
-from poolwarden.ports import Store, WarmupStore
+from poolwarden.ports import WarmupStore
 
 CountKey = tuple[str, str, str]  # (scope, scope id, provider)
 KEEP_COUNT_DAYS = 8  # counts older than this are pruned: only today's are ever read
@@ -44,13 +44,15 @@ def _state_of(row: Any) -> WarmupState:
     return WarmupState(**{name: row[name] for name in STATE_COLUMNS})
 
 
-class SqlWarmupStore:
+class SqlWarmupStore(WarmupStore):
     """``ports.WarmupStore`` over a SQLAlchemy engine already migrated by ``open_store``."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._insert: Any = (postgresql.insert if engine.dialect.name == "postgresql"
-                             else sqlite.insert)
+
+    def _upsert_into(self, table: Any) -> Any:
+        return (postgresql.insert if self._engine.dialect.name == "postgresql"
+                else sqlite.insert)(table)
 
     @contextmanager
     def _tx(self, action: str) -> Iterator[Connection]:
@@ -65,7 +67,7 @@ class SqlWarmupStore:
     def save_warmup_states(self, states: Sequence[WarmupState], *, at: float) -> None:
         if not states:
             return
-        ins = self._insert(warmup_state)
+        ins = self._upsert_into(warmup_state)
         stmt = ins.on_conflict_do_update(
             index_elements=[warmup_state.c.scope, warmup_state.c.scope_id,
                             warmup_state.c.provider],
@@ -79,7 +81,7 @@ class SqlWarmupStore:
     def add_warmup_counts(self, day: int, counts: Mapping[CountKey, int]) -> None:
         rows = [{"scope": k[0], "scope_id": k[1][:255], "provider": k[2], "day": day,
                  "count": n} for k, n in sorted(counts.items()) if n]
-        ins = self._insert(warmup_counts)
+        ins = self._upsert_into(warmup_counts)
         stmt = ins.on_conflict_do_update(
             index_elements=[warmup_counts.c.scope, warmup_counts.c.scope_id,
                             warmup_counts.c.provider, warmup_counts.c.day],
@@ -97,25 +99,25 @@ class SqlWarmupStore:
         return {(r["scope"], r["scope_id"], r["provider"]): int(r["count"]) for r in rows}
 
 
-class MemoryWarmupStore:
+class MemoryWarmupStore(WarmupStore):
     """The same in process memory (tests, ``MemoryStore``)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._warmup_lock = threading.Lock()
         self._states: dict[CountKey, WarmupState] = {}
         self._counts: dict[tuple[int, CountKey], int] = {}
 
     def warmup_states(self) -> list[WarmupState]:
-        with self._lock:
+        with self._warmup_lock:
             return list(self._states.values())
 
     def save_warmup_states(self, states: Sequence[WarmupState], *, at: float) -> None:
-        with self._lock:
+        with self._warmup_lock:
             for s in states:
                 self._states[(s.scope, s.scope_id, s.provider)] = s
 
     def add_warmup_counts(self, day: int, counts: Mapping[CountKey, int]) -> None:
-        with self._lock:
+        with self._warmup_lock:
             for key, n in counts.items():
                 if n:
                     self._counts[(day, key)] = self._counts.get((day, key), 0) + n
@@ -123,18 +125,5 @@ class MemoryWarmupStore:
                 del self._counts[old]
 
     def warmup_counts(self, day: int) -> dict[CountKey, int]:
-        with self._lock:
+        with self._warmup_lock:
             return {key: n for (d, key), n in self._counts.items() if d == day}
-
-
-def warmup_store_of(store: Store) -> WarmupStore:
-    """The warm-up store that lives beside ``store`` (same database, or same memory)."""
-    engine = getattr(store, "engine", None)
-    if isinstance(engine, Engine):
-        return SqlWarmupStore(engine)
-    found = getattr(store, "_pw_warmup", None)
-    if found is None:
-        found = MemoryWarmupStore()
-        store._pw_warmup = found  # type: ignore[attr-defined]
-    assert isinstance(found, MemoryWarmupStore)
-    return found

@@ -252,7 +252,7 @@ def _audit_override(engine: Engine, tenant: str, before: Any, *, actor: str,
     from poolwarden.services.queries.listings import standing_dict
 
     after = engine.standings()[tenant]
-    audit.record(engine.store, actor=f"cli:{actor}", source="cli",  # type: ignore[arg-type]
+    audit.record(engine.store, actor=f"cli:{actor}", source="cli",
                  action="override.clear" if clear else "override.set",
                  target=f"tenant:{tenant}", at=time.time(),
                  before=standing_dict(tenant, before) if before is not None else None,

@@ -101,6 +101,10 @@ class PolicydSettings(Section):
     evaluate_interval: float = Field(
         60.0, gt=0, le=86400, description="Seconds between tier evaluations by the embedded "
         "reputation engine of poolwarden serve.")
+    reconcile_interval: float = Field(
+        3600.0, ge=0, le=86400, description="Seconds between reloads of the reputation "
+        "engine's day counters from the store by poolwarden serve (it is fed every batch it "
+        "stores; this adds what other processes stored: CLI imports, other nodes); 0 never.")
     flush_interval: float = Field(
         1.0, gt=0, le=60, description="Seconds between writes of the decision log to the "
         "store (batched, off the routing path).")

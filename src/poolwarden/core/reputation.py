@@ -1,8 +1,9 @@
 """Reputation arithmetic: day-bucketed outcome counters and rates with confidence bounds.
 
-A ``Ledger`` folds events into per-day counters for every scope (tenant, egress
-IP, sending domain, and tenant-on-IP for bad-neighbour attribution), per
-mailbox provider and overall. Adding an event is O(1) and order-independent;
+A ``Ledger`` holds per-day counters for every scope (tenant, egress IP, sending
+domain, and tenant-on-IP for bad-neighbour attribution), per mailbox provider and
+overall; it adds the counter deltas ``core.counters`` makes of events (the one
+statement of which counters an event feeds). Adding is order-independent;
 a rolling window is the sum of the day buckets inside it. Rates carry their
 sample size and a Wilson score interval, and below an evidence floor a rate
 says "insufficient data" instead of pretending to be good. Pure: the caller
@@ -12,33 +13,22 @@ supplies the day number that ends a window.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
-from poolwarden.core.events import Event, EventKind
+from poolwarden.core.counters import (
+    ALL_PROVIDERS,
+    COUNT_FIELDS,
+    CounterDelta,
+    EventRow,
+    Scope,
+    counter_deltas,
+    row_of,
+)
+from poolwarden.core.events import Event
 
-ALL_PROVIDERS = "*"
-
-
-class Scope(StrEnum):
-    TENANT = "tenant"
-    IP = "ip"
-    DOMAIN = "domain"
-    IP_TENANT = "ip_tenant"  # scope_id "<ip>|<tenant>": who sent what from a shared IP
-
-
-COUNT_FIELDS = ("delivered", "deferred", "hard_bounces", "soft_bounces", "complaints",
-                "trap_hits")
-
-_FIELD_OF_KIND: dict[EventKind, str] = {
-    EventKind.DELIVERED: "delivered",
-    EventKind.DEFERRED: "deferred",
-    EventKind.HARD_BOUNCE: "hard_bounces",
-    EventKind.SOFT_BOUNCE: "soft_bounces",
-    EventKind.COMPLAINT: "complaints",
-    EventKind.TRAP_HIT: "trap_hits",
-}
+__all__ = ["ALL_PROVIDERS", "COUNT_FIELDS", "BucketKey", "Counts", "Ledger", "Metrics", "Rate",
+           "Scope", "metrics_of", "rate", "wilson_interval"]
 
 
 @dataclass(slots=True)
@@ -75,16 +65,6 @@ class Counts:
                 self.complaints, self.trap_hits)
 
 
-def scope_keys(event: Event) -> Iterator[tuple[Scope, str]]:
-    """Every scope an event counts towards."""
-    yield Scope.TENANT, event.tenant
-    if event.ip:
-        yield Scope.IP, event.ip
-        yield Scope.IP_TENANT, f"{event.ip}|{event.tenant}"
-    if event.sending_domain:
-        yield Scope.DOMAIN, event.sending_domain
-
-
 BucketKey = tuple[Scope, str, str]  # (scope, scope id, provider or "*")
 
 
@@ -98,15 +78,17 @@ class Ledger:
         self._ip_tenants: dict[str, set[str]] = {}
 
     def add(self, event: Event) -> None:
-        """Count one event: O(1), a fixed number of counter increments."""
-        field = _FIELD_OF_KIND[event.kind]
-        day = event.day
-        for scope, scope_id in scope_keys(event):
-            for provider in (event.provider, ALL_PROVIDERS):
-                counts = self._bucket(scope, scope_id, provider, day)
-                setattr(counts, field, getattr(counts, field) + 1)
-        if event.ip:
-            self._ip_tenants.setdefault(event.ip, set()).add(event.tenant)
+        """Count one event: the buckets ``core.counters`` says it feeds."""
+        self.apply(counter_deltas([row_of(event)]))
+
+    def add_rows(self, rows: Sequence[EventRow]) -> None:
+        """Count a batch of events given as rows."""
+        self.apply(counter_deltas(rows))
+
+    def apply(self, deltas: Iterable[CounterDelta]) -> None:
+        """Add counter deltas (``core.counters.counter_deltas``, or a store's stored batch)."""
+        for scope, scope_id, provider, day, *counts in deltas:
+            self.add_counts(Scope(scope), scope_id, provider, day, Counts(*counts))
 
     def add_counts(self, scope: Scope, scope_id: str, provider: str, day: int,
                    counts: Counts) -> None:

@@ -72,7 +72,7 @@ class EmbeddedServer(uvicorn.Server):
 
 
 def context_for(runtime: Runtime, *, allow_remote: bool = False) -> NodeContext:
-    store: NodeStore = runtime.store  # type: ignore[assignment]  # SqlStore is both
+    store: NodeStore = runtime.store
     return NodeContext(loaded_config=runtime.config, store=store, clock=runtime.clock,
                       node=runtime.node, runtime=runtime, allow_remote=allow_remote,
                       postfix_config_dir=runtime.config.settings.policyd.postfix_config_dir)

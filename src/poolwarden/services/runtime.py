@@ -1,9 +1,12 @@
 """One node's services in one process: the routing agent plus its background jobs.
 
-Owns the current routing snapshot (swapped atomically, one reference
-assignment), rebuilds it when the store's change marker moves (a tier move or
-override) and on a refresh interval, flushes the decision log in batches,
-runs the embedded reputation engine on an interval, reloads the configuration
+Owns the one reputation ``Engine`` of the process (its ledger loaded once, then fed the
+counter deltas of every batch the log follower, the feedback listener and the
+imports store; reconciled with the store every ``reconcile_interval``) and the current
+routing snapshot the engine builds (swapped atomically, one reference assignment),
+rebuilt when the store's change marker moves (a tier move or override) and on a
+refresh interval. Flushes the decision log in batches, evaluates tiers and warm-up
+with the engine on an interval, reloads the configuration
 on SIGHUP (keeping the running one when the new file is bad) and stops
 gracefully on SIGTERM. When configured, it also follows the Postfix logs and runs
 the feedback LMTP listener (``services.ingest.jobs``, their own threads and store
@@ -23,19 +26,17 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import TypeVar
 
 from poolwarden.adapters.listeners import Listen
 from poolwarden.adapters.sqlstore import open_store
-from poolwarden.adapters.warmup_store import warmup_store_of
 from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.snapshot import Snapshot
-from poolwarden.ports import DecisionRow, Store
+from poolwarden.ports import AddResult, DecisionRow, Store
 from poolwarden.services.access import audit
-from poolwarden.services.alerts.watcher import Alerter, AlertingStore
+from poolwarden.services.alerts.watcher import Alerter
 from poolwarden.services.ingest.jobs import IngestJobs, IngestOptions
 from poolwarden.services.queries.metrics import EventCounter, IngestLag
 from poolwarden.services.reputation.engine import Engine
@@ -66,21 +67,27 @@ class Runtime:
                                    allow_remote=settings.allow_remote)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._marker = -1
-        self._version = 0
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # loaded from the store by the first rebuild, on the store thread
+        self.engine = Engine(self.config, self.store, now=None)
         self.ingest = IngestJobs(self.config, options=ingest, snapshot=lambda: self.snapshot,
-                                 clock=clock)
-        # alerts and metrics: both read the counters the agent and the ingester
-        # keep; the alert loop polls them and the store (on the store thread)
+                                 clock=clock, engine=self.engine)
+        # alerts and metrics: both read the counters the agent and the ingester keep; the
+        # alert loop polls them and the store (on the store thread)
         self.event_counter = EventCounter()
-        self.ingest.on_added = self.event_counter.on_added
+        self.ingest.on_added = self._on_added
         self.ingest_lag = IngestLag()
-        self.alerter = Alerter(lambda: self.config, cast("AlertingStore", self.store),
+        self.alerter = Alerter(lambda: self.config, self.store,
                                clock=clock, agent=lambda: self.agent.stats,
-                               ingest=lambda: getattr(self.ingest.ingestd, "metrics", None),
-                               ingest_lag=self.ingest_lag,
-                               warmup=lambda: warmup_store_of(self.store).warmup_states())
+                               ingest=self.ingest.metrics, ingest_lag=self.ingest_lag,
+                               engine=lambda _config, _now: self.engine,
+                               warmup=self.store.warmup_states)
+
+    def _on_added(self, result: AddResult) -> None:
+        """Each batch the log follower committed (on its writer thread)."""
+        self.engine.feed(result.deltas)
+        self.event_counter.on_added(result)
 
     async def _in_store_thread(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -89,10 +96,9 @@ class Runtime:
 
     def _build(self) -> tuple[int, Snapshot]:
         marker = self.store.change_marker()
-        engine = Engine(self.config, self.store, now=self.clock())
-        self._version += 1
-        snapshot = replace(engine.snapshot(self.clock()), version=self._version)
-        return marker, snapshot
+        if not self.engine.loaded:
+            self.engine.reconcile(self.clock())
+        return marker, self.engine.snapshot(self.clock())
 
     async def rebuild(self, reason: str) -> None:
         started = time.perf_counter()
@@ -152,7 +158,7 @@ class Runtime:
         """Write the agent's warm-up counts (batched) and take back every node's totals."""
         counts = self.agent.counts
         batches = counts.take_pending()
-        store, today = warmup_store_of(self.store), counts.day
+        store, today = self.store, counts.day
         try:
             totals = await self._in_store_thread(lambda: flush_counts(store, batches, today))
         except PoolwardenError as exc:
@@ -166,7 +172,7 @@ class Runtime:
         """Today's stored counts, so a restart does not reset the daily caps."""
         try:
             self.agent.counts = await self._in_store_thread(
-                lambda: counter_for(warmup_store_of(self.store), self.clock()))
+                lambda: counter_for(self.store, self.clock()))
         except PoolwardenError as exc:
             log.error("warm-up counts not loaded, today's caps count from zero: %s", exc)
 
@@ -180,9 +186,7 @@ class Runtime:
         while not self._stop.is_set():
             await self._sleep(self.config.settings.policyd.evaluate_interval)
             try:
-                moves = await self._in_store_thread(
-                    lambda: Engine(self.config, self.store, now=self.clock())
-                    .evaluate(self.clock()))
+                moves = await self._in_store_thread(lambda: self.engine.evaluate(self.clock()))
                 for move in moves:
                     log.info("tier move %s: %s -> %s (%s)", move.tenant, move.before.value,
                              move.after.value, move.reason)
@@ -190,12 +194,24 @@ class Runtime:
                     await self._in_store_thread(functools.partial(
                         audit.record_moves, self.store, moves, at=self.clock()))
                 notes = await self._in_store_thread(
-                    lambda: Engine(self.config, self.store, now=self.clock())
-                    .advance_warmup(self.clock()))
+                    lambda: self.engine.advance_warmup(self.clock()))
                 for note in notes:
                     log.info("warm-up %s", note)
             except PoolwardenError as exc:
                 log.error("tier evaluation failed: %s", exc)
+
+    async def _reconcile(self) -> None:
+        """Now and then, the stored counters replace the engine's: what other processes
+        stored (CLI imports, other nodes) is counted too (see ``services.reputation.engine``)."""
+        while not self._stop.is_set():
+            interval = self.config.settings.policyd.reconcile_interval
+            await self._sleep(interval or 60.0)
+            if not interval:
+                continue
+            try:
+                await self._in_store_thread(lambda: self.engine.reconcile(self.clock()))
+            except PoolwardenError as exc:
+                log.error("counters not reconciled with the store: %s", exc)
 
     async def reload_config(self) -> None:
         try:
@@ -204,6 +220,7 @@ class Runtime:
             log.error("configuration not reloaded, the running one stays in force: %s", exc)
             return
         self.config = config
+        await self._in_store_thread(lambda: self.engine.reload(config))
         if self.ingest.reactions is not None:  # new reaction rules for the log follower
             self.ingest.reactions.reload(config)
         await self.rebuild("configuration reloaded")
@@ -228,7 +245,8 @@ class Runtime:
         await self.server.start(self.listens)
         await self.ingest.start()
         self._tasks = [asyncio.create_task(job()) for job in
-                       (self._watch_store, self._flush_decisions, self._evaluate)]
+                       (self._watch_store, self._flush_decisions, self._evaluate,
+                        self._reconcile)]
         if self.config.settings.alerts.enabled:
             self._tasks.append(asyncio.create_task(self._alert_loop()))
 

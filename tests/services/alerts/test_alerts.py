@@ -354,7 +354,8 @@ neighbour_min_signals = 10""")
                        *many(EventKind.DELIVERED, 50, tenant="shop", time=at),
                        *many(EventKind.HARD_BOUNCE, 8, tenant="shop", time=at)])
     clock = [NOW + 10]
-    alerter = Alerter(lambda: config, store, clock=lambda: clock[0])
+    alerter = Alerter(lambda: config, store, clock=lambda: clock[0],
+                      engine=lambda c, now: Engine(c, store, now=now))
 
     async def run() -> None:
         await alerter.poll()

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from poolwarden.adapters.memory import MAX_FEEDBACK_TEXT_LENGTH, MemoryStore
+from poolwarden.adapters.memory import MemoryStore
 from poolwarden.adapters.sqlstore import open_store
+from poolwarden.adapters.storable import MAX_FEEDBACK_TEXT_LENGTH
 from poolwarden.ports import FeedbackRow, Store
 from tests.adapters.conftest import fresh_pg_database
 

@@ -18,7 +18,7 @@ from poolwarden.adapters.sqlstore import SqlStore, open_store
 from poolwarden.config.load import load_config_text
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event
-from poolwarden.ports import AddResult, Checkpoint
+from poolwarden.ports import AddResult, Checkpoint, StoredRows
 from poolwarden.services.ingest.ingestd import Ingestd
 from tests.services.ingest.conftest import read_events
 from tests.services.ingest.loggen import config_toml, generate, observed
@@ -42,7 +42,7 @@ class FlakyStore(SqlStore):
         return super().add_events_at(events, checkpoint)
 
     def add_event_rows_at(self, rows: Iterable[EventRow], checkpoint: Checkpoint | None
-                          ) -> list[EventRow]:
+                          ) -> StoredRows:
         self._maybe_fail()
         return super().add_event_rows_at(rows, checkpoint)
 

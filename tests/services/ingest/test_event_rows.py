@@ -56,16 +56,17 @@ def test_bulk_rows_store_what_events_store(store_url: str, tmp_path: object) -> 
     store = open_store(store_url)
     try:
         assert isinstance(store, SqlStore)
-        added = store.add_event_rows_at([row_of(e) for e in first], _checkpoint(10))
+        added = store.add_event_rows_at([row_of(e) for e in first], _checkpoint(10)).added
         assert added == [row_of(e) for e in first]
-        added = store.add_event_rows_at(batch2, _checkpoint(20))
+        added = store.add_event_rows_at(batch2, _checkpoint(20)).added
         assert added == [row_of(e) for e in events[2000:]]  # the new ones, in batch order
         assert sorted(read_events(store), key=lambda e: e.key) == sorted(events,
                                                                         key=lambda e: e.key)
         assert _counters(store) == _counters(reference)
         cp = store.checkpoint("/var/log/mail.log")
         assert cp is not None and cp.offset == 20
-        assert store.add_event_rows_at(batch2, _checkpoint(30)) == []  # all duplicates
+        again = store.add_event_rows_at(batch2, _checkpoint(30))
+        assert again.added == [] and again.deltas == []  # all duplicates: nothing counted
         assert _counters(store) == _counters(reference)
         # refused like add_events_at: nothing of the batch, not the checkpoint, is stored
         bad: EventRow = (*row_of(_events(2, 1)[0])[:9], "x" * 1025)  # type: ignore[assignment]

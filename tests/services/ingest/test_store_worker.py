@@ -16,6 +16,7 @@ import pytest
 from poolwarden.adapters.memory import MemoryStore
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import load_config_text
+from poolwarden.core.counters import counter_deltas
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event
 from poolwarden.services.ingest.ingestd import Ingestd, import_logs
@@ -130,8 +131,11 @@ def test_a_store_error_in_the_worker_reaches_the_parent(tmp_path: Path) -> None:
         with pytest.raises(StoreError, match="NUL|\\\\x00|character"):
             worker.add_rows([bad], None)
         good = ("k2", 1.0, 0, "delivered", "acme", "google", None, None, None, "delivered")
-        assert worker.add_rows([good, good], None) == [good]  # a key twice: stored once
-        assert worker.add_rows([good], None) == []
+        stored = worker.add_rows([good, good], None)
+        assert stored.added == [good]  # a key twice: stored once, counted once
+        assert stored.deltas == counter_deltas([good])
+        again = worker.add_rows([good], None)
+        assert again.added == [] and again.deltas == []
     finally:
         worker.close()
     assert not worker.alive

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from poolwarden.adapters.sqlstore import open_store
-from poolwarden.adapters.warmup_store import warmup_store_of
 from poolwarden.config.load import load_config
 from poolwarden.services.reputation.engine import Engine
 from poolwarden.services.reputation.warmup import counter_for, flush_counts
@@ -58,7 +57,7 @@ def test_cap_per_provider_then_overflow_and_counts_survive_a_restart(tmp_path: P
         overflowed = [d for d in agent.decision_log if d.rule == "warmup:overflow"]
         assert len(overflowed) == 3
         # flushed to the store, a new agent (restart) starts from today's counts
-        ws = warmup_store_of(store)
+        ws = store
         flush_counts(ws, agent.counts.take_pending(), agent.counts.day)
         restarted = PolicyAgent(lambda: snapshot, clock=lambda: NOW)
         restarted.counts = counter_for(ws, NOW)

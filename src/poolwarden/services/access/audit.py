@@ -29,18 +29,15 @@ def record(store: AccessStore, *, actor: str, source: str, action: str, target: 
                                     target=target, before=before, after=after))
 
 
-def record_moves(store: object, moves: Sequence[TierMove], *, at: float) -> int:
+def record_moves(store: AccessStore, moves: Sequence[TierMove], *, at: float) -> int:
     """One row per automatic tier move, with the numbers and thresholds behind it; the
-    number written (0 on a store without an audit log)."""
-    add = getattr(store, "add_audit", None)
-    if add is None:
-        return 0
+    number written."""
     for move in moves:
-        add(AuditRow(at=at, actor=move.actor or "engine", source="engine", action="tier.move",
-                     target=f"tenant:{move.tenant}", before={"tier": move.before.value},
-                     after={"tier": move.after.value, "rule": move.rule,
-                            "reason": move.reason, "metrics": move.metrics,
-                            "thresholds": move.thresholds}))
+        store.add_audit(AuditRow(
+            at=at, actor=move.actor or "engine", source="engine", action="tier.move",
+            target=f"tenant:{move.tenant}", before={"tier": move.before.value},
+            after={"tier": move.after.value, "rule": move.rule, "reason": move.reason,
+                   "metrics": move.metrics, "thresholds": move.thresholds}))
     return len(moves)
 
 

@@ -6,7 +6,8 @@ that explains it):
 * ``tier_move`` / ``suspension``: every tier move the store records (suspended or
   off the platform is a suspension), with its rule, metrics and thresholds;
 * ``bad_neighbour``: a tenant whose harm share of a shared IP's bad signals is
-  over ``neighbour_share`` (``Engine.neighbours``);
+  over ``neighbour_share`` (``neighbours`` of the reputation engine handed in as
+  ``engine``; without one, not checked);
 * ``reaction``: a reaction rule that fired (the store's reaction activations);
 * ``warmup_stall``: a warm-up stage held for ``warmup_stall_days`` days;
 * ``ingest_lag`` / ``ingest_gap``: the log ingester behind by bytes or seconds, or
@@ -40,8 +41,10 @@ from poolwarden.config.load import LoadedConfig
 from poolwarden.config.schema import AlertSettings
 from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.model import PoolKind, Tier
+from poolwarden.core.neighbours import NeighbourShare
+from poolwarden.core.reaction import Activation
 from poolwarden.core.tiers import TierMove
-from poolwarden.ports import AlertRow, AlertStore, Store
+from poolwarden.ports import AlertRow, AlertSource
 from poolwarden.services.alerts.channels import (
     Alert,
     Channel,
@@ -64,8 +67,11 @@ MAX_MOVES_PER_POLL = 500
 NEIGHBOUR_EVERY = 300.0  # seconds between two bad-neighbour rankings
 
 
-class AlertingStore(Store, AlertStore, Protocol):
-    """The store the alerter reads moves from and records alerts in."""
+class NeighbourRanker(Protocol):
+    """Who harms a shared IP (``services.reputation.engine.Engine``)."""
+
+    def neighbours(self, ip: str, now: float) -> list[NeighbourShare]:
+        ...
 
 
 def _none() -> None:
@@ -128,13 +134,13 @@ class AlertStats:
 class Alerter:
     """Finds alert conditions, deduplicates, rate-limits, sends and records them."""
 
-    def __init__(self, config: Callable[[], LoadedConfig], store: AlertingStore, *,
+    def __init__(self, config: Callable[[], LoadedConfig], store: AlertSource, *,
                  channels: Sequence[Channel] | None = None,
                  clock: Callable[[], float] = time.time,
                  agent: Callable[[], AgentCounts | None] = _none,
                  ingest: Callable[[], IngestCounts | None] = _none,
                  ingest_lag: IngestLag | None = None,
-                 engine: Callable[[LoadedConfig, float], Any] | None = None,
+                 engine: Callable[[LoadedConfig, float], NeighbourRanker] | None = None,
                  warmup: Callable[[], Sequence[Any]] | None = None) -> None:
         self.config = config
         self.store = store
@@ -240,9 +246,9 @@ class Alerter:
         settings = config.settings.alerts
         shared = [ip for pool in config.inventory.pools if pool.kind is PoolKind.SHARED
                   for ip in pool.ips]
-        if not shared:
+        if not shared or self._engine is None:
             return []
-        engine = self._make_engine(config, now)
+        engine = self._engine(config, now)
         alerts = []
         for ip in shared:
             ranking = engine.neighbours(ip, now)
@@ -269,9 +275,7 @@ class Alerter:
 
     def _reactions(self, now: float) -> list[Alert]:
         """Reaction rules that fired since the last poll (the reaction activations table)."""
-        fetch = getattr(self.store, "reaction_activations", None)
-        if fetch is None:
-            return []
+        fetch = self.store.reaction_activations
         if self._activation_mark is None:  # at start: the recent ones (dedup knows the sent)
             found = fetch(since=now - self.settings.renotify_interval, limit=1000)
         else:
@@ -280,9 +284,9 @@ class Alerter:
         self._activation_mark = max([*ids, self._activation_mark or 0])
         return [self._reaction_alert(a) for a in sorted(found, key=lambda a: a.id or 0)]
 
-    def _reaction_alert(self, a: Any) -> Alert:
-        scope = getattr(a.scope, "value", str(a.scope))
-        action = getattr(a.action, "value", str(a.action))
+    def _reaction_alert(self, a: Activation) -> Alert:
+        scope = a.scope.value
+        action = a.action.value
         subject = a.ip if scope == "ip" else a.tenant
         link = (self._link("ips", a.ip) if scope == "ip" and a.ip
                 else self._link("tenants", a.tenant) if a.tenant else self._link())
@@ -328,14 +332,6 @@ class Alerter:
                          "provider": state.provider, "standing": True}))
         return alerts
 
-    def _make_engine(self, config: LoadedConfig, now: float) -> Any:
-        if self._engine is not None:
-            return self._engine(config, now)
-        from poolwarden.services.reputation.engine import (
-            Engine,  # the engine imports half the package
-        )
-
-        return Engine(config, self.store, now=now)
 
     def _ingest(self, now: float) -> list[Alert]:
         metrics = self.ingest()

@@ -7,6 +7,11 @@
 * the feedback LMTP listener (``[ingest] lmtp``, at ``feedback.lmtp_listen``) with its
   own ``FeedbackService``; messages are processed on the listener's worker thread.
 
+Serve hands in its reputation ``Engine``: the listener stores through a view of it
+(``Engine.bound_to``), and ``on_added`` is told every batch the follower committed, with
+its counter deltas, for serve to feed the engine. Without one (tests), each job builds
+its own engine from the store.
+
 Each job has its own store connection, so a slow or locked store slows ingestion, never
 a routing reply (the agent answers from its in-memory snapshot). A job that cannot
 start (store unreachable, address in use) is logged and counted in ``failures`` and
@@ -52,6 +57,7 @@ from poolwarden.services.feedback.intake import FeedbackService
 from poolwarden.services.feedback.lmtpd import LmtpServer, parse_listen
 from poolwarden.services.feedback.settings import feedback_settings
 from poolwarden.services.ingest.ingestd import BATCH_LINES, Ingestd
+from poolwarden.services.ingest.pipeline import IngestMetrics
 from poolwarden.services.reputation.engine import Engine
 from poolwarden.services.reputation.reaction import ReactionService
 
@@ -125,7 +131,8 @@ class IngestJobs:
 
     def __init__(self, config: LoadedConfig, *, options: IngestOptions | None = None,
                  snapshot: Callable[[], Snapshot | None] = lambda: None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 engine: Engine | None = None) -> None:
         options = options or IngestOptions()
         settings = config.settings.ingest
         self.config = config
@@ -138,7 +145,9 @@ class IngestJobs:
         self.batch_lines = BATCH_LINES  # lines per transaction in a catch-up
         self._snapshot = snapshot
         self._clock = clock
-        # told each committed batch's result (the metrics' events by kind); set by serve
+        self._engine = engine
+        # told each committed batch's result (its deltas, the metrics' events by kind); set
+        # by serve
         self.on_added: Callable[[AddResult], None] | None = None
         self.failures: Counter[str] = Counter()  # job -> starts that failed
         self.ingestd: Ingestd | None = None
@@ -148,6 +157,10 @@ class IngestJobs:
         self._stop = asyncio.Event()
         self.pacer = Pacer(stopping=self._stop.is_set, cpu=self._ingest_cpu)
         self._tasks: list[asyncio.Task[None]] = []
+
+    def metrics(self) -> IngestMetrics | None:
+        """The follower's counters, once it runs."""
+        return self.ingestd.metrics if self.ingestd is not None else None
 
     def _ingest_cpu(self) -> float:
         """The follower's CPU time: the calling thread's plus its store worker's (a child
@@ -251,7 +264,8 @@ class IngestJobs:
     def _open_feedback(self) -> tuple[Store, FeedbackService]:
         store = open_store(self.config.store_url)
         try:
-            engine = Engine(self.config, store, now=self._clock())
+            engine = (self._engine.bound_to(store) if self._engine is not None
+                      else Engine(self.config, store, now=self._clock()))
             return store, FeedbackService(engine, feedback_settings(self.config),
                                           clock=self._clock)
         except BaseException:

@@ -31,7 +31,7 @@ from poolwarden.core.events import Event, EventKind
 from poolwarden.core.model import OTHER_PROVIDER
 from poolwarden.core.policy import RouteRequest, resolve_tenant
 from poolwarden.core.snapshot import Snapshot
-from poolwarden.ports import AddResult, Checkpoint, DecisionRow, Store
+from poolwarden.ports import AddResult, Checkpoint, DecisionRow, IngestStore
 from poolwarden.wire.bounce_classify import classify
 from poolwarden.wire.postfix_correlate import Correlator, Delivery
 from poolwarden.wire.postfix_log import LogParser
@@ -425,7 +425,7 @@ def _shape(text: str) -> str:
     return " ".join(words)
 
 
-def lookup_decisions(store: Store, deliveries: Sequence[Delivery]
+def lookup_decisions(store: IngestStore, deliveries: Sequence[Delivery]
                      ) -> dict[str, list[DecisionRow]]:
     """The decision-log rows of a batch's queue ids, in one query. (The ids of deliveries
     without a time are asked for too: ``pick_decision`` never uses their rows, and leaving
@@ -442,17 +442,16 @@ def lookup_decisions(store: Store, deliveries: Sequence[Delivery]
     return by_id
 
 
-def store_batch(store: Store, rows: list[EventRow], checkpoint: Checkpoint | None, *,
-                with_events: bool) -> AddResult:
-    """Store a batch's rows and the read position in one transaction: the store's bulk path
-    (``add_event_rows_at``) when it has one, else ``add_events_at``. ``added_events`` is
-    filled only ``with_events`` (a callback wants them; building them costs)."""
-    bulk = getattr(store, "add_event_rows_at", None)
-    if bulk is None:
-        return store.add_events_at([event_of(row) for row in rows], checkpoint)
-    added = bulk(rows, checkpoint)
+def store_batch(store: IngestStore, rows: list[EventRow], checkpoint: Checkpoint | None,
+                *, with_events: bool) -> AddResult:
+    """Store a batch's rows and the read position in one transaction (the store's bulk
+    path, ``add_event_rows_at``). ``added_events`` is filled only ``with_events`` (a
+    callback wants them; building them costs); ``deltas`` always."""
+    stored = store.add_event_rows_at(rows, checkpoint)
+    added = stored.added
     return AddResult(added=len(added), duplicates=len(rows) - len(added),
-                     added_events=tuple(map(event_of, added)) if with_events else ())
+                     added_events=tuple(map(event_of, added)) if with_events else (),
+                     deltas=tuple(stored.deltas))
 
 
 def notify_batch(on_batch: BatchCallback, result: AddResult, sources: Sequence[Delivery],

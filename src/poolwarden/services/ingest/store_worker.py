@@ -8,8 +8,9 @@ no faster than one. In a child process the store's work runs beside the parser's
 ``StoreWorker(url)`` starts the child (``python -m poolwarden.services.ingest.store_worker``, a
 fresh interpreter: nothing copied from a parent that may run other threads, nothing of its
 ``__main__`` run again), which opens its own ``SqlStore`` on the same file and answers each
-``add_rows(rows, checkpoint)`` with the rows it newly stored: ``SqlStore.add_event_rows_at``,
-one transaction for the events, their counters and the read position, as on a thread.
+``add_rows(rows, checkpoint)`` with the rows it newly stored and the counter deltas it
+stored for them: ``SqlStore.add_event_rows_at``, one transaction for the events, their
+counters and the read position, as on a thread.
 Exactly once does not depend on the child: a batch is committed whole or not at all
 whoever dies when. If the child dies, ``add_rows`` raises ``StoreError`` and the ingester
 starts over from the stored checkpoint, as after any failed write; a parent killed with
@@ -28,10 +29,10 @@ import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
-from poolwarden.adapters.event_rows import EventRow, event_of
 from poolwarden.adapters.sqlstore import SqlStore, open_store
+from poolwarden.core.counters import EventRow, event_of
 from poolwarden.core.errors import StoreError
-from poolwarden.ports import AddResult, Checkpoint, Store
+from poolwarden.ports import AddResult, Checkpoint, Store, StoredRows
 
 log = logging.getLogger("poolwarden.ingestd")
 
@@ -77,8 +78,8 @@ class StoreWorker:
         self._reply()
         self._ready = True
 
-    def add_rows(self, rows: list[EventRow], checkpoint: Checkpoint | None) -> list[EventRow]:
-        """``SqlStore.add_event_rows_at`` in the child: the rows newly stored."""
+    def add_rows(self, rows: list[EventRow], checkpoint: Checkpoint | None) -> StoredRows:
+        """``SqlStore.add_event_rows_at`` in the child: the rows newly stored, their deltas."""
         self.wait_ready()
         try:
             # in pieces: pickling holds the GIL, and serve's routing agent shares it
@@ -88,16 +89,16 @@ class StoreWorker:
         except (OSError, ValueError) as exc:
             raise StoreError(f"store worker (pid {self._process.pid}) is gone: the batch "
                              f"could not be sent ({exc})") from exc
-        keys = self._reply()
-        if keys is None:  # all stored, no key twice: the common case, nothing sent back
-            return rows
+        keys, deltas = self._reply()
+        if keys is None:  # all stored, no key twice: the common case, no keys sent back
+            return StoredRows(added=rows, deltas=deltas)
         wanted = set(keys)
         added: list[EventRow] = []
         for row in rows:
             if row[0] in wanted:
                 wanted.discard(row[0])  # the first of repeated keys, as unique_rows keeps it
                 added.append(row)
-        return added
+        return StoredRows(added=added, deltas=deltas)
 
     def _reply(self) -> Any:
         try:
@@ -138,9 +139,11 @@ class StoreWorker:
 def store_batch_in(worker: StoreWorker, rows: list[EventRow], checkpoint: Checkpoint | None,
                    *, with_events: bool) -> AddResult:
     """``ingest_pipeline.store_batch`` done by ``worker``."""
-    added = worker.add_rows(rows, checkpoint)
+    stored = worker.add_rows(rows, checkpoint)
+    added = stored.added
     return AddResult(added=len(added), duplicates=len(rows) - len(added),
-                     added_events=tuple(map(event_of, added)) if with_events else ())
+                     added_events=tuple(map(event_of, added)) if with_events else (),
+                     deltas=tuple(stored.deltas))
 
 
 def _serve(conn: Connection) -> None:
@@ -175,13 +178,15 @@ def _serve(conn: Connection) -> None:
                 continue
             batch, rows, message = rows, [], None  # the next batch starts empty, whatever
             try:
-                added = store.add_event_rows_at(batch, value)
+                stored = store.add_event_rows_at(batch, value)
             except Exception as exc:
                 conn.send(("error", _portable(exc)))
                 continue
+            added = stored.added
             every = len(added) == len(batch) and len({row[0] for row in batch}) == len(batch)
-            conn.send(("ok", None if every else [row[0] for row in added]))
+            conn.send(("ok", (None if every else [row[0] for row in added], stored.deltas)))
             batch = added = []
+            del stored
             batches += 1
             if batches % GC_EVERY == 0:
                 gc.collect()  # whatever cycles the libraries made, now and then

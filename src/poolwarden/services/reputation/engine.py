@@ -1,19 +1,34 @@
-"""The reputation engine on one node: events in, tier moves out, snapshots built.
+"""The reputation engine on one node: counter deltas in, tier moves out, snapshots built.
 
-Glue between the store and the pure core: keeps a ``Ledger`` in step with
-the stored day counters, evaluates every tenant's tier and records the moves,
-applies operator overrides, and builds the routing snapshot. Business rules
+Glue between the store and the pure core. An ``Engine`` owns a ``Ledger`` of day
+counters: loaded from the store once (``Engine(config, store, now=...)``, or later by
+``reconcile``), then kept in step by the counter deltas of every batch stored
+(``feed``: the deltas the store reports in ``AddResult.deltas``, the same it added to
+its counters, made by ``core.counters``). It evaluates every tenant's tier and records
+the moves, applies operator overrides, and builds the routing snapshot. Business rules
 stay in ``core``; this module only loads, calls and stores.
+
+``poolwarden serve`` keeps one Engine for its lifetime (``services.runtime``): the log
+follower, the feedback listener and the event imports feed it, so no tick rebuilds it
+from the store. ``feed`` may be called from any thread (it only queues); the deltas are
+applied under a lock by the next read. ``reconcile`` replaces the ledger with the
+stored counters: serve runs it every ``policyd.reconcile_interval`` so that counters
+written by other processes (CLI imports, other nodes on one PostgreSQL) are seen; a
+batch committed in the millisecond between the start of that read and its own ``feed``
+would count twice until the next reconcile. One-shot commands build an Engine once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from poolwarden.config.load import LoadedConfig
 from poolwarden.core.advice import ADVICE_WINDOW_DAYS, Advice, advise
+from poolwarden.core.counters import CounterDelta
 from poolwarden.core.errors import InputError, UnknownTenantError
 from poolwarden.core.events import Event, event_from_record
 from poolwarden.core.model import Tenant, TenantStanding, Tier
@@ -59,6 +74,17 @@ def routing_settings(config: LoadedConfig) -> RoutingSettings:
     )
 
 
+@dataclass(slots=True)
+class _State:
+    """What every view of one engine shares (``Engine.bound_to``): the ledger, the deltas
+    fed and not yet applied, and the lock that orders them."""
+
+    ledger: Ledger = field(default_factory=Ledger)
+    pending: deque[Sequence[CounterDelta]] = field(default_factory=deque)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    loaded: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class ImportResult:
     lines: int
@@ -68,19 +94,70 @@ class ImportResult:
 
 
 class Engine:
-    """One node's reputation state over a store."""
+    """One node's reputation state over a store (see the module docstring)."""
 
-    def __init__(self, config: LoadedConfig, store: Store, *, now: float) -> None:
-        self.config = config
+    def __init__(self, config: LoadedConfig, store: Store, *, now: float | None) -> None:
+        """``now``: load the stored counters of the retention window ending then; None: start
+        empty, for ``reconcile`` to load (serve does it on its store thread)."""
         self.store = store
+        self._state = _State()
+        self._snapshot_version = 0
+        self.reload(config)
+        if now is not None:
+            self.reconcile(now)
+
+    def reload(self, config: LoadedConfig) -> None:
+        """Take a new configuration; the counters stay."""
+        self.config = config
         self.thresholds = config.thresholds
         self.tenants: dict[str, Tenant] = {t.name: t for t in config.inventory.tenants}
         self.providers = ProviderIndex(config.inventory.providers)
         self.retention_days = max(self.thresholds.proof_window_days, ADVICE_WINDOW_DAYS) + 1
-        self.ledger = Ledger()
-        for row in store.counters(since_day=day_of(now) - self.retention_days):
-            self.ledger.add_counts(row.scope, row.scope_id, row.provider, row.day, row.counts)
-        self._snapshot_version = 0
+
+    def bound_to(self, store: Store) -> Engine:
+        """This engine over another connection to the same database (a job on its own
+        thread): the same ledger and configuration, fed by what it stores."""
+        view = Engine.__new__(Engine)
+        view.__dict__.update(self.__dict__)
+        view.store = store
+        return view
+
+    # -- counters -------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        return self._state.loaded
+
+    def feed(self, deltas: Sequence[CounterDelta]) -> None:
+        """Counter deltas of a batch the store committed (any thread; applied by the next
+        read)."""
+        if deltas:
+            self._state.pending.append(deltas)
+
+    @property
+    def ledger(self) -> Ledger:
+        """The day counters, every delta fed so far applied."""
+        state = self._state
+        with state.lock:
+            while state.pending:
+                state.ledger.apply(state.pending.popleft())
+            return state.ledger
+
+    def reconcile(self, now: float) -> None:
+        """Replace the ledger with the stored counters of the retention window."""
+        state = self._state
+        with state.lock:
+            state.pending.clear()  # committed before they were fed: in what is read now
+            ledger = Ledger()
+            for row in self.store.counters(since_day=day_of(now) - self.retention_days):
+                ledger.add_counts(row.scope, row.scope_id, row.provider, row.day, row.counts)
+            state.ledger = ledger
+            state.loaded = True
+
+    def prune(self, now: float) -> None:
+        """Forget days that left the retention window (a long-lived ledger grows otherwise)."""
+        with self._state.lock:
+            self.ledger.prune(day_of(now) - self.retention_days)
 
     # -- events ---------------------------------------------------------------
 
@@ -107,10 +184,9 @@ class Engine:
                      recipient_domain=event.recipient_domain, reason=event.reason)
 
     def add_events(self, events: Iterable[Event]) -> AddResult:
-        """Store events (idempotently) and fold the new ones into the ledger."""
+        """Store events (idempotently); the counter deltas of the new ones feed the ledger."""
         result = self.store.add_events(events)
-        for event in result.added_events:
-            self.ledger.add(event)
+        self.feed(result.deltas)
         return result
 
     # -- tiers ----------------------------------------------------------------
@@ -132,6 +208,11 @@ class Engine:
 
     def evaluate(self, now: float) -> list[TierMove]:
         """Evaluate every tenant and record the moves; returns them."""
+        with self._state.lock:
+            self.prune(now)
+            return self._evaluate(now)
+
+    def _evaluate(self, now: float) -> list[TierMove]:
         moves = []
         for name, standing in self.standings().items():
             move = evaluate(
@@ -190,6 +271,10 @@ class Engine:
         return advise(total, per_provider, self.thresholds, days=days)
 
     def neighbours(self, ip: str, now: float) -> list[NeighbourShare]:
+        with self._state.lock:
+            return self._neighbours(ip, now)
+
+    def _neighbours(self, ip: str, now: float) -> list[NeighbourShare]:
         end, days = day_of(now), self.thresholds.window_days
         per_tenant: dict[str, Counts] = {
             tenant: self.ledger.window(Scope.IP_TENANT, f"{ip}|{tenant}", end_day=end,
@@ -198,6 +283,10 @@ class Engine:
         return rank_neighbours({k: v for k, v in per_tenant.items() if v.as_tuple() != (0,) * 6})
 
     def snapshot(self, now: float) -> Snapshot:
+        with self._state.lock:
+            return self._snapshot(now)
+
+    def _snapshot(self, now: float) -> Snapshot:
         self._snapshot_version += 1
         standings = self.standings()
         auto = [name for name, t in self.tenants.items() if t.plan.value == "auto"]
@@ -215,8 +304,9 @@ class Engine:
 
     def advance_warmup(self, now: float) -> list[str]:
         """Judge warm-up stages up to yesterday and store them; the explanations of changes."""
-        return [f"{s.scope} {s.scope_id} → {s.provider}: {s.why}"
-                for s in self.warmup().advance(now)]
+        with self._state.lock:
+            return [f"{s.scope} {s.scope_id} → {s.provider}: {s.why}"
+                    for s in self.warmup().advance(now)]
 
     def restrictions(self, now: float) -> list[Restriction]:
         """The routing limits of the reaction-rule activations in force at ``now``."""

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from poolwarden.adapters.warmup_store import warmup_store_of
 from poolwarden.config.load import LoadedConfig
 from poolwarden.core.caps import OVERFLOW_DEFER, Cap, CapCounter, CapPlan
 from poolwarden.core.model import OTHER_PROVIDER, IpState
@@ -28,7 +27,7 @@ from poolwarden.core.warmup import (
     advance,
     new_state,
 )
-from poolwarden.ports import Store, WarmupStore
+from poolwarden.ports import WarmupStore
 
 DAY = 86400
 
@@ -61,9 +60,9 @@ def warmup_settings(config: LoadedConfig) -> WarmupSettings:
 class Warmup:
     """The warm-up of one configuration over one store and ledger."""
 
-    def __init__(self, config: LoadedConfig, store: Store, ledger: Ledger) -> None:
+    def __init__(self, config: LoadedConfig, store: WarmupStore, ledger: Ledger) -> None:
         self.config = config
-        self.store: WarmupStore = warmup_store_of(store)
+        self.store = store
         self.ledger = ledger
         self.settings = warmup_settings(config)
         self.schedules = {s.name: s for s in config.warmup_schedules}

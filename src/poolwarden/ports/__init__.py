@@ -1,0 +1,36 @@
+"""The ports: the values and the small Protocols between the services and the adapters.
+
+``ports.rows`` holds the values that cross them, ``ports.stores`` the Protocols; both are
+re-exported here. Adapters implement the Protocols; services depend only on them.
+"""
+
+from poolwarden.ports.rows import (
+    AddResult,
+    AlertRow,
+    AuditRow,
+    Checkpoint,
+    CounterRow,
+    DecisionRow,
+    FeedbackRow,
+    StoredRows,
+    TokenRow,
+    UserRow,
+)
+from poolwarden.ports.stores import (
+    AccessStore,
+    AlertSource,
+    AlertStore,
+    DecisionStore,
+    EventStore,
+    FeedbackStore,
+    IngestStore,
+    ReactionStore,
+    StandingStore,
+    Store,
+    WarmupStore,
+)
+
+__all__ = ["AccessStore", "AddResult", "AlertRow", "AlertSource", "AlertStore", "AuditRow",
+           "Checkpoint", "CounterRow", "DecisionRow", "DecisionStore", "EventStore",
+           "FeedbackRow", "FeedbackStore", "IngestStore", "ReactionStore", "StandingStore",
+           "Store", "StoredRows", "TokenRow", "UserRow", "WarmupStore"]

@@ -411,7 +411,8 @@ CAUSES: tuple[Entry, ...] = (
        r"(?:block ?listed|black ?listed|blocked using|deny ?listed|on (?:our|a|the) (?:block|black)"
        r" ?list|\b(?:dns)?rbl\b|spamhaus|spamcop|sorbs\.net|uceprotect|abuseat\.org"
        r"|barracudacentral|psbl\.|listed (?:at|on|in|by) [\w.-]+\.(?:org|net|com)"
-       r"|client host .*blocked|ip (?:address )?(?:is |has been )?(?:blocked|banned))", SPAMHAUS),
+       r"|client host .*blocked|ip (?:address )?(?:is |has been )?(?:blocked|banned)"
+       r"|which is an open relay)", SPAMHAUS),
     _e("cause-reputation", "", "badreputation", "ip",
        r"(?:(?:poor|bad|low|negative) (?:ip |domain |sender |sending |email )?reputation"
        r"|reputation (?:is too low|problem))", RFC3463),

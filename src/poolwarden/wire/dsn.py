@@ -78,6 +78,8 @@ class FailedRecipient:
     diagnostic: str
     remote_mta: str
     rule_id: str = ""
+    provider_code: str = ""  # the provider's own code in the reply (TSS04, S3150, OFR_416...)
+    about: str = ""  # ip | domain | content | recipient | sender | rate | system
 
 
 @dataclass(slots=True)
@@ -388,6 +390,8 @@ def _finish(cands: list[Candidate], reporting: str, report: str) -> list[FailedR
             diagnostic=" ".join(diag.split())[:2000],
             remote_mta=remote,
             rule_id=result.rule_id,
+            provider_code=result.provider_code,
+            about=result.about,
         ))
     return out
 

@@ -53,7 +53,7 @@ _ORIGINAL_MARKERS = re.compile(
 )
 
 _HEAD_LINE = re.compile(
-    r"^\s{0,12}(?:(?:<<<|>>>)?\s?[245]\d\d[ -])?"
+    r"^\s{0,12}(?:(?:<<<|>>>)?\s?[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3} )?)?"
     r"(?:(?P<rcpt>(?:in:\s+)?rcpt to: ?)|to: ?|recipient: ?|failed recipient: ?|address: ?|"
     r"(?!(?:mail from|from|sender|reply-to|return-path|cc|bcc|envelope-from|x-[\w-]+)\s*:)"
     r"[a-z][a-z0-9 ]{2,40}: ?|"
@@ -112,8 +112,8 @@ def from_text(report: str, ignore: set[str]) -> list[Candidate]:
         stop = next((t for t in talks if i < t < stop), stop)
         start = heads[n - 1][0] if n else -1
         talk = next((t for t in reversed(talks) if start < t < i), None)
-        before = lines[talk:i] if talk is not None else []
-        body = "\n".join([*before, lines[i] if _keep_head(lines[i]) else rest,
+        transcript = lines[talk:i] if talk is not None else []
+        body = "\n".join([*transcript, lines[i] if _keep_head(lines[i]) else rest,
                           *lines[i + 1 : stop]])
         body = body.strip()
         key = addr.lower()

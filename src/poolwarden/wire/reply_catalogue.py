@@ -404,7 +404,8 @@ CAUSES: tuple[Entry, ...] = (
     _e("cause-content-listing", "", "spamdetected", "content",
        r"(?:(?:black|block)listed (?:url|uri|link|domain)s? in|\buribl\b|\bsurbl\b)", SPAMHAUS),
     _e("cause-sender", "", "rejected", "sender",
-       r"(?:address (?:that )?has been (?:black|block)listed|sender (?:address )?(?:rejected|blocked|denied|refused|not allowed|is blacklisted)"
+       r"(?:address (?:that )?has been (?:black|block)listed"
+       r"|sender (?:address )?(?:rejected|blocked|denied|refused|not allowed|is blacklisted)"
        r"|(?:mail from|envelope from|envelope sender) .*(?:rejected|refused|denied)"
        r"|sender domain .*(?:not found|does not exist|rejected))", RFC5321),
     _e("cause-blocklist", "", "blocked", "ip",

@@ -1,39 +1,38 @@
 """Bounce classification: SMTP reply code + enhanced status + reply text -> reason.
 
-Its one job is the matching logic: it applies the rule table in
-``wire.bounce_rules`` (``PROVIDER_RULES``, ``PHRASES``, ``STATUS_REASONS``; each
-row names where it comes from, and that module carries the sisimai licence
-credit) and finds status codes, reply codes and SMTP commands in reply text.
-Pure: strings in, a ``Classification`` out. Never touches sockets, files or the
-clock, and holds no rule data of its own. The vocabulary is sisimai's
-(userunknown, mailboxfull, blocked, ...), so our figures can be compared with
-the labelled corpus in ``shared/corpus``; the probe guards below follow sisimai's
-reason logic (github.com/sisimai, BSD-2-Clause).
+Its one job is the matching logic: it applies the reply catalogue of
+``wire.reply_catalogue`` (``PROVIDERS``: the providers' documented replies; ``CAUSES``:
+causes any server names) and the rule table of ``wire.bounce_rules``
+(``PROVIDER_RULES``, ``PHRASES``, ``STATUS_REASONS``; that module carries the sisimai
+licence credit), and finds status codes, reply codes and SMTP commands in reply text.
+Pure: strings in, a ``Classification`` out. Never touches sockets, files or the clock,
+and holds no rule data of its own. The vocabulary is sisimai's (userunknown,
+mailboxfull, blocked, ...), so our figures compare with the labelled corpus; the probe
+guards below follow sisimai's reason logic (github.com/sisimai, BSD-2-Clause).
+docs/classification.md explains the precedence with examples.
 
 Precedence (first answer wins):
 
 1. a ``2.X.Y`` status -> ``delivered``;
-2. ``PROVIDER_RULES`` (signature rules): texts one provider documents (Gmail 5.1.1
-   "does not exist", 4.7.28, Microsoft S3150 / 5.7.606-649 / 5.7.708, Yahoo TSS04 on
-   yahoodns.net, Orange LPN/OFR labels, GoDaddy IBnnn, Cox AUP#, Facebook RCP-P2...)
-   decide outright; ``host`` gates a rule to the provider's MTA names and ``status`` /
-   ``command`` constrain it further. Rules marked ``mta`` are one MTA's own wording
-   (Exim, qmail, OpenSMTPD, Gmail's bounce text...): a *tentative* reason there
-   (userunknown, expired, systemerror...) only presets the answer, which step 3 may
-   refine, and a precise status code (not X.0.0) wins over it;
-3. the *probes*, in ``PROBE_ORDER``: each reason fires when the status code
-   names it (``STATUS_REASONS``), its phrases match, or it was preset, with sisimai's
-   guards (``userunknown`` text counts only at RCPT time unless the status says so,
-   ``filtered``/``spamdetected`` never before DATA, ``rejected`` only at MAIL or DATA
-   or with an undecided status, ``EXCLUSIONS`` veto some phrases...);
-4. a preset from step 2; then, when the status is vague (``TENTATIVE``): the phrases
-   in ``FALLBACK_ORDER``, then the status reason, then the status class (X.6 content,
-   X.7 security), then reply-code syntax errors, "delayed" actions -> expired, HELO
-   rejections -> blocked;
-5. ``vacation`` text, else ``onhold`` when there was text, else ``undefined``.
+2. a provider's own code or wording: the catalogue's ``PROVIDERS`` entries, then the
+   signature rules of ``PROVIDER_RULES`` (``host`` gates a rule to the provider's MTA
+   names; ``status`` / ``code`` / ``command`` constrain it). Rules marked ``mta`` are one
+   MTA's own wording (Exim, qmail, OpenSMTPD, Gmail's bounce text...): a *tentative*
+   reason there (userunknown, expired, systemerror...) only presets the answer;
+3. a cause the text names (the catalogue's ``CAUSES``: a blocklist, a missing PTR, an SPF
+   failure, a rate limit...), the one named first in the text, before any status code;
+4. the *probes*, in ``PROBE_ORDER``: each reason fires when the status code names it
+   (``STATUS_REASONS``), its phrases match, or it was preset, with sisimai's guards
+   (``userunknown`` text counts only at RCPT time unless the status says so, ...);
+5. a preset from step 2; then, when the status is vague (``TENTATIVE``): the phrases in
+   ``FALLBACK_ORDER``, the status reason, the status class (X.6 content, X.7 security),
+   reply-code syntax errors, "delayed" actions -> expired (only now: nothing named a
+   cause), HELO rejections -> blocked;
+6. ``vacation`` text, else ``onhold`` when there was text, else ``undefined``.
 
-``hard`` follows sisimai: userunknown, hostunknown and hasmoved are hard, and
-notaccept with a 5.X.Y status; everything else (even 5.2.2 mailboxfull) is soft.
+``hard`` follows sisimai (userunknown, hostunknown, hasmoved and notaccept are hard;
+everything else, even 5.2.2 mailboxfull, is soft), except that a temporary reply (4.X.Y
+status or 4xx reply code) is never hard.
 """
 
 from __future__ import annotations

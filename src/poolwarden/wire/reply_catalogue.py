@@ -175,7 +175,7 @@ PROVIDERS: tuple[Entry, ...] = (
     _e("ms-banned-ip", "microsoft", "blocked", "ip",
        r"(?:banned sending ip|5\.7\.(?P<code>6[0-4]\d)\b)", MS_BANNED),
     _e("ms-blocklist", "microsoft", "blocked", "ip",
-       r"(?:on our block list|block list \((?P<code>s\d{4})\))", MS_OLC),
+       r"on our block list(?: \((?P<code>s\d{4})\))?", MS_OLC),
     _e("ms-scode-block", "microsoft", "blocked", "ip",
        r"\((?P<code>s3140|s3150|s3114|s3115|s844)\)", MS_OLC),
     _e("ms-olc-block", "microsoft", "blocked", "ip",
@@ -228,7 +228,7 @@ PROVIDERS: tuple[Entry, ...] = (
     _e("ms-loop", "microsoft", "networkerror", "system",
        r"(?:hop count exceeded|5\.4\.(?P<code>14)\b)", MS_NDR),
     _e("ms-expired", "microsoft", "expired", "system",
-       r"(?:queue\.expired|message expired|5\.4\.(?P<code>30[0-9])\b)", MS_NDR),
+       r"(?:queue\.expired|5\.4\.(?P<code>30[0-9])\b)", MS_NDR),
     _e("ms-anon", "microsoft", "securityerror", "sender",
        r"(?:client was not authenticated|sender was not authenticated by organization"
        r"|5\.7\.(?P<code>57|12)\b)", MS_NDR),

@@ -8,11 +8,11 @@ part="${1:-all}"
 
 # Debian packages used by the tests and later features:
 #   postfix (routing end-to-end), knot + knot-dnsutils (loopback DNS), chromium (dashboard tests),
-#   postfwd + pflogsumm (benchmark peers), iproute2 (private network namespaces),
+#   postfwd + pflogsumm + libsisimai-perl (benchmark peers), iproute2 (private network namespaces),
 #   postgresql + redis-server (multi-node store and counters), python3-venv,
 #   gcc + python3-dev (the ingest's optional C accelerators, built by pip install).
 DEBIAN_PACKAGES=(postfix knot knot-dnsutils chromium postfwd pflogsumm iproute2
-                 postgresql redis-server python3-venv gcc python3-dev)
+                 postgresql redis-server python3-venv gcc python3-dev libsisimai-perl)
 
 install_debian_packages() {
   local missing=()

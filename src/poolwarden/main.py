@@ -3,7 +3,8 @@
 ``cli``, ``http`` and ``sim`` never import each other; this module alone puts them
 together: the command line's commands (``cli.main``), plus ``serve`` (the routing agent
 and its jobs from ``services.runtime`` with the HTTP app of ``http``) and ``demo`` (the
-simulator of ``sim``, printed with the command line's renderers).
+simulator of ``sim``, printed with the command line's renderers). Both import their
+services when they run, so that every other command starts without them.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import typer
 from poolwarden.cli import render
 from poolwarden.cli.common import ConfigOption, config_path, fail, guarded, out
 from poolwarden.cli.main import app, engine_for
-from poolwarden.services.queries import reports
-from poolwarden.services.reputation.engine import DAY
 
 __all__ = ["app"]
 
@@ -30,6 +29,8 @@ def demo(config: ConfigOption = None,
          days: Annotated[int, typer.Option(help="Days of simulated traffic.")] = 21,
          seed: Annotated[int, typer.Option(help="Random seed of the traffic.")] = 7) -> None:
     """Simulate traffic for the configured tenants, evaluate day by day, and show the result."""
+    from poolwarden.services.queries import reports
+    from poolwarden.services.reputation.engine import DAY
     from poolwarden.sim import demo as sim
 
     now = time.time()

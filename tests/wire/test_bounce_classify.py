@@ -103,7 +103,7 @@ GOLDEN: list[tuple[str | None, str | None, str, str | None, str, str, bool]] = [
     ("550", "5.1.1", "550 5.1.1 <kijitora@example.jp>: Recipient address rejected: User unknown "
      "in local recipient table", None, "userunknown", "hard", True),
     ("450", "4.1.1", "450 4.1.1 <kijitora@example.org>: Recipient address rejected: User unknown "
-     "in virtual alias table (in reply to RCPT TO command)", None, "userunknown", "hard", True),
+     "in virtual alias table (in reply to RCPT TO command)", None, "userunknown", "hard", False),
     ("550", "5.1.2", "550 5.1.2 <nobody@no-such-domain.example>: Recipient address rejected: "
      "Domain not found", None, "hostunknown", "hard", True),
     ("552", "5.2.2", "552 5.2.2 <kijitora@example.jp>... Mailbox Full", None,
@@ -175,8 +175,10 @@ def test_every_reason_has_a_class_or_is_other() -> None:
     assert not unknown
 
 
-def test_hard_rule_follows_sisimai() -> None:
-    assert is_hard("userunknown", "4.1.1")
+def test_hard_rule_follows_sisimai_but_temporary_replies_are_never_hard() -> None:
+    assert is_hard("userunknown", "5.1.1")
+    assert not is_hard("userunknown", "4.1.1")  # the receiver said: try again
+    assert not is_hard("userunknown", "", "450")
     assert is_hard("notaccept", "5.1.10")
     assert not is_hard("notaccept", "4.0.0")
     assert not is_hard("mailboxfull", "5.2.2")

@@ -2,10 +2,14 @@
 
 Reads each file (the only I/O here), parses it with ``wire.dsn.parse`` and
 prints, per file, each failed recipient with reason, class, DSN status and
-hard/soft. With ``--json``: one JSON object per file and line,
-``{"file", "kind", "recipients": [{"address", "reason", "class", "dsn_status",
-"hard"}]}`` plus ``"feedback_type"`` for complaints. Text from the messages is
-printed with control characters escaped (it is attacker-controlled).
+hard/soft, and the rule that decided. With ``--json``: one JSON object per file
+and line, ``{"file", "kind", "recipients": [{"address", "reason", "class",
+"hard", "reply_code", "dsn_status", "diagnostic", "rule", "provider_code",
+"about"}]}`` plus ``"feedback_type"`` for complaints; ``diagnostic`` is the
+reply text, at most ``MAX_DIAGNOSTIC`` characters, printable only. Text from
+the messages is printed with control characters escaped (it is
+attacker-controlled). Start-up matters (one file is a common call): this module
+imports only the wire parser, never the store, the configuration or services.
 Exit status: 0, or 2 when a file could not be read (the others are still done).
 """
 
@@ -18,7 +22,9 @@ from typing import Any, TextIO
 
 from poolwarden.wire.dsn import MAX_BYTES, ParsedFeedback, parse
 
-__all__ = ["classify_command", "result_json"]
+__all__ = ["MAX_DIAGNOSTIC", "classify_command", "result_json"]
+
+MAX_DIAGNOSTIC = 500  # characters of reply text per recipient in --json (an operator's "why")
 
 
 def result_json(name: str, result: ParsedFeedback) -> dict[str, Any]:
@@ -31,8 +37,13 @@ def result_json(name: str, result: ParsedFeedback) -> dict[str, Any]:
                 "address": r.address,
                 "reason": r.reason,
                 "class": r.bounce_class,
-                "dsn_status": r.dsn_status,
                 "hard": r.hard,
+                "reply_code": r.reply_code,
+                "dsn_status": r.dsn_status,
+                "diagnostic": _safe(r.diagnostic[:MAX_DIAGNOSTIC]),
+                "rule": r.rule_id,
+                "provider_code": r.provider_code,
+                "about": r.about,
             }
             for r in result.recipients
         ],
@@ -78,7 +89,8 @@ def classify_command(files: list[Path], json_out: bool, *, out: TextIO | None = 
         print(head, file=out)
         for r in result.recipients:
             print(f"  {_safe(r.address):<40} {r.reason:<16} {r.bounce_class:<11} "
-                  f"{_safe(r.dsn_status) or '-':<9} {'hard' if r.hard else 'soft'}", file=out)
+                  f"{_safe(r.reply_code) or '-':<4} {_safe(r.dsn_status) or '-':<9} "
+                  f"{'hard' if r.hard else 'soft'} {r.rule_id}", file=out)
         for c in result.complaints:
             print(f"  {_safe(c.recipient) or '-':<40} {c.feedback_type:<16} complaint "
                   f"{_safe(c.format)}", file=out)

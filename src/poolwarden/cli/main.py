@@ -3,6 +3,11 @@
 A thin surface: parses arguments, opens the configuration and the store,
 calls the engine and renders (Rich tables, or ``--json`` for scripts).
 Errors print one clear line on stderr and exit with status 2.
+
+Start-up: ``--help`` and ``classify`` must answer in well under a second, so this module
+imports no store, configuration schema, service or web framework at import time; each
+command imports what it needs when it runs (a test holds ``sqlalchemy`` and ``fastapi``
+out of ``sys.modules`` after importing this module).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -22,12 +27,11 @@ from poolwarden.cli import api_cmds, render
 from poolwarden.cli.common import ConfigOption, JsonOption, config_path, fail, guarded, out
 from poolwarden.cli.ingest_cmds import ingest_app
 from poolwarden.cli.postfix_cmds import hold_app, postfix_app
-from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.model import Tier
-from poolwarden.core.policy import RouteRequest
-from poolwarden.services.ingest.importer import import_event_file
-from poolwarden.services.queries import reaction_report, reports
-from poolwarden.services.reputation.engine import Engine
+
+if TYPE_CHECKING:  # the store, the configuration and the services load per command, lazily
+    from poolwarden.config.load import LoadedConfig
+    from poolwarden.services.reputation.engine import Engine
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="poolwarden: shared pool or dedicated IP, per tenant and per message.")
@@ -53,6 +57,8 @@ def engine_for(option: Path | None, now: float | None = None
     """The configuration and an Engine over its store, its day counters loaded as of
     ``now`` (default: the clock)."""
     from poolwarden.adapters.sqlstore import open_store
+    from poolwarden.config.load import load_config
+    from poolwarden.services.reputation.engine import Engine
 
     config = load_config(config_path(option))
     store = open_store(config.store_url)
@@ -72,6 +78,8 @@ def emit_json(value: Any) -> None:
 @guarded
 def validate(file: Annotated[Path, typer.Argument(help="Configuration file to check.")]) -> None:
     """Check a configuration file; print each problem with its line and field."""
+    from poolwarden.config.load import load_config
+
     config = load_config(file)
     inv = config.inventory
     out.print(f"[green]ok[/] {render.escape(str(file))}: {len(inv.tenants)} tenants, "
@@ -105,6 +113,8 @@ def route(
     json_out: JsonOption = False,
 ) -> None:
     """Decide the egress IP for one recipient, exactly as the routing agent would."""
+    from poolwarden.core.policy import RouteRequest
+
     with engine_for(config) as (_, engine):
         request = RouteRequest(recipient=recipient, tenant=tenant, sender=sender,
                                sasl_username=sasl, client_address=client,
@@ -120,6 +130,8 @@ def route(
 @guarded
 def tenants(config: ConfigOption = None, json_out: JsonOption = False) -> None:
     """Every tenant: tier, pool, volume, rates with sample sizes, advice."""
+    from poolwarden.services.queries import reports
+
     with engine_for(config) as (_, engine):
         now = time.time()
         rows = reports.tenant_rows(engine, engine.snapshot(now), now)
@@ -133,6 +145,8 @@ def tenants(config: ConfigOption = None, json_out: JsonOption = False) -> None:
 @guarded
 def tenant_show(name: str, config: ConfigOption = None, json_out: JsonOption = False) -> None:
     """One tenant: routes, metrics per provider, advice and the history of its moves."""
+    from poolwarden.services.queries import reaction_report, reports
+
     with engine_for(config) as (_, engine):
         now = time.time()
         detail = reports.tenant_detail(engine, engine.snapshot(now), name, now)
@@ -149,6 +163,8 @@ def tenant_show(name: str, config: ConfigOption = None, json_out: JsonOption = F
 @guarded
 def ips(config: ConfigOption = None, json_out: JsonOption = False) -> None:
     """Every egress IP: state, pools, volume and rates."""
+    from poolwarden.services.queries import reports
+
     with engine_for(config) as (_, engine):
         now = time.time()
         rows = reports.ip_rows(engine, engine.snapshot(now), now)
@@ -162,6 +178,8 @@ def ips(config: ConfigOption = None, json_out: JsonOption = False) -> None:
 @guarded
 def ip_show(address: str, config: ConfigOption = None, json_out: JsonOption = False) -> None:
     """One egress IP, with the bad-neighbour ranking of the tenants that send from it."""
+    from poolwarden.services.queries import reaction_report, reports
+
     with engine_for(config) as (_, engine):
         now = time.time()
         detail = reports.ip_detail(engine, engine.snapshot(now), address, now)
@@ -182,6 +200,8 @@ def events_import(
 ) -> None:
     """Import delivery, complaint and trap events (JSON lines); all or nothing."""
     from poolwarden.services.access import audit
+    from poolwarden.services.ingest.importer import import_event_file
+    from poolwarden.services.queries import reports
 
     with engine_for(config) as (_, engine):
         result = import_event_file(engine, file, progress=not os.environ.get("CI"),
@@ -202,6 +222,7 @@ def evaluate_cmd(config: ConfigOption = None,
     """Evaluate every tenant's tier now and record the moves (audited), then judge warm-up
     stages up to yesterday: one round of what ``serve``'s periodic job does."""
     from poolwarden.services.access import audit
+    from poolwarden.services.queries import reports
 
     when = at if at is not None else time.time()
     with engine_for(config, when) as (_, engine):  # the counters around ``when``
@@ -229,6 +250,8 @@ def override(
     config: ConfigOption = None,
 ) -> None:
     """Pin a tenant to a tier (or clear the pin); recorded with who and why."""
+    from poolwarden.services.queries import reports
+
     who = actor or os.environ.get("USER") or "operator"
     if (tier is None) == (not clear):
         fail("give exactly one of --tier or --clear")

@@ -7,13 +7,14 @@ Rich markup, control characters and ANSI escapes in names print as text.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape as rich_escape
 from rich.table import Table
 
-from poolwarden.core.snapshot import Decision
+if TYPE_CHECKING:
+    from poolwarden.core.snapshot import Decision
 
 _CONTROL = {i: f"\\x{i:02x}" for i in range(32) if i not in (9,)} | {127: "\\x7f"}
 

@@ -1,45 +1,45 @@
 """Bounce classification: SMTP reply code + enhanced status + reply text -> reason.
 
-Its one job is the matching logic: it applies the rule table in
-``wire.bounce_rules`` (``PROVIDER_RULES``, ``PHRASES``, ``STATUS_REASONS``; each
-row names where it comes from, and that module carries the sisimai licence
-credit) and finds status codes, reply codes and SMTP commands in reply text.
-Pure: strings in, a ``Classification`` out. Never touches sockets, files or the
-clock, and holds no rule data of its own. The vocabulary is sisimai's
-(userunknown, mailboxfull, blocked, ...), so our figures can be compared with
-the labelled corpus in ``shared/corpus``; the probe guards below follow sisimai's
-reason logic (github.com/sisimai, BSD-2-Clause).
+Its one job is the matching logic: it applies the reply catalogue of
+``wire.reply_catalogue`` (``PROVIDERS``: the providers' documented replies; ``CAUSES``:
+causes any server names) and the rule table of ``wire.bounce_rules``
+(``PROVIDER_RULES``, ``PHRASES``, ``STATUS_REASONS``; that module carries the sisimai
+licence credit), and finds status codes, reply codes and SMTP commands in reply text.
+Pure: strings in, a ``Classification`` out. Never touches sockets, files or the clock,
+and holds no rule data of its own. The vocabulary is sisimai's (userunknown,
+mailboxfull, blocked, ...), so our figures compare with the labelled corpus; the probe
+guards below follow sisimai's reason logic (github.com/sisimai, BSD-2-Clause).
+docs/classification.md explains the precedence with examples.
 
 Precedence (first answer wins):
 
 1. a ``2.X.Y`` status -> ``delivered``;
-2. ``PROVIDER_RULES`` (signature rules): texts one provider documents (Gmail 5.1.1
-   "does not exist", 4.7.28, Microsoft S3150 / 5.7.606-649 / 5.7.708, Yahoo TSS04 on
-   yahoodns.net, Orange LPN/OFR labels, GoDaddy IBnnn, Cox AUP#, Facebook RCP-P2...)
-   decide outright; ``host`` gates a rule to the provider's MTA names and ``status`` /
-   ``command`` constrain it further. Rules marked ``mta`` are one MTA's own wording
-   (Exim, qmail, OpenSMTPD, Gmail's bounce text...): a *tentative* reason there
-   (userunknown, expired, systemerror...) only presets the answer, which step 3 may
-   refine, and a precise status code (not X.0.0) wins over it;
-3. the *probes*, in ``PROBE_ORDER``: each reason fires when the status code
-   names it (``STATUS_REASONS``), its phrases match, or it was preset, with sisimai's
-   guards (``userunknown`` text counts only at RCPT time unless the status says so,
-   ``filtered``/``spamdetected`` never before DATA, ``rejected`` only at MAIL or DATA
-   or with an undecided status, ``EXCLUSIONS`` veto some phrases...);
-4. a preset from step 2; then, when the status is vague (``TENTATIVE``): the phrases
-   in ``FALLBACK_ORDER``, then the status reason, then the status class (X.6 content,
-   X.7 security), then reply-code syntax errors, "delayed" actions -> expired, HELO
-   rejections -> blocked;
-5. ``vacation`` text, else ``onhold`` when there was text, else ``undefined``.
+2. a provider's own code or wording: the catalogue's ``PROVIDERS`` entries, then the
+   signature rules of ``PROVIDER_RULES`` (``host`` gates a rule to the provider's MTA
+   names; ``status`` / ``code`` / ``command`` constrain it). Rules marked ``mta`` are one
+   MTA's own wording (Exim, qmail, OpenSMTPD, Gmail's bounce text...): a *tentative*
+   reason there (userunknown, expired, systemerror...) only presets the answer;
+3. a cause the text names (the catalogue's ``CAUSES``: a blocklist, a missing PTR, an SPF
+   failure, a rate limit...), the one named first in the text, before any status code;
+4. the *probes*, in ``PROBE_ORDER``: each reason fires when the status code names it
+   (``STATUS_REASONS``), its phrases match, or it was preset, with sisimai's guards
+   (``userunknown`` text counts only at RCPT time unless the status says so, ...);
+5. a preset from step 2; then, when the status is vague (``TENTATIVE``): the phrases in
+   ``FALLBACK_ORDER``, the status reason, the status class (X.6 content, X.7 security),
+   reply-code syntax errors, "delayed" actions -> expired (only now: nothing named a
+   cause), HELO rejections -> blocked;
+6. ``vacation`` text, else ``onhold`` when there was text, else ``undefined``.
 
-``hard`` follows sisimai: userunknown, hostunknown and hasmoved are hard, and
-notaccept with a 5.X.Y status; everything else (even 5.2.2 mailboxfull) is soft.
+``hard`` follows sisimai (userunknown, hostunknown, hasmoved and notaccept are hard;
+everything else, even 5.2.2 mailboxfull, is soft), except that a temporary reply (4.X.Y
+status or 4xx reply code) is never hard.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 from poolwarden.wire.bounce_rules import (
     CLASS_OF,
@@ -52,6 +52,7 @@ from poolwarden.wire.bounce_rules import (
     TENTATIVE,
     Rule,
 )
+from poolwarden.wire.reply_catalogue import CAUSES, PROVIDERS, Entry
 
 __all__ = [
     "CLASS_OF",
@@ -73,17 +74,37 @@ class Classification:
     reason: str
     bounce_class: str  # hard | soft | reputation | policy | content | other
     hard: bool
-    rule_id: str  # which row decided: "provider:google-...", "phrase:...", "status:5.1.1"...
+    rule_id: str  # which row decided: "catalogue:google-...", "cause:...", "status:5.1.1"...
+    provider_code: str = ""  # the provider's own code the reply carries (TSS04, S3150...)
+    about: str = ""  # ip | domain | content | recipient | sender | rate | system, when known
 
 
 _ALWAYS_HARD = frozenset({"userunknown", "hostunknown", "hasmoved"})
 
+# What each reason is about when no catalogue entry says (the reaction rules and the
+# bad-neighbour ranking want the IP / domain / content split).
+_ABOUT_OF: dict[str, str] = {
+    "userunknown": "recipient", "hostunknown": "recipient", "hasmoved": "recipient",
+    "mailboxfull": "recipient", "suspend": "recipient", "filtered": "recipient",
+    "notaccept": "recipient", "exceedlimit": "content", "mesgtoobig": "content",
+    "blocked": "ip", "badreputation": "ip", "requireptr": "ip", "speeding": "rate",
+    "toomanyconn": "rate", "authfailure": "domain", "rejected": "sender",
+    "norelaying": "sender", "securityerror": "sender", "failedstarttls": "sender",
+    "spamdetected": "content", "virusdetected": "content", "contenterror": "content",
+    "policyviolation": "content", "notcompliantrfc": "content", "systemerror": "system",
+    "systemfull": "system", "networkerror": "system", "expired": "system",
+}
 
-def is_hard(reason: str, status: str | None) -> bool:
-    """sisimai's hard-bounce rule: by reason, not by the 4xx/5xx class (corpus caveat 3)."""
+
+def is_hard(reason: str, status: str | None, reply: str | None = None) -> bool:
+    """sisimai's hard-bounce rule (by reason, not by the 4xx/5xx class), except that a
+    temporary reply (a 4.X.Y status or a 4xx reply code) is never hard: the receiver said
+    that retrying may work, so it proves nothing about the address."""
+    if (status or "").startswith("4") or (reply or "").startswith("4"):
+        return False
     if reason in _ALWAYS_HARD:
         return True
-    return reason == "notaccept" and not (status or "").startswith("4.")
+    return reason == "notaccept"
 
 
 # SMTP commands before DATA: a content verdict cannot come from them.
@@ -97,6 +118,18 @@ _COMPILED: dict[str, list[tuple[re.Pattern[str], Rule]]] = {
 _PROVIDER_COMPILED: list[tuple[re.Pattern[str], re.Pattern[str] | None, Rule]] = [
     (re.compile(r.pattern), re.compile(r.host) if r.host else None, r) for r in PROVIDER_RULES
 ]
+
+_Compiled = tuple[tuple[re.Pattern[str], re.Pattern[str] | None, Entry], ...]
+
+
+@cache
+def _catalogue() -> tuple[_Compiled, _Compiled]:
+    """The reply catalogue (provider entries, explicit causes), compiled once on first use."""
+    def build(entries: tuple[Entry, ...]) -> _Compiled:
+        return tuple((re.compile(e.pattern), re.compile(e.host) if e.host else None, e)
+                     for e in entries)
+    return build(PROVIDERS), build(CAUSES)
+
 
 _STATUS_RE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
 _REPLY_RE = re.compile(r"(?<![\d.#\-/:])([245][0-5]\d)(?=[ \-]|$)(?!\.\d)")
@@ -290,11 +323,45 @@ def _provider(f: _Facts, host: str) -> Rule | None:
     return None
 
 
-def _result(reason: str, status: str, rule_id: str, *, mta: bool = False) -> Classification:
+def _match(table: _Compiled, f: _Facts, host: str, *, earliest: bool = False
+           ) -> tuple[Entry, str] | None:
+    """The first catalogue entry the reply matches, with the provider code it carries; with
+    ``earliest``, the entry whose words come first in the text (ties: table order)."""
+    best: tuple[int, Entry, str] | None = None
+    for rx, host_rx, entry in table:
+        if host_rx is not None and not host_rx.search(host):
+            continue
+        if entry.status and not re.fullmatch(entry.status, f.status):
+            continue
+        if entry.reply and not re.fullmatch(entry.reply, f.reply):
+            continue
+        if entry.command and entry.command != f.command:
+            continue
+        m = rx.search(f.text)
+        if m is None:
+            continue
+        code = m.groupdict().get("code") or entry.code
+        if not earliest:
+            return entry, code.upper() if code else ""
+        if best is None or m.start() < best[0]:
+            best = (m.start(), entry, code.upper() if code else "")
+    return None if best is None else (best[1], best[2])
+
+
+def _result(reason: str, status: str, rule_id: str, *, mta: bool = False, reply: str = "",
+            provider_code: str = "", about: str = "") -> Classification:
     if mta and (not status or status.endswith(".0.0")):
         status = "5.0.900"  # an MTA's own verdict with no precise code: sisimai's pseudo code
-    hard = is_hard(reason, status)
-    return Classification(reason, CLASS_OF.get(reason, "other"), hard, rule_id)
+    hard = is_hard(reason, status, reply)
+    return Classification(reason, CLASS_OF.get(reason, "other"), hard, rule_id, provider_code,
+                          about or _ABOUT_OF.get(reason, ""))
+
+
+def _from_entry(found: tuple[Entry, str], status: str, reply: str, kind: str
+                ) -> Classification:
+    entry, code = found
+    return _result(entry.reason, status, f"{kind}:{entry.id}", reply=reply, provider_code=code,
+                   about=entry.about)
 
 
 def _tag(found: Rule | str) -> str:
@@ -331,53 +398,64 @@ def classify(
     dtype = (diagnostic_type or "smtp").lower()
     act = (action or "").lower()
 
+    def done(reason: str, status: str, rule_id: str, *, mta: bool = False) -> Classification:
+        return _result(reason, status, rule_id, mta=mta, reply=reply)
+
     if st.startswith("2."):
-        return _result("delivered", st, f"status:{st}")
+        return done("delivered", st, f"status:{st}")
     host = " ".join(x.lower() for x in (remote_mta, reporting_mta) if x)
+    providers, causes = _catalogue()
+    documented = _match(providers, facts, host)
+    if documented is not None:  # 1. a provider's own code or wording
+        return _from_entry(documented, st, reply, "catalogue")
     provider = _provider(facts, host)
     if provider is None and preset:
         provider = Rule(f"format-{preset}", preset, "", "stated by the bounce format", mta=True)
     if provider is not None:
         if not provider.mta or provider.reason not in TENTATIVE:
-            return _result(provider.reason, st, f"signature:{provider.id}", mta=provider.mta)
+            return done(provider.reason, st, f"signature:{provider.id}", mta=provider.mta)
         if not (facts.temp and facts.temp != provider.reason and ".0" not in st):
             facts = _Facts(t, st, reply, cmd, facts.temp, provider)
 
     mailer = dtype.startswith("x-unix")
     if not mailer:
+        named = _match(causes, facts, host, earliest=True)
+        if named is not None:  # 2. a cause the text names, before any status code
+            return _from_entry(named, st, reply, "cause")
+    if not mailer:
         for reason in PROBE_ORDER:
             found = _probe(reason, facts)
             if found:
-                return _result(reason, st, _tag(found))
+                return done(reason, st, _tag(found))
     if facts.preset is not None:
-        return _result(facts.preset.reason, st, f"signature:{facts.preset.id}")
+        return done(facts.preset.reason, st, f"signature:{facts.preset.id}")
 
     temp = facts.temp
     if temp in TENTATIVE or mailer:
         for reason in FALLBACK_ORDER:
             rule = _includes(reason, t)
             if rule is not None:
-                return _result(reason, st, f"phrase:{rule.id}")
+                return done(reason, st, f"phrase:{rule.id}")
         if temp:
-            return _result(temp, st, f"status:{st}")
+            return done(temp, st, f"status:{st}")
         if st[:3] in ("5.6", "4.6"):
-            return _result("contenterror", st, f"status-class:{st[:3]}")
+            return done("contenterror", st, f"status-class:{st[:3]}")
         if st[:3] in ("5.7", "4.7"):
-            return _result("securityerror", st, f"status-class:{st[:3]}")
+            return done("securityerror", st, f"status-class:{st[:3]}")
         if dtype.startswith("x-unix"):
-            return _result("mailererror", st, "diagnostic-type:x-unix")
+            return done("mailererror", st, "diagnostic-type:x-unix")
         if reply.isdigit() and (400 < int(reply) < 408 or 500 < int(reply) < 508):
-            return _result("syntaxerror", st, f"reply:{reply}")
+            return done("syntaxerror", st, f"reply:{reply}")
         if act in ("delayed", "expired"):
-            return _result("expired", st, f"action:{act}")
+            return done("expired", st, f"action:{act}")
         if cmd in ("EHLO", "HELO"):
-            return _result("blocked", st, f"command:{cmd}")
+            return done("blocked", st, f"command:{cmd}")
     elif temp:
-        return _result(temp, st, f"status:{st}")
+        return done(temp, st, f"status:{st}")
     if act == "delayed":
-        return _result("expired", st, "action:delayed")
+        return done("expired", st, "action:delayed")
     if _includes("vacation", t):
-        return _result("vacation", st, "phrase:vacation")
+        return done("vacation", st, "phrase:vacation")
     if t:
-        return _result("onhold", st, "fallback:onhold")
-    return _result("undefined", st, "fallback:undefined")
+        return done("onhold", st, "fallback:onhold")
+    return done("undefined", st, "fallback:undefined")

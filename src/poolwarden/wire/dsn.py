@@ -78,6 +78,8 @@ class FailedRecipient:
     diagnostic: str
     remote_mta: str
     rule_id: str = ""
+    provider_code: str = ""  # the provider's own code in the reply (TSS04, S3150, OFR_416...)
+    about: str = ""  # ip | domain | content | recipient | sender | rate | system
 
 
 @dataclass(slots=True)
@@ -276,6 +278,16 @@ _DAEMON_FROM = re.compile(
 )
 
 
+_FAILURE_TEXT = re.compile(
+    r"(?:could not be delivered|undeliverable|delivery (?:has )?failed|failed to deliver"
+    r"|(?:user|address|mailbox|recipient) (?:unknown|not found|does not exist)"
+    r"|mailbox (?:is )?(?:full|unavailable)|over quota|permanent(?:ly)? (?:error|failure)"
+    r"|no such (?:user|mailbox|recipient)|invalid (?:user|recipient) address"
+    r"|\b[45]\.\d{1,3}\.\d{1,3}\b)",
+    re.I,
+)
+
+
 def _looks_autoreply(msg: Message) -> bool:
     auto = header(msg, "Auto-Submitted").lower()
     subject = header(msg, "Subject")
@@ -299,8 +311,12 @@ def _looks_bounce(msg: Message, walk: _Walk) -> bool:
         return True
     subject = header(msg, "Subject")
     sender = header(msg, "From") + " " + header(msg, "Return-Path") + " " + header(msg, "Sender")
-    return bool(_BOUNCE_SUBJECT.search(subject) or _DAEMON_FROM.search(sender)
-                or header(msg, "Return-Path").strip() in ("<>", ""))
+    if _BOUNCE_SUBJECT.search(subject) or _DAEMON_FROM.search(sender):
+        return True
+    if msg.get("Return-Path") is not None:
+        return header(msg, "Return-Path").strip() == "<>"
+    # no envelope at all (a message saved to a file): a bounce only if its text reads like one
+    return bool(_FAILURE_TEXT.search(" ".join(" ".join(walk.texts)[:8000].split())))
 
 
 # --------------------------------------------------------------------------------------------
@@ -374,6 +390,8 @@ def _finish(cands: list[Candidate], reporting: str, report: str) -> list[FailedR
             diagnostic=" ".join(diag.split())[:2000],
             remote_mta=remote,
             rule_id=result.rule_id,
+            provider_code=result.provider_code,
+            about=result.about,
         ))
     return out
 
@@ -446,7 +464,12 @@ def _parse_message(msg: Message, nested: bool = False) -> ParsedFeedback:
         clean_address(header(msg, "From")), clean_address(header(msg, "To")),
         ret or "", clean_address(header(msg, "Reply-To")),
     ) if a}
-    text_cands = from_text(report, ignore) or from_text(report, set())
+    # the envelope sender (the bounce's To, the returned message's Return-Path and From) is
+    # never a failed recipient, even when nothing else is found
+    senders = {a.lower() for a in (clean_address(header(msg, "To")), ret or "") if a}
+    if walk.originals:
+        senders.add(clean_address(header(walk.originals[0], "From")).lower())
+    text_cands = from_text(report, ignore) or from_text(report, senders - {""})
     if header(msg, "X-YMailISG"):
         # Yahoo's own bounces name the refused recipient in <>; the refusal came at RCPT
         for c in text_cands:

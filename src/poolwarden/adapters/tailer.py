@@ -58,13 +58,12 @@ No clock except ``clock`` (for ``rotate_wait``), no global state.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from poolwarden.adapters.logfiles import (
     FINGERPRINT_BYTES,
@@ -79,6 +78,7 @@ from poolwarden.adapters.logfiles import (
     fingerprint_length,
     fingerprint_of,
 )
+from poolwarden.adapters.rotated import RotatedFile, rotated_files
 from poolwarden.ports import Checkpoint
 
 __all__ = ["CHUNK_BYTES", "FINGERPRINT_BYTES", "MAX_LINE_BYTES", "MTIME_SLACK", "ROTATE_WAIT",
@@ -101,17 +101,6 @@ class _Open:
     @property
     def identity(self) -> tuple[int, int]:
         return self.file.device, self.file.inode
-
-
-@dataclass(slots=True)
-class _Candidate:
-    name: str
-    device: int
-    inode: int
-    size: int
-    mtime: float
-    compressed: bool
-    heads: dict[int, bytes] = field(default_factory=dict)
 
 
 class Tailer:
@@ -189,7 +178,7 @@ class Tailer:
         return _Open(self._new_file(self.path, st, False), Reader(fd, False), seen=st.st_size,
                       follow=True, mtime_ns=st.st_mtime_ns)
 
-    def _open_candidate(self, cand: _Candidate) -> _Open | None:
+    def _open_candidate(self, cand: RotatedFile) -> _Open | None:
         try:
             fd = os.open(cand.name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError:
@@ -198,55 +187,16 @@ class Tailer:
         return _Open(self._new_file(cand.name, st, cand.compressed),
                      Reader(fd, cand.compressed), seen=0 if cand.compressed else st.st_size)
 
-    def _candidates(self) -> list[_Candidate]:
-        """Rotated files beside the path: plain or .gz, newest first, plain before gzip."""
-        found: list[_Candidate] = []
-        try:
-            names = os.listdir(self._dir or ".")
-        except OSError:
-            return found
-        for name in names:
-            if name == self._base or not name.startswith(self._base):
-                continue
-            if name[len(self._base)] not in ".-":
-                continue
-            lower = name.lower()
-            if lower.endswith((".bz2", ".xz", ".zst", ".lz4", ".z", ".zip", ".tmp")):
-                continue
-            full = os.path.join(self._dir, name)
-            try:
-                st = os.stat(full)
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                found.append(_Candidate(full, st.st_dev, st.st_ino, st.st_size, st.st_mtime,
-                                        lower.endswith(".gz")))
-        found.sort(key=lambda c: (c.compressed, -c.mtime, c.name))
-        return found
+    def _rotated(self) -> list[RotatedFile]:
+        return rotated_files(self._dir, self._base)
 
-    @staticmethod
-    def _head(cand: _Candidate, size: int) -> bytes:
-        head = cand.heads.get(size)
-        if head is None:
-            try:
-                fd = os.open(cand.name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            except OSError:
-                return b""
-            reader = Reader(fd, cand.compressed)
-            try:
-                head = reader.head(size)
-            finally:
-                reader.close()
-            cand.heads[size] = head
-        return head
-
-    def _matches(self, cand: _Candidate, fingerprint: str) -> bool:
+    def _matches(self, cand: RotatedFile, fingerprint: str) -> bool:
         length = fingerprint_length(fingerprint)
-        head = self._head(cand, length)
+        head = cand.head(length)
         return len(head) == length and fingerprint_of(head) == fingerprint
 
     def _locate(self, fingerprint: str, offset: int, exclude: set[tuple[int, int]],
-                candidates: list[_Candidate], prefer: tuple[int, int] | None = None
+                candidates: list[RotatedFile], prefer: tuple[int, int] | None = None
                 ) -> _Open | None:
         """The rotated file holding the content of ``fingerprint``: the one with the inode
         ``prefer`` (the file itself, renamed), else a plain copy, else a .gz."""
@@ -260,7 +210,7 @@ class Tailer:
             if self._matches(cand, fingerprint):
                 opened = self._open_candidate(cand)
                 if opened is not None:
-                    opened.file.head = self._head(cand, min(self._fp_bytes, offset))
+                    opened.file.head = cand.head(min(self._fp_bytes, offset))
                     return opened
         return None
 
@@ -369,7 +319,7 @@ class Tailer:
                 self._cur = here
                 yield Switch(here.file, 0, "start", False)
             return
-        candidates = self._candidates()
+        candidates = self._rotated()
         exclude = {here.identity} if here is not None else set()
         if cp.offset == 0:
             # nothing consumed yet: an empty fingerprint matches any file, and the inode
@@ -450,7 +400,7 @@ class Tailer:
         return True
 
     def _replay(self, cp: Checkpoint, target: _Open | None, exclude: set[tuple[int, int]],
-                candidates: list[_Candidate]) -> Iterator[Item]:
+                candidates: list[RotatedFile]) -> Iterator[Item]:
         start = cp.resume_offset
         if cp.resume_fingerprint is not None and cp.resume_fingerprint != cp.fingerprint:
             previous = self._locate(cp.resume_fingerprint, cp.resume_offset,
@@ -538,7 +488,7 @@ class Tailer:
         fingerprint = old.fingerprint(offset)
         copy = None
         if offset > 0:
-            copy = self._locate(fingerprint, offset, {cur.identity}, self._candidates())
+            copy = self._locate(fingerprint, offset, {cur.identity}, self._rotated())
         if copy is not None:
             copy_name = copy.file.name
             old.name, old.device, old.inode = copy_name, copy.file.device, copy.file.inode
@@ -568,16 +518,16 @@ class Tailer:
         yield from self._move_on(threshold, fresh, {cur.identity}, "truncated")
 
     def _unread(self, threshold: float, exclude: set[tuple[int, int]]
-                ) -> list[tuple[_Candidate, int]]:
+                ) -> list[tuple[RotatedFile, int]]:
         """Rotated files not older than ``threshold`` holding bytes nobody read, oldest
         first, each with where those bytes start (past content consumed already)."""
-        todo: list[tuple[_Candidate, int]] = []
-        for cand in sorted(self._candidates(), key=lambda c: (c.mtime, c.compressed, c.name)):
+        todo: list[tuple[RotatedFile, int]] = []
+        for cand in sorted(self._rotated(), key=lambda c: (c.mtime, c.compressed, c.name)):
             key = (cand.device, cand.inode, cand.size, cand.mtime)
             if cand.mtime < threshold or (cand.device, cand.inode) in exclude \
                     or cand.size == 0 or key in self._checked:
                 continue
-            start = self._continues(functools.partial(self._head, cand),
+            start = self._continues(cand.head,
                                     None if cand.compressed else cand.size, growing=False)
             if len(self._checked) > 4096:
                 self._checked.clear()
@@ -600,7 +550,7 @@ class Tailer:
             if opened is None:
                 continue
             opened.offset = start
-            opened.file.head = self._head(cand, min(self._fp_bytes, start))
+            opened.file.head = cand.head(min(self._fp_bytes, start))
             yield Switch(opened.file, start, "unread-rotated", False)
             yield from self._finish(opened)
         if here is not None:

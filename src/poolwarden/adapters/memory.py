@@ -28,6 +28,7 @@ from poolwarden.adapters.storable import (
     count_feedback,
     json_copy,
     json_dumps,
+    ledger_of,
     unique_by_key,
 )
 from poolwarden.adapters.warmup_store import MemoryWarmupStore
@@ -172,10 +173,7 @@ class MemoryStore(MemoryWarmupStore, AccessMemory, Store):
 
     def load_ledger(self, since_day: int) -> Ledger:
         """A Ledger holding every stored counter from ``since_day`` on."""
-        ledger = Ledger()
-        for row in self.counters(since_day=since_day):
-            ledger.add_counts(row.scope, row.scope_id, row.provider, row.day, row.counts)
-        return ledger
+        return ledger_of(self.counters(since_day=since_day))
 
     def event_count(self) -> int:
         with self._lock:

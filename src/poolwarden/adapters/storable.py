@@ -15,7 +15,8 @@ from typing import Any
 
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event
-from poolwarden.ports import AlertRow, AuditRow, DecisionRow, FeedbackRow
+from poolwarden.core.reputation import Ledger
+from poolwarden.ports import AlertRow, AuditRow, CounterRow, DecisionRow, FeedbackRow
 
 MAX_REASON_LENGTH = 1024  # the width of events.reason in the SQL schema
 MAX_RECIPIENT_LENGTH = 1024  # the width of decisions.recipient in the SQL schema
@@ -183,3 +184,11 @@ def clean_alert(row: AlertRow) -> AlertRow:
                     numbers=json_copy(row.numbers, "alert numbers"),
                     tenant=_clean_name(row.tenant), ip=_clean_name(row.ip),
                     outcome=json_copy(dict(row.outcome or {}), "alert outcome"), id=row.id)
+
+
+def ledger_of(rows: Iterable[CounterRow]) -> Ledger:
+    """A Ledger holding these stored counter rows."""
+    ledger = Ledger()
+    for row in rows:
+        ledger.add_counts(row.scope, row.scope_id, row.provider, row.day, row.counts)
+    return ledger

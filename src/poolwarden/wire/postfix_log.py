@@ -73,8 +73,7 @@ _MONTHS: Final = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 _FUTURE_SLACK: Final = 2 * 86400.0  # a year-less date this far past the reference is last year's
 
-HEX: Final = "0123456789ABCDEF"
-_HEX: Final = HEX
+_HEX: Final = "0123456789ABCDEF"
 # The common header (syslog or maillog_file stamp, program with a '/', pid) in one match that
 # also takes off a leading "word: ", the queue id candidate. `.*` under DOTALL is sre's
 # fastest scan; the newline it keeps is stripped when the message is looked at.
@@ -84,7 +83,6 @@ _HEADER = re.compile(
 _HEADER_ISO = re.compile(  # RFC 3339 stamps (tried only for lines starting with a digit)
     r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?) (\S+) "
     r"([^\s\[:/]+/[^\s\[:]+?)(?:\[(\d{1,10})\])?: (?:([0-9A-Za-z]+): )?(.*)", re.S)
-HEADER: Final = _HEADER  # for Correlator.feed_lines, which reads the common line itself
 _MESSAGE = re.compile(r"(?:([0-9A-Za-z]+): )?(.*)", re.S)
 _QID = re.compile(r"([0-9A-F]{6,}|[0-9A-Za-z]{10,}z[0-9A-Za-z]+): ")
 _DELIVERY = re.compile(
@@ -163,8 +161,6 @@ def _split(token: str | None, rest: str) -> tuple[str | None, str | None, str]:
         return None, token, rest
     return None, None, f"{token}: {rest}"  # NOQUEUE:, statistics:, Deleted: … are not ids
 
-
-split_token = _split
 
 
 class LogRecord:
@@ -471,10 +467,6 @@ def _with_queue_id(rest: str) -> tuple[str, dict[str, str]] | None:
         return DIAGNOSTIC, {"level": level, "text": text}
     return OTHER, {}
 
-
-message_fields = _with_queue_id  # for Correlator.feed_lines
-DELIVERY_LINE: Final = _DELIVERY  # its groups are the fields _delivery() returns
-QUEUED_LINE: Final = _QUEUED  # … and those of a queued or expired line
 
 
 def _remote_error(m: re.Match[str]) -> dict[str, str]:

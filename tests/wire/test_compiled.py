@@ -3,11 +3,12 @@ interpreted.
 
 setup.py compiles the ingest's hot modules with mypyc; a machine without a C compiler runs
 the same ``.py`` files interpreted. So that a failed compile never passes for a slow build:
-under ``CI=true`` or ``POOLWARDEN_EXPECT_COMPILED=1`` (``scripts/test.sh``) every module of setup.py's ``COMPILED`` list must
-be imported from a compiled extension; with ``POOLWARDEN_INTERPRETED=1`` (the parity subset
-``scripts/test.sh`` runs next) every one from its ``.py`` source. And the compiled modules
-give the interpreted source's results, value for value, on the whole corpus and on
-generated logs (the interpreted side runs in a child process)."""
+under ``CI=true`` or ``POOLWARDEN_EXPECT_COMPILED=1`` (``scripts/test.sh``) every module of
+setup.py's ``COMPILED`` list must be imported from a compiled extension; with
+``POOLWARDEN_INTERPRETED=1`` (the parity subset ``scripts/test.sh`` runs next) every one
+from its ``.py`` source. And the compiled modules give the interpreted source's results,
+value for value, on the whole corpus and on generated logs (the interpreted side runs in
+a child process)."""
 
 from __future__ import annotations
 

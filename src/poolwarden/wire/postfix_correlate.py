@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from poolwarden.wire.postfix_log import (
     ACTION,
@@ -53,13 +53,13 @@ from poolwarden.wire.postfix_log import (
 
 # Idle seconds before an open message is dropped: Postfix's maximal_queue_lifetime (5 days) plus
 # one, since a log may hold nothing between a deferral and the expiry (lightmeter-18 does).
-DEFAULT_TTL = 6 * 86400.0
-DEFAULT_MAX_MESSAGES = 500_000
+DEFAULT_TTL: Final = 6 * 86400.0
+DEFAULT_MAX_MESSAGES: Final = 500_000
 # Where in its input a message began, as the caller counts (the ingest: file serial, byte
 # offset of the chunk, the parser's year and month there): set ``Correlator.mark`` before
 # feeding, and ``oldest_mark()`` tells where re-reading must start to rebuild what is open.
 Mark = tuple[int, int, int | None, int]
-_NEVER_QUEUED = frozenset({"reject", "milter-reject", "discard", "milter-discard"})
+_NEVER_QUEUED: Final = frozenset({"reject", "milter-reject", "discard", "milter-discard"})
 
 
 class MessageInfo(NamedTuple):

@@ -77,72 +77,73 @@ _HEX: Final = "0123456789ABCDEF"
 # The common header (syslog or maillog_file stamp, program with a '/', pid) in one match that
 # also takes off a leading "word: ", the queue id candidate. `.*` under DOTALL is sre's
 # fastest scan; the newline it keeps is stripped when the message is looked at.
-_HEADER = re.compile(
+_HEADER: Final = re.compile(
     r"([A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d(?:\.\d{1,9})?) (\S+) ([^\s\[:/]+/[^\s\[:]+)"
     r"\[(\d{1,10})\]: (?:([0-9A-Za-z]+): )?(.*)", re.S)
-_HEADER_ISO = re.compile(  # RFC 3339 stamps (tried only for lines starting with a digit)
+_HEADER_ISO: Final = re.compile(  # RFC 3339 stamps (tried only for lines starting with a digit)
     r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?) (\S+) "
     r"([^\s\[:/]+/[^\s\[:]+?)(?:\[(\d{1,10})\])?: (?:([0-9A-Za-z]+): )?(.*)", re.S)
-_MESSAGE = re.compile(r"(?:([0-9A-Za-z]+): )?(.*)", re.S)
-_QID = re.compile(r"([0-9A-F]{6,}|[0-9A-Za-z]{10,}z[0-9A-Za-z]+): ")
-_DELIVERY = re.compile(
+_MESSAGE: Final = re.compile(r"(?:([0-9A-Za-z]+): )?(.*)", re.S)
+_QID: Final = re.compile(r"([0-9A-F]{6,}|[0-9A-Za-z]{10,}z[0-9A-Za-z]+): ")
+_DELIVERY: Final = re.compile(
     r"to=<([^>]*|.*?)>, (?:orig_to=<([^>]*|.*?)>, )?relay=([^,]*), (?:conn_use=(\d+), )?"
     r"delay=([^,]*), delays=([^,]*), (?:tls=([^,]*), )?(?:[\w-]+=[^,]*, )*?"
     r"dsn=([^,]*), status=(\w+)(?: \((.*)\))?", re.S)
-_DELIVERY_LOOSE = re.compile(r"to=<(.*?)>, (.*?)status=(\w+)(?: \((.*)\))?", re.S)
-_PAIR = re.compile(r"([\w-]+)=(<[^>]*>|[^,\s]*)")
-_CLIENT = re.compile(r"client=([^\[\s,]*)\[([^\]]*)\](?::(\d+))?(?:, (.*))?", re.S)
-_QUEUED = re.compile(r"from=<([^>]*|.*?)>, (?:size=(\d+), nrcpt=(\d+)|(status=expired))")
-_PICKUP = re.compile(r"uid=(\d+) from=<([^>]*|.*?)>(?: orig_id=([0-9A-Za-z]+))?")
-_NOTICE = re.compile(r"(sender|postmaster) (.+?) notification: ([0-9A-Za-z]+)")
-_ACTION = re.compile(
+_DELIVERY_LOOSE: Final = re.compile(r"to=<(.*?)>, (.*?)status=(\w+)(?: \((.*)\))?", re.S)
+_PAIR: Final = re.compile(r"([\w-]+)=(<[^>]*>|[^,\s]*)")
+_CLIENT: Final = re.compile(r"client=([^\[\s,]*)\[([^\]]*)\](?::(\d+))?(?:, (.*))?", re.S)
+_QUEUED: Final = re.compile(r"from=<([^>]*|.*?)>, (?:size=(\d+), nrcpt=(\d+)|(status=expired))")
+_PICKUP: Final = re.compile(r"uid=(\d+) from=<([^>]*|.*?)>(?: orig_id=([0-9A-Za-z]+))?")
+_NOTICE: Final = re.compile(r"(sender|postmaster) (.+?) notification: ([0-9A-Za-z]+)")
+_ACTION: Final = re.compile(
     r"([a-z][a-z-]*): ([A-Z][A-Z-]*)(?: from ([^\s\[]*)\[([^\]]*)\](?::\d+)?)?: (.*)", re.S)
-_CHECK = re.compile(r"([a-z][a-z-]*): (header|body) (.*?) from ([^\s;]+); (.*)", re.S)
-_ENVELOPE = re.compile(
+_CHECK: Final = re.compile(r"([a-z][a-z-]*): (header|body) (.*?) from ([^\s;]+); (.*)", re.S)
+_ENVELOPE: Final = re.compile(
     r"(?:from=<(.*?)>)?,? ?(?:to=<(.*?)>)?,? ?(?:proto=([^\s,]+))?,? ?(?:helo=<(.*?)>)?"
     r"(?:: (.*))?$", re.S)
-_REPLY = re.compile(
+_REPLY: Final = re.compile(
     r"(?:(\d{3})[ -])?(?:(\d\.\d{1,3}\.\d{1,3}) )?(?:<([^>]*)>: )?(.*)", re.S)
-_RBL = re.compile(r"Service unavailable; (.+?) \[([^\]]*)\] (blocked using \S+?(?:;.*)?)$", re.S)
-_PEER = r"([^\s\[]*)\[([^\]]*)\]"
-_PEER_TEXT = re.compile(_PEER + r"(?::\d+)?: (.*)", re.S)
-_CONNECT = re.compile(r"(dis)?connect from " + _PEER + r"(?::(\d+))?(?: (.*))?", re.S)
-_LOSTCONN = re.compile(
+_RBL: Final = re.compile(
+    r"Service unavailable; (.+?) \[([^\]]*)\] (blocked using \S+?(?:;.*)?)$", re.S)
+_PEER: Final = r"([^\s\[]*)\[([^\]]*)\]"
+_PEER_TEXT: Final = re.compile(_PEER + r"(?::\d+)?: (.*)", re.S)
+_CONNECT: Final = re.compile(r"(dis)?connect from " + _PEER + r"(?::(\d+))?(?: (.*))?", re.S)
+_LOSTCONN: Final = re.compile(
     r"(lost connection|timeout|bare <LF> received|improper command pipelining|too many errors)"
     r" after (\S+)(?: \((\d+) bytes\))? from " + _PEER, re.S)
-_SSL_ACCEPT = re.compile(r"(SSL_accept error) from " + _PEER + r": (.*)", re.S)
-_TLS = re.compile(
+_SSL_ACCEPT: Final = re.compile(r"(SSL_accept error) from " + _PEER + r": (.*)", re.S)
+_TLS: Final = re.compile(
     r"(\w+) TLS connection established (to|from) " + _PEER + r"(?::(\d+))?: (\S+) with cipher "
     r"(\S+) \((\d+/\d+) bits\)(?: key-exchange (\S+))?(?: server-signature (\S+)"
     r"(?: \((\d+) bits\))?)?(?: server-digest (\S+))?")
-_REMOTE_SAID = re.compile(
+_REMOTE_SAID: Final = re.compile(
     r"(?:host |SASL authentication failed; server )" + _PEER
     + r"(?: said| refused to talk to me): (.*?)(?: \(in reply to (.+) command\))?$", re.S)
-_REMOTE_ERROR = re.compile(
+_REMOTE_ERROR: Final = re.compile(
     r"(connect to|SSL_connect error to|certificate verification failed for|"
     r"lost connection with|conversation with) " + _PEER + r"(?::(\d+))?(?::| while) (.*)", re.S)
-_ANVIL = re.compile(
+_ANVIL: Final = re.compile(
     r"statistics: max (connection|message|recipient|newtls|auth|cache) (count|rate|size|"
     r"request rate) (\d+)(?:/(\w+))?(?: for \((.*)\))? at (.+)")
-_SCACHE = re.compile(r"statistics: (?:(domain|address) lookup hits=(\d+) miss=(\d+) "
+_SCACHE: Final = re.compile(r"statistics: (?:(domain|address) lookup hits=(\d+) miss=(\d+) "
                      r"success=(\d+)%|start interval (.+)|max simultaneous (.+))")
-_CACHE_CLEANUP = re.compile(
+_CACHE_CLEANUP: Final = re.compile(
     r"cache (\S+) (full|partial) cleanup: retained=(\d+) dropped=(\d+) entries")
-_SCREEN_PEER = re.compile(
+_SCREEN_PEER: Final = re.compile(
     r"(PASS OLD|PASS NEW|WHITELISTED|BLACKLISTED|WHITELIST VETO|ALLOWLISTED|DENYLISTED|"
     r"ALLOWLIST VETO|DISCONNECT|CONNECT from|REJECT|NOQUEUE|DNSBL rank (\d+) for|"
     r"HANGUP after ([\d.]+) from|PREGREET (\d+) after ([\d.]+) from|([A-Z][A-Z -]*[A-Z]) from)"
     r" \[([^\]]*)\]:(\d+)"
     r"(?: to \[[^\]]*\]:\d+)?(?: (?:in tests )?after ([^:\s]+(?: [A-Z]+)?))?")
-_DNSBL = re.compile(r"addr (\S+) listed by domain (\S+) as (\S+)")
-_MASTER = re.compile(r"(daemon started|reload) -- version ([^,]+), configuration (\S+)"
+_DNSBL: Final = re.compile(r"addr (\S+) listed by domain (\S+) as (\S+)")
+_MASTER: Final = re.compile(r"(daemon started|reload) -- version ([^,]+), configuration (\S+)"
                      r"|terminating on signal (\d+)")
-_SUMMARY = re.compile(r"(Placed on hold|Released from hold|Deleted|Requeued|Expired): "
+_SUMMARY: Final = re.compile(r"(Placed on hold|Released from hold|Deleted|Requeued|Expired): "
                       r"(\d+) messages?")
 _ADMIN_ACTIONS: Final = frozenset({"requeued", "placed on hold", "released from hold", "expired"})
-_TLS_FEATURES = re.compile(
+_TLS_FEATURES: Final = re.compile(
     r"([a-z-]+)(\?)?(?:/(!)?(requiretls)(\?)?(?::(\w+))?)?")
-_COUNT = re.compile(r"([a-z]+)=(\d+)(?:/(\d+))?")
+_COUNT: Final = re.compile(r"([a-z]+)=(\d+)(?:/(\d+))?")
 
 
 def _is_queue_id(token: str) -> bool:

@@ -16,7 +16,8 @@ import sys
 from setuptools import Extension, setup
 
 # one list for the build and for the test that checks the build (tests/wire/test_compiled.py)
-COMPILED = ["src/poolwarden/wire/postfix_log.py", "src/poolwarden/wire/postfix_correlate.py"]
+COMPILED = ["src/poolwarden/wire/postfix_log.py", "src/poolwarden/wire/postfix_message.py",
+            "src/poolwarden/wire/postfix_correlate.py"]
 
 ACCELERATORS = {
     "poolwarden.adapters._fold_fast": "src/poolwarden/adapters/_fold_fast.c",  # counter deltas

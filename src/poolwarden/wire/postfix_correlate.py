@@ -35,7 +35,8 @@ import hashlib
 from collections.abc import Iterable
 from typing import Final, NamedTuple
 
-from poolwarden.wire.postfix_log import (
+from poolwarden.wire.postfix_log import LogParser, LogRecord, egress_ip_of, transport_of
+from poolwarden.wire.postfix_message import (
     ACTION,
     CLIENT,
     DELIVERY,
@@ -45,10 +46,6 @@ from poolwarden.wire.postfix_log import (
     PICKUP,
     QUEUED,
     REMOVED,
-    LogParser,
-    LogRecord,
-    egress_ip_of,
-    transport_of,
 )
 
 # Idle seconds before an open message is dropped: Postfix's maximal_queue_lifetime (5 days) plus

@@ -10,7 +10,7 @@ part="${1:-all}"
 #   postfix (routing end-to-end), knot + knot-dnsutils (loopback DNS), chromium (dashboard tests),
 #   postfwd + pflogsumm + libsisimai-perl (benchmark peers), iproute2 (private network namespaces),
 #   postgresql + redis-server (multi-node store and counters), python3-venv,
-#   gcc + python3-dev (the ingest's optional C accelerators, built by pip install).
+#   gcc + python3-dev (pip install compiles the ingest's hot modules with mypyc, setup.py).
 DEBIAN_PACKAGES=(postfix knot knot-dnsutils chromium postfwd pflogsumm iproute2
                  postgresql redis-server python3-venv gcc python3-dev libsisimai-perl)
 
@@ -67,8 +67,11 @@ setup_python() {
   fi
   [ -n "$python" ] || { echo "setup: Python ≥ 3.11 not found" >&2; exit 1; }
   [ -x .venv/bin/python ] || "$python" -m venv .venv
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
-  echo "setup: Python environment ready in .venv ($(.venv/bin/python --version))"
+  # POOLWARDEN_COMPILE=1: setup.py compiles the ingest's hot modules (mypyc); the test
+  # command fails if they were not (tests/wire/test_compiled.py)
+  POOLWARDEN_COMPILE=1 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+  echo "setup: Python environment ready in .venv ($(.venv/bin/python --version));" \
+       "compiled: $(cd src && ls poolwarden/*/*.so 2>/dev/null | tr '\n' ' ')"
 }
 
 case "$part" in

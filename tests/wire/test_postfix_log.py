@@ -19,6 +19,14 @@ from hypothesis import strategies as st
 from poolwarden.core.transports import transport_name
 from poolwarden.wire.postfix_correlate import Correlator, Delivery
 from poolwarden.wire.postfix_log import (
+    LogParser,
+    LogRecord,
+    egress_ip_of,
+    parse_line,
+    parse_message,
+    transport_of,
+)
+from poolwarden.wire.postfix_message import (
     ACTION,
     CLIENT,
     DELIVERY,
@@ -28,15 +36,9 @@ from poolwarden.wire.postfix_log import (
     NOTIFICATION,
     QUEUED,
     REMOVED,
-    LogParser,
-    LogRecord,
-    egress_ip_of,
     parse_command_counts,
-    parse_line,
-    parse_message,
     parse_tls_features,
     split_relay,
-    transport_of,
 )
 
 CORPUS = Path(__file__).parents[2].parent / "shared" / "corpus"

@@ -1,7 +1,8 @@
-"""``Correlator.feed_lines`` (the ingest's hot loop) gives exactly what ``LogParser.parse``
-plus ``Correlator.feed`` give, line by line: the same deliveries (keys, fields, message
-context) in the same order and the same correlator and parser state after, on every log of
-the corpus, on generated logs in both stamp forms, and on random lines."""
+"""``Correlator.feed_chunk`` (the ingest's hot loop: bytes as the tailer reads them, chunk
+after chunk) and ``feed_lines`` give exactly what ``LogParser.parse`` plus
+``Correlator.feed`` give, line by line: the same deliveries (keys, fields, message context)
+in the same order and the same correlator and parser state after, on every log of the
+corpus, on generated logs in both stamp forms, and on random lines."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from poolwarden.wire.postfix_correlate import NATIVE, Correlator, Delivery
+from poolwarden.wire.postfix_correlate import Correlator, Delivery
 from poolwarden.wire.postfix_log import LogParser
 from tests.services.ingest.loggen import generate
 
@@ -43,17 +44,15 @@ def _both(lines: list[str], *, year: int | None = 2026, reference: float | None 
     assert got == expected
     assert [d.key for d in got] == [d.key for d in expected]
     assert _state(fast, fast_parser) == _state(slow, slow_parser)
-    if not NATIVE:
-        return
-    native, native_parser = Correlator(ttl=ttl, max_messages=max_messages), \
+    chunked, chunk_parser = Correlator(ttl=ttl, max_messages=max_messages), \
         LogParser(year=year, reference=reference)
     data = "".join(line + "\n" for line in lines).encode()
     got = []
     for chunk in _chunks(data):  # state carried from one call to the next
-        assert native.feed_chunk(native_parser, chunk, got) == chunk.count(b"\n")
+        assert chunked.feed_chunk(chunk_parser, chunk, got) == chunk.count(b"\n")
     assert got == expected
     assert [d.key for d in got] == [d.key for d in expected]
-    assert _state(native, native_parser) == _state(slow, slow_parser)
+    assert _state(chunked, chunk_parser) == _state(slow, slow_parser)
 
 
 def _chunks(data: bytes, size: int = 4096) -> list[bytes]:
@@ -151,7 +150,7 @@ WORDS = st.sampled_from([
     "from=<s@t.u>, status=expired, returned to sender", " ", ",", "\r", "conn_use=2, ",
     "uid=0 from=<a> orig_id=0F5383D", "sender non-delivery notification: 0F5383D",
     "reject: header Subject: x from y; from=<a> to=<b>", "message expired",
-    # pieces the C loop takes apart itself (client=, queued, delivery field order)
+    # pieces of the lines the correlator reads (client=, queued, delivery field order)
     "client=", "client=x[1.2.3.4]:25, ", ", sasl_method=PLAIN", "sasl_username=<u>",
     "sasl_username=", "client_ip=9", "client_name=n", ":25", "orig_to=<o@p>, ", "tls=v, ",
     "x-y=z, ", "size=", ", nrcpt=", "message-id=", "<", "=", "1"])

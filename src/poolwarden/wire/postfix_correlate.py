@@ -32,49 +32,31 @@ they would differ. The source offset RELIABILITY mentions is left out for the sa
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Callable, Iterable
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import Final, NamedTuple
 
-from poolwarden.wire.postfix_log import (
+from poolwarden.wire.postfix_log import LogParser, LogRecord, egress_ip_of, transport_of
+from poolwarden.wire.postfix_message import (
     ACTION,
     CLIENT,
     DELIVERY,
-    DELIVERY_LINE,
     EXPIRED,
-    HEADER,
-    HEX,
     MESSAGE_ID,
     NOTIFICATION,
-    OTHER,
     PICKUP,
     QUEUED,
-    QUEUED_LINE,
     REMOVED,
-    LogParser,
-    LogRecord,
-    egress_ip_of,
-    message_fields,
-    split_token,
-    transport_of,
 )
 
 # Idle seconds before an open message is dropped: Postfix's maximal_queue_lifetime (5 days) plus
 # one, since a log may hold nothing between a deferral and the expiry (lightmeter-18 does).
-DEFAULT_TTL = 6 * 86400.0
-DEFAULT_MAX_MESSAGES = 500_000
-# The C loop (wire/_postfix_fast.c, built by setup.py when a compiler is there) unless
-# POOLWARDEN_PURE_PYTHON=1; both give the same results, the C one ~6x faster.
-_feed_chunk: Callable[[Correlator, LogParser, bytes, list[Delivery]], int] | None
-try:
-    from poolwarden.wire._postfix_fast import feed_chunk as _feed_chunk
-except ImportError:  # no compiler at install time: the Python loop does it all
-    _feed_chunk = None
-if os.environ.get("POOLWARDEN_PURE_PYTHON"):
-    _feed_chunk = None
-NATIVE = _feed_chunk is not None
-_NEVER_QUEUED = frozenset({"reject", "milter-reject", "discard", "milter-discard"})
-UNKNOWN: tuple[str, dict[str, str]] = (OTHER, {})  # a queue-id message not understood
+DEFAULT_TTL: Final = 6 * 86400.0
+DEFAULT_MAX_MESSAGES: Final = 500_000
+# Where in its input a message began, as the caller counts (the ingest: file serial, byte
+# offset of the chunk, the parser's year and month there): set ``Correlator.mark`` before
+# feeding, and ``oldest_mark()`` tells where re-reading must start to rebuild what is open.
+Mark = tuple[int, int, int | None, int]
+_NEVER_QUEUED: Final = frozenset({"reject", "milter-reject", "discard", "milter-discard"})
 
 
 class MessageInfo(NamedTuple):
@@ -129,14 +111,9 @@ class Delivery(NamedTuple):
         return "pflog:" + hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
-if _feed_chunk is not None:
-    from poolwarden.wire._postfix_fast import use_types
-
-    use_types(Delivery, MessageInfo)  # the C loop builds these NamedTuples
-
-
 class _Message:
     __slots__ = (
+        "began",
         "client_ip",
         "client_name",
         "first_seen",
@@ -152,7 +129,8 @@ class _Message:
         "size",
     )
 
-    def __init__(self, now: float | None) -> None:
+    def __init__(self, now: float | None, began: Mark | None) -> None:
+        self.began = began
         self.first_seen = now
         self.last_seen = now
         self.client_name: str | None = None
@@ -208,29 +186,30 @@ class Correlator:
         self._routes: dict[str, tuple[str | None, str | None, str]] = {}  # program → route
         self._now: float | None = None
         self._next_sweep = float("-inf")
+        self.mark: Mark | None = None  # recorded on each message opened from now on
 
     @property
     def pending(self) -> int:
         """Messages open (seen, not yet removed or evicted)."""
         return len(self._messages)
 
+    def oldest_mark(self) -> Mark | None:
+        """``mark`` as it was when the oldest open message was opened (messages keep their
+        opening order)."""
+        for message in self._messages.values():
+            return message.began
+        return None
+
     def feed(self, record: LogRecord) -> list[Delivery]:
-        qid = record.queue_id
-        if qid is None:
-            return []
+        """The deliveries ``record`` completes (none for a line about no message)."""
         out: list[Delivery] = []
-        kind, fields = record.parsed()
-        self.on(kind, fields, record.host, qid, record.timestamp, record.program, out)
+        self.take(record, out)
         return out
 
-    def feed_chunk(self, parser: LogParser, data: bytes, out: list[Delivery], *,
-                   native: bool = NATIVE) -> int:
+    def feed_chunk(self, parser: LogParser, data: bytes, out: list[Delivery]) -> int:
         """``feed_lines`` over the complete lines of ``data`` (bytes as read from the log;
-        a tail without a newline is not a line and is ignored); returns how many lines.
-        Runs the C loop when it is built (``native``), else decodes and splits here."""
-        if native and _feed_chunk is not None:
-            return _feed_chunk(self, parser, data, out)
-        if data.isascii():
+        a tail without a newline is not a line and is ignored); returns how many lines."""
+        if data.isascii():  # ASCII decodes several times faster than UTF-8
             lines = data.decode("ascii").split("\n")
         else:
             lines = data.decode("utf-8", "replace").split("\n")
@@ -239,83 +218,20 @@ class Correlator:
         return len(lines)
 
     def feed_lines(self, parser: LogParser, lines: Iterable[str], out: list[Delivery]) -> None:
-        """``feed(parser.parse(line))`` for each line, appending the deliveries to ``out``:
-        the same results, but the common line (syslog stamp, short queue id, no severity)
-        goes from the header match straight to ``on``, with no ``LogRecord`` in between;
-        every other line takes ``parse`` and ``feed`` unchanged."""
-        header = HEADER.match
+        """``feed(parser.parse(line))`` for each line, appending the deliveries to ``out``."""
         parse = parser.parse
-        with_queue_id = message_fields
-        on = self.on
-        deliver = self._deliver
-        delivery_match = DELIVERY_LINE.match
-        queued_match = QUEUED_LINE.match
-        messages = self._messages
+        take = self.take
         for line in lines:
-            m = header(line)
-            if m is None:  # RFC 3339 stamps, other programs, malformed lines
-                record = parse(line)
-                if record is not None and record.queue_id is not None:
-                    kind, fields = record.parsed()
-                    on(kind, fields, record.host, record.queue_id, record.timestamp,
-                       record.program, out)
-                continue
-            stamp, host, program, pid, token, rest = m.groups()
-            # the time exactly as parse() gets it (same cache, same year/month tracking)
-            timestamp = parser.last_time if stamp == parser.last_stamp \
-                else parser.stamp_time(stamp)
-            if token is None:
-                continue  # no queue id (connect, TLS, NOQUEUE…): nothing to correlate
-            if len(token) >= 6 and not token.strip(HEX):
-                # the commonest lines, exactly as ``on`` takes them, without its dispatch
-                if timestamp is not None:
-                    self._now = timestamp
-                    if timestamp >= self._next_sweep:
-                        self._sweep(timestamp)
-                key = (host, token)
-                if rest == "removed":
-                    messages.pop(key, None)
-                    continue
-                if rest.startswith("to=<"):
-                    d = delivery_match(rest.rstrip("\r\n"))  # as message_fields reads it
-                    if d is not None:
-                        message = messages.get(key) or self._open(key)
-                        message.last_seen = self._now
-                        to, orig_to, relay, conn_use, delay, delays, _, dsn, status, reply = \
-                            d.groups()
-                        out.append(deliver(host, timestamp, program, token, message, to,
-                                           status, reply, dsn, relay, orig_to, delay, delays,
-                                           conn_use))
-                        continue
-                elif rest.startswith("message-id="):
-                    value = rest.rstrip("\r\n")[11:]
-                    if value.startswith("<") and value.endswith(">"):
-                        value = value[1:-1]
-                    message = messages.get(key) or self._open(key)
-                    message.last_seen = self._now
-                    if message.message_id is not None:  # a second message under this id
-                        message = self._start(key)
-                    message.message_id = value
-                    message.info = None
-                    continue
-                elif rest.startswith("from=<"):
-                    q = queued_match(rest.rstrip("\r\n"))
-                    if q is not None and q[4] is None:  # queued (an expiry takes ``on``)
-                        message = messages.get(key) or self._open(key)
-                        message.last_seen = self._now
-                        message.sender = q[1]
-                        message.size = _int(q[2])
-                        message.nrcpt = _int(q[3])
-                        message.info = None
-                        continue
-                kind, fields = with_queue_id(rest.rstrip("\r\n")) or UNKNOWN
-                on(kind, fields, host, token, timestamp, program, out)
-                continue
-            level, qid, rest = split_token(token, rest)
-            if qid is not None:
-                record = LogRecord(timestamp, host, program, pid, qid, level, rest)
-                kind, fields = record.parsed()
-                on(kind, fields, host, qid, timestamp, program, out)
+            record = parse(line)
+            if record is not None:
+                take(record, out)
+
+    def take(self, record: LogRecord, out: list[Delivery]) -> None:
+        """``feed``'s work, appending to ``out``: the one path every line takes."""
+        qid = record.queue_id
+        if qid is not None:
+            kind, fields = record.parsed()
+            self.on(kind, fields, record.host, qid, record.timestamp, record.program, out)
 
     def on(self, kind: str, fields: dict[str, str], host: str | None, qid: str,
            now: float | None, program: str, out: list[Delivery]) -> None:
@@ -377,7 +293,7 @@ class Correlator:
             messages.pop(key, None)
 
     def _open(self, key: tuple[str | None, str]) -> _Message:
-        message = _Message(self._now)
+        message = _Message(self._now, self.mark)
         self._messages[key] = message
         if len(self._messages) > self.max_messages:
             del self._messages[next(iter(self._messages))]

@@ -396,7 +396,7 @@ class Ingestd:
         assert src.pipeline is not None
         cur, prev, offset = src.cur, src.prev, src.offset
         here = (None, offset, *parser_state(src.pipeline.parser))
-        oldest = src.pipeline.correlator.oldest()
+        oldest = src.pipeline.correlator.oldest_mark()
         if oldest is None:
             return here
         serial, at, year, month = oldest

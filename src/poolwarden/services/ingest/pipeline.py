@@ -2,14 +2,13 @@
 one-off import share (``services.ingest.ingestd`` for the loop, checkpoints and the mapping
 rules in its docstring).
 
-``Pipeline`` feeds complete lines to ``LogParser`` and a ``TrackingCorrelator`` (a
-``Correlator`` that also remembers where each open message began, for the checkpoint's
-resume point); ``DeliveryMapper`` turns deliveries into ``Event``s (tenant, egress IP,
-provider, kind, reason) with the routing snapshot, the decision log rows of the batch
-(``lookup_decisions``: one query) and the bounce classifier; ``IngestMetrics`` counts.
-Both hot loops have C versions (``Correlator.feed_chunk``; ``_map_fast.map_rows`` for
-the deliveries the mapper's caches know) with the same results. Touches no file and no
-clock; the store only through ``lookup_decisions``.
+``Pipeline`` feeds complete lines to ``LogParser`` and a ``Correlator``, marking each
+chunk with its read position so the correlator can tell where the oldest open message
+began (the checkpoint's resume point); ``DeliveryMapper`` turns deliveries into
+``Event``s (tenant, egress IP, provider, kind, reason) with the routing snapshot, the
+decision log rows of the batch (``lookup_decisions``: one query) and the bounce
+classifier; ``IngestMetrics`` counts. Touches no file and no clock; the store only
+through ``lookup_decisions``.
 """
 
 from __future__ import annotations
@@ -17,13 +16,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from operator import itemgetter
-from typing import Any
 
 from poolwarden.adapters.event_rows import EventRow, event_of
 from poolwarden.adapters.tailer import Gap
@@ -37,15 +34,6 @@ from poolwarden.wire.postfix_correlate import Correlator, Delivery
 from poolwarden.wire.postfix_log import LogParser
 
 log = logging.getLogger("poolwarden.ingestd")
-
-_native_rows: Callable[[DeliveryMapper, list[Delivery], dict[str, list[DecisionRow]],
-                        list[EventRow], list[Delivery] | None], None] | None
-try:  # services/_map_fast.c, built by setup.py when a C compiler is there
-    from poolwarden.services.ingest._map_fast import map_rows as _native_rows
-except ImportError:
-    _native_rows = None
-if os.environ.get("POOLWARDEN_PURE_PYTHON"):
-    _native_rows = None
 
 MAX_QUEUE_AGE = 6 * 86400.0  # Postfix's maximal_queue_lifetime (5 d) plus a day
 DECISION_SKEW = 300.0  # a decision may be stamped this much after the delivery line
@@ -138,50 +126,24 @@ def parser_state(parser: LogParser) -> tuple[int | None, int]:
     return parser._year, parser._month
 
 
-class TrackingCorrelator(Correlator):
-    """A ``Correlator`` that remembers where each open message began, so a checkpoint can
-    say where re-reading must start: the file serial, the byte offset of the chunk that
-    holds the message's first line (a line boundary at or before it) and the log parser's
-    year and month before that chunk. Chunk granularity keeps the per-line cost at zero;
-    a restart re-reads at most one chunk more than needed."""
-
-    def __init__(self, parser: LogParser) -> None:
-        super().__init__()
-        self.parser = parser
-        self.position: tuple[int, int, int | None, int] = (0, 0, None, 0)  # the chunk's
-        self._began: dict[tuple[str | None, str], tuple[int, int, int | None, int]] = {}
-
-    def _open(self, key: tuple[str | None, str]) -> Any:
-        message = super()._open(key)
-        self._began[key] = self.position
-        if len(self._began) > 2 * len(self._messages) + 65_536:
-            self._began = {k: v for k, v in self._began.items() if k in self._messages}
-        return message
-
-    def oldest(self) -> tuple[int, int, int | None, int] | None:
-        """Where the oldest open message began (messages keep their opening order)."""
-        for key in self._messages:
-            return self._began.get(key)
-        return None
-
-
 class Pipeline:
     """Lines -> deliveries for one stream (a followed path, or one import)."""
 
     def __init__(self, parser: LogParser) -> None:
         self.parser = parser
-        self.correlator = TrackingCorrelator(parser)
+        self.correlator = Correlator()
         self.deliveries: list[Delivery] = []
 
     def set_parser(self, parser: LogParser) -> None:
         self.parser = parser
-        self.correlator.parser = parser
 
     def feed(self, serial: int, start: int, data: bytes, *, emit: bool) -> int:
         """Feed complete lines (``data`` ends with a newline) read at byte ``start`` of the
         file numbered ``serial``; returns how many lines."""
         corr = self.correlator
-        corr.position = (serial, start, *parser_state(self.parser))
+        # chunk granularity keeps the per-line cost at zero: a restart re-reads at most one
+        # chunk more than needed
+        corr.mark = (serial, start, *parser_state(self.parser))
         return corr.feed_chunk(self.parser, data, self.deliveries if emit else [])
 
     def take(self) -> list[Delivery]:
@@ -264,15 +226,9 @@ class DeliveryMapper:
         return [event_of(row) for row in self.rows(deliveries, decisions, sources)]
 
     def rows(self, deliveries: Iterable[Delivery], decisions: dict[str, list[DecisionRow]],
-             sources: list[Delivery] | None = None, *, native: bool = True
-             ) -> list[EventRow]:
-        """``events`` as row tuples (``adapters.event_rows``): the ingest's bulk path. The
-        C version (``_map_fast``, when built, unless ``native`` is false) maps what the
-        caches know and hands the rest to ``_row``: the same rows."""
+             sources: list[Delivery] | None = None) -> list[EventRow]:
+        """``events`` as row tuples (``adapters.event_rows``): the ingest's bulk path."""
         out: list[EventRow] = []
-        if native and _native_rows is not None:
-            _native_rows(self, list(deliveries), decisions, out, sources)
-            return out
         row_of = self._row
         if sources is None:
             for d in deliveries:

@@ -1,10 +1,12 @@
-"""``DeliveryMapper.rows`` in C (``services/_map_fast.c``) gives exactly the rows, sources
-and counts of the Python mapper: on generated logs with the decision log and without it,
-with unknown tenants, Postfix's own notifications, deferrals, bounces and expiries, batch
-after batch as the caches fill; and its ``key_of`` is ``Delivery.key``."""
+"""``DeliveryMapper.rows`` batch after batch, as its caches fill, gives exactly the rows,
+sources and counts a mapper with empty caches gives for each delivery on its own: on
+generated logs with the decision log and without it, with unknown tenants, Postfix's own
+notifications, deferrals, bounces and expiries; a reply classified once is mapped from the
+cache to the same row; and ``Delivery.key`` is the documented digest of its material."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -25,9 +27,6 @@ from poolwarden.wire.postfix_correlate import Delivery, MessageInfo
 from poolwarden.wire.postfix_log import LogParser
 from tests.services.ingest.loggen import config_toml, generate
 
-native = pytest.importorskip("poolwarden.services.ingest._map_fast",
-                             reason="the C mapper is not built (no C compiler at install)")
-
 
 def _deliveries(lines: list[str], size: int) -> list[list[Delivery]]:
     pipeline = Pipeline(LogParser(year=2026))
@@ -40,8 +39,7 @@ def _deliveries(lines: list[str], size: int) -> list[list[Delivery]]:
 
 
 @pytest.mark.parametrize("with_decisions", [True, False])
-def test_native_rows_equal_the_python_rows(tmp_path: Path, with_decisions: bool) -> None:
-    assert ingest_pipeline._native_rows is not None
+def test_warm_caches_give_the_rows_of_cold_ones(tmp_path: Path, with_decisions: bool) -> None:
     url = f"sqlite:///{tmp_path / 'pw.db'}"
     config = load_config_text(config_toml(url), file=str(tmp_path / "pw.toml"))
     store = open_store(url)
@@ -51,13 +49,15 @@ def test_native_rows_equal_the_python_rows(tmp_path: Path, with_decisions: bool)
             store.add_decisions(log.decisions)
         snapshot = Ingestd(config, store, [tmp_path / "none.log"]).mapper.snapshot
         slow_metrics, fast_metrics = IngestMetrics(), IngestMetrics()
-        slow, fast = DeliveryMapper(snapshot, slow_metrics), DeliveryMapper(snapshot, fast_metrics)
+        fast = DeliveryMapper(snapshot, fast_metrics)
         stored = 0
         for batch in _deliveries(log.lines, 700):
             decisions = lookup_decisions(store, batch)
             slow_sources: list[Delivery] = []
             fast_sources: list[Delivery] = []
-            expected = slow.rows(batch, decisions, slow_sources, native=False)
+            expected = [row for d in batch  # a fresh mapper, empty caches, for each delivery
+                        for row in DeliveryMapper(snapshot, slow_metrics).rows(
+                            [d], decisions, slow_sources)]
             got = fast.rows(batch, decisions, fast_sources)
             assert got == expected
             assert fast_sources == slow_sources
@@ -76,11 +76,12 @@ _text = st.one_of(st.none(), st.text(max_size=12))
        status=st.sampled_from(["sent", "deferred", "bounced", "expired", "x" * 70]),
        time=st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12),
        seq=st.integers(min_value=0, max_value=10**6))
-def test_key_of_is_the_delivery_key(host: str | None, qid: str, recipient: str, status: str,
-                                    time: float, seq: int) -> None:
+def test_the_key_is_the_digest_of_its_material(host: str | None, qid: str, recipient: str,
+                                               status: str, time: float, seq: int) -> None:
     d = Delivery(time, host, qid, recipient, status, status, None, None, None, None, None,
                  "smtp", MessageInfo(host, qid), seq=seq)
-    assert native.key_of(d) == d.key
+    material = "\x1f".join([str(host), qid, recipient, status, f"{time:.6f}", str(seq)])
+    assert d.key == "pflog:" + hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
 _words = st.sampled_from(["550", "5.1.1", "<a@b.c>:", "user", "unknown", "1234567890",
@@ -91,11 +92,9 @@ _words = st.sampled_from(["550", "5.1.1", "<a@b.c>:", "user", "unknown", "123456
 @settings(max_examples=200, deadline=None)
 @given(replies=st.lists(st.lists(_words, max_size=8).map(" ".join), min_size=1, max_size=6),
        relay=st.sampled_from(["mx.b.c[1.2.3.4]:25", "localhost[127.0.0.1]:25", "none"]))
-def test_the_c_mapper_reads_the_classifier_cache_as_python_fills_it(
-        replies: list[str], relay: str) -> None:
-    """The C path's cache key (DSN, site, reply shape) is the Python one: once Python
-    mapped a reply, the C path maps the same delivery from the cache alone, to the same
-    row (a non-ASCII reply is left to Python)."""
+def test_a_reply_classified_once_maps_from_the_cache(replies: list[str], relay: str) -> None:
+    """The classifier's cache key (DSN, site, reply shape): once a reply is mapped, the
+    same delivery maps from the caches alone, to the same row."""
     config = load_config_text(config_toml("sqlite://"), file="pw.toml")
     snapshot = Ingestd(config, open_store("sqlite://"), []).mapper.snapshot
     info = MessageInfo("mx1", "ABCDEF1", sender="news@acme.example", sasl_username="acme",
@@ -105,14 +104,17 @@ def test_the_c_mapper_reads_the_classifier_cache_as_python_fills_it(
                   for i, reply in enumerate(replies)
                   for status, dsn in (("deferred", "4.2.2"), ("bounced", "5.1.1"))]
     mapper = DeliveryMapper(snapshot, IngestMetrics())
-    expected = mapper.rows(deliveries, {}, native=False)  # fills every cache
-    calls: list[Delivery] = []
-    python_row = mapper._row
+    expected = mapper.rows(deliveries, {})  # fills every cache
+    assert expected == [row for d in deliveries  # the rows of empty caches
+                        for row in DeliveryMapper(snapshot, IngestMetrics()).rows([d], {})]
+    calls: list[str | None] = []
+    classify = ingest_pipeline.classify
 
-    def spy(d: Delivery, rows: object) -> object:
-        calls.append(d)
-        return python_row(d, rows)  # type: ignore[arg-type]
+    def spy(*args: object, **kwargs: object) -> object:
+        calls.append(str(args))
+        return classify(*args, **kwargs)  # type: ignore[arg-type]
 
-    mapper._row = spy  # type: ignore[method-assign]
-    assert mapper.rows(deliveries, {}) == expected
-    assert [d for d in calls if (d.reply or "").isascii()] == []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ingest_pipeline, "classify", spy)
+        assert mapper.rows(deliveries, {}) == expected
+    assert calls == []

@@ -18,7 +18,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench_ingest import config_text
+from bench_ingest_synthetic import config_text
 from bench_logparse import generate
 from poolwarden.adapters.sqlstore import SqlStore, open_store
 from poolwarden.config.load import load_config_text

@@ -280,7 +280,7 @@ def test_postfix_config_command_prints_both_pieces(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def lab_request_limit_1() -> Iterator[PostfixLab]:
-    """A lab where Postfix opens a new policy connection for every request (RELIABILITY A1:
+    """A lab where Postfix opens a new policy connection for every request (docs/testing.md A1:
     test request_limit 0 and 1); the same happens to one request whenever the connection
     changes mid-transaction (agent restart, max_ttl, differing RCPT/END-OF-MESSAGE blocks)."""
     reason = lab_unavailable()

@@ -1,4 +1,4 @@
-"""R1 (RELIABILITY.md): kill -9 the routing agent under live traffic, restart it 3 s later.
+"""R1 (docs/testing.md): kill -9 the routing agent under live traffic, restart it 3 s later.
 
 Real Postfix with ``check_policy_service { unix:private/poolwarden, timeout=2s,
 { default_action = 451 4.3.5 … } }`` (the generated configuration), CI-sized: 400 messages

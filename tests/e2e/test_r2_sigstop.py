@@ -1,4 +1,4 @@
-"""R2 (RELIABILITY.md): the routing agent hangs (SIGSTOP) for 10 s under traffic, then SIGCONT.
+"""R2 (docs/testing.md): the routing agent hangs (SIGSTOP) for 10 s under traffic, then SIGCONT.
 
 CI-sized: 300 messages for the 8 example tenants over 8 SMTP connections, Postfix configured
 by the generator (``timeout=2s``, try_limit 2, retry_delay 1 s).

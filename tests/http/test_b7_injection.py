@@ -1,7 +1,7 @@
 """B7: SQL, HTML, template and header injection in every string parameter of every
 route (path, query and JSON body, found from the route table): never a server error,
 never a reflected payload in an error, never an injected header, and the database
-intact afterwards (RELIABILITY B7, ASVS 1.2.4)."""
+intact afterwards (docs/testing.md B7, ASVS 1.2.4)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 ``poolwarden events import`` (which evaluates by default) writes one audit row per
 automatic move it makes, with the numbers and thresholds, like ``poolwarden evaluate``
-and ``serve`` (RELIABILITY S5); ``--no-evaluate`` moves nothing and audits nothing.
+and ``serve`` (docs/testing.md S5); ``--no-evaluate`` moves nothing and audits nothing.
 ``poolwarden evaluate`` also judges warm-up stages after the tier moves, as
 ``services.runtime``'s evaluate job does, and says what changed.
 """

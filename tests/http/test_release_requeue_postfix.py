@@ -1,4 +1,4 @@
-"""Why held mail is released with ``postsuper -H`` and not ``-r`` (RELIABILITY A1), on a real
+"""Why held mail is released with ``postsuper -H`` and not ``-r`` (docs/testing.md A1), on a real
 Postfix (``postfix_lab``).
 
 A suspended tenant's mail is held at RCPT and given its release route at END-OF-MESSAGE

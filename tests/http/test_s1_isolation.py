@@ -4,7 +4,7 @@ Every API route must declare an access rule (``access.RULES``); a route without
 one fails here. Then tenant A's token calls every route with tenant B's names (and
 a random UUID), and every list filter set to B: operator routes answer 403, B's
 objects answer 404 exactly like objects that do not exist, and no answer to A
-holds a single B row or aggregate. RELIABILITY S1, ASVS 8.2.2, 8.4.1.
+holds a single B row or aggregate. docs/testing.md S1, ASVS 8.2.2, 8.4.1.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Shared helpers for the reliability tests (RELIABILITY.md R3, R6, R7, R8, B6).
+"""Shared helpers for the reliability tests (docs/testing.md R3, R6, R7, R8, B6).
 
 Snapshots come from ``small_esp()``; servers are real ``PolicyServer``s on
 loopback sockets inside the test's own event loop (``asyncio.run``).

@@ -1,4 +1,4 @@
-"""B6 — policy protocol abuse (RELIABILITY.md B6; A1 input bounds, attr_scan_plain.c).
+"""B6 — policy protocol abuse (docs/testing.md B6; A1 input bounds, attr_scan_plain.c).
 
 Past Postfix's own bounds (8,192-byte values, 1,024 attributes) the server
 disconnects without a reply and logs a warning; well-framed but invalid

@@ -1,4 +1,4 @@
-"""R3 — can't decide → defer, never guess (RELIABILITY.md R3; A1 default_action, A3 fail-open).
+"""R3 — can't decide → defer, never guess (docs/testing.md R3; A1 default_action, A3 fail-open).
 
 Every bad state answers a 4xx naming the reason (Postfix keeps the mail queued
 at the client), never DUNNO / OK / a FILTER chosen without a route; once the

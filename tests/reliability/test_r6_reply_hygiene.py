@@ -1,4 +1,4 @@
-"""R6 — reply hygiene fuzz (RELIABILITY.md R6; A1 "malformed reply").
+"""R6 — reply hygiene fuzz (docs/testing.md R6; A1 "malformed reply").
 
 Hostile tenant names, domains, reasons and recipients (newlines, CR, NUL, lone
 surrogates, 10 kB strings, an embedded ``action=OK\\n\\n``) go through

@@ -1,4 +1,4 @@
-"""R7 — connection lifecycle and graceful stop (RELIABILITY.md R7; A1 protocol, max_idle,
+"""R7 — connection lifecycle and graceful stop (docs/testing.md R7; A1 protocol, max_idle,
 request_limit).
 
 Real ``PolicyServer`` on loopback (TCP and a unix socket), clients as Postfix

@@ -1,4 +1,4 @@
-"""R8 — atomic snapshot swap (RELIABILITY.md R8; A7).
+"""R8 — atomic snapshot swap (docs/testing.md R8; A7).
 
 While clients send continuously, the snapshot is swapped 200 times. Version v
 moves tenant ``shop`` between the shared-good pool (even v, tier good) and the

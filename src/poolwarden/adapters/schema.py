@@ -130,7 +130,7 @@ decisions = Table(
 # Where the follower of each configured log path stands: the file (fingerprint of
 # its first bytes, inode, device), the offset read up to and where re-reading must
 # start to rebuild open messages. Written in the same transaction as the events
-# read from those bytes (RELIABILITY A4, I1-I8); see ``ports.Checkpoint``.
+# read from those bytes (docs/testing.md A4, I1-I8); see ``ports.Checkpoint``.
 checkpoints = Table(
     "checkpoints",
     metadata,
@@ -150,7 +150,7 @@ checkpoints = Table(
 
 # Every feedback message received (bounce, complaint, auto-reply...), one row per
 # recipient it names, trusted or not: untrusted and rejected mail is kept and
-# counted (RELIABILITY B5) but never becomes an event.
+# counted (docs/testing.md B5) but never becomes an event.
 feedback = Table(
     "feedback",
     metadata,
@@ -243,7 +243,7 @@ warmup_counts = Table(
 )
 
 # API tokens: only a SHA-256 of each token and a short prefix are kept;
-# the token itself is shown once when created (RELIABILITY S4).
+# the token itself is shown once when created (docs/testing.md S4).
 api_tokens = Table(
     "api_tokens",
     metadata,
@@ -274,7 +274,7 @@ api_users = Table(
 )
 
 # The append-only audit log of every write through the API, CLI or dashboard: the
-# store offers insert and select only (RELIABILITY S5).
+# store offers insert and select only (docs/testing.md S5).
 audit_log = Table(
     "audit_log",
     metadata,

@@ -78,7 +78,7 @@ def ingest_log(
 
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-    from poolwarden.services.ingest.ingestd import import_logs
+    from poolwarden.services.ingest.log_import import import_logs
     from poolwarden.services.reputation.engine import Engine
     from poolwarden.services.reputation.reaction import ReactionService
 

@@ -200,7 +200,7 @@ def events_import(
 ) -> None:
     """Import delivery, complaint and trap events (JSON lines); all or nothing."""
     from poolwarden.services.access import audit
-    from poolwarden.services.ingest.importer import import_event_file
+    from poolwarden.services.ingest.event_import import import_event_file
     from poolwarden.services.queries import reports
 
     with engine_for(config) as (_, engine):

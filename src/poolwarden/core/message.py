@@ -1,7 +1,7 @@
 """One message, one route: the decision for a recipient inside a Postfix transaction.
 
 Postfix's FILTER and HOLD act on the whole message, and when several FILTER
-actions fire only the last one runs (RELIABILITY A1). So a message leaves
+actions fire only the last one runs (docs/testing.md A1). So a message leaves
 from the route its first accepted recipient got; a later recipient that
 needs another route is split off (``Verdict.split``: the agent answers
 DEFER_IF_PERMIT and the client sends it again in a transaction of its own).

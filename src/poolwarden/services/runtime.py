@@ -190,7 +190,7 @@ class Runtime:
                 for move in moves:
                     log.info("tier move %s: %s -> %s (%s)", move.tenant, move.before.value,
                              move.after.value, move.reason)
-                if moves:  # each automatic move also gets its audit row (RELIABILITY S5)
+                if moves:  # each automatic move also gets its audit row (docs/testing.md S5)
                     await self._in_store_thread(functools.partial(
                         audit.record_moves, self.store, moves, at=self.clock()))
                 notes = await self._in_store_thread(

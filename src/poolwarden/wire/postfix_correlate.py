@@ -23,9 +23,9 @@ repeat counter (0, or one more than the previous delivery of the same recipient 
 message if that one had the same status and timestamp: a line repeated within one second).
 It depends only on the line and its message, not on the read position or on state a restart
 loses, so re-reading the same lines gives the same keys, while one short queue id on two days
-or two hosts gives different keys (RELIABILITY I7 a, d, e). ``first_seen`` and ``attempt``
+or two hosts gives different keys (docs/testing.md I7 a, d, e). ``first_seen`` and ``attempt``
 are kept but deliberately left out of the key: after an eviction or a restart mid-message
-they would differ. The source offset RELIABILITY mentions is left out for the same reason
+they would differ. The source offset docs/testing.md I7 mentions is left out for the same reason
 (copytruncate and .gz re-reads move it). No I/O, no clock.
 """
 

@@ -1,5 +1,5 @@
 """Dashboard security, server side: tenant isolation from the route table, roles, CSRF,
-escaping, cookie flags, session end and login throttling (RELIABILITY S1, S2, S3, B7)."""
+escaping, cookie flags, session end and login throttling (docs/testing.md S1, S2, S3, B7)."""
 
 from __future__ import annotations
 

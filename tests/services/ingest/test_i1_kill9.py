@@ -7,7 +7,7 @@ is killed with SIGKILL at random moments (at least once while a line is half wri
 then started again. At the end the stored events equal the ground truth: each delivery,
 deferral and bounce exactly once, no line split in two.
 
-``POOLWARDEN_I1_SEEDS`` sets the number of seeds (10 by default; RELIABILITY asks 50
+``POOLWARDEN_I1_SEEDS`` sets the number of seeds (10 by default; docs/testing.md asks 50
 nightly) and ``POOLWARDEN_I1_MESSAGES`` the log length (about 8.5 lines per message).
 """
 

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import load_config_text
 from poolwarden.main import app
-from poolwarden.services.ingest.ingestd import Ingestd, import_logs
+from poolwarden.services.ingest.ingestd import Ingestd
+from poolwarden.services.ingest.log_import import import_logs
 from tests.services.ingest.conftest import read_events
 from tests.services.ingest.loggen import config_toml, default_start, generate, observed, stamp
 

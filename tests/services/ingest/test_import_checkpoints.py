@@ -18,7 +18,7 @@ import pytest
 from poolwarden.adapters.sqlstore import SqlStore, open_store
 from poolwarden.config.load import LoadedConfig, load_config_text
 from poolwarden.services.ingest import ingestd
-from poolwarden.services.ingest.ingestd import IMPORT_ID_BYTES, import_logs
+from poolwarden.services.ingest.log_import import IMPORT_ID_BYTES, import_logs
 from tests.services.ingest.conftest import read_events
 from tests.services.ingest.loggen import Log, config_toml, generate, observed
 

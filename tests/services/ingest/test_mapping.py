@@ -20,7 +20,8 @@ from poolwarden.config.load import load_config_text
 from poolwarden.core.events import Event
 from poolwarden.core.reputation import ALL_PROVIDERS, Scope
 from poolwarden.ports import DecisionRow
-from poolwarden.services.ingest.ingestd import Ingestd, import_logs
+from poolwarden.services.ingest.ingestd import Ingestd
+from poolwarden.services.ingest.log_import import import_logs
 from poolwarden.services.ingest.pipeline import pick_decision
 from poolwarden.services.reputation.engine import Engine
 from poolwarden.wire.postfix_correlate import Delivery, MessageInfo

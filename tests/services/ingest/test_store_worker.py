@@ -19,7 +19,8 @@ from poolwarden.config.load import load_config_text
 from poolwarden.core.counters import counter_deltas
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event
-from poolwarden.services.ingest.ingestd import Ingestd, import_logs
+from poolwarden.services.ingest.ingestd import Ingestd
+from poolwarden.services.ingest.log_import import import_logs
 from poolwarden.services.ingest.store_worker import StoreWorker, worker_url
 from poolwarden.wire.postfix_correlate import Delivery
 from tests.services.ingest.conftest import read_events

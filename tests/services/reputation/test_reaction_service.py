@@ -17,7 +17,7 @@ from poolwarden.core.policy import RouteRequest
 from poolwarden.core.shaping import RestrictionKind
 from poolwarden.main import app
 from poolwarden.ports import Store
-from poolwarden.services.ingest.ingestd import import_logs
+from poolwarden.services.ingest.log_import import import_logs
 from poolwarden.services.reputation.engine import Engine
 from poolwarden.services.reputation.reaction import ReactionService
 

@@ -2,7 +2,7 @@
 
 ``record`` is what every writer calls (actor, source, action, target, before/after
 as JSON objects); ``list_rows`` reads them back newest first. There is no update and
-no delete anywhere: the store offers neither (RELIABILITY S5, ASVS 16.4.2). Text
+no delete anywhere: the store offers neither (docs/testing.md S5, ASVS 16.4.2). Text
 is stored as given (cleaned of NULs and cut); every surface escapes it when it shows
 it, so a crafted actor or target cannot forge log lines (ASVS 16.4.1).
 """

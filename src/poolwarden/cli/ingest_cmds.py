@@ -79,7 +79,6 @@ def ingest_log(
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
     from poolwarden.services.ingest.log_import import import_logs
-    from poolwarden.services.reputation.engine import Engine
     from poolwarden.services.reputation.reaction import ReactionService
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
@@ -98,12 +97,15 @@ def ingest_log(
             now = time.time()
             # reaction rules see the replies too; what ended before now is not stored
             reactions = ReactionService(engine.config, engine.store)
+            # the engine is fed each batch's counter deltas, so evaluating needs no re-read
             result = import_logs(engine.config, engine.store, files, progress=advance,
                                  snapshot=engine.snapshot(now), pipelined=True,
-                                 store_process=True, on_batch=reactions.on_batch)
+                                 store_process=True, on_batch=reactions.on_batch,
+                                 on_added=lambda added: engine.feed(added.deltas))
             moves = []
-            if evaluate and result.metrics.events_stored:  # a fresh ledger: the new counters
-                moves = Engine(engine.config, engine.store, now=time.time()).evaluate(time.time())
+            if evaluate and result.metrics.events_stored:
+                engine.prune(time.time())
+                moves = engine.evaluate(time.time())
     except PoolwardenError as exc:
         fail(str(exc))
     m = result.metrics

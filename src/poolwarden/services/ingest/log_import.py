@@ -29,7 +29,7 @@ from poolwarden.adapters.tailer import (
 from poolwarden.config.load import LoadedConfig
 from poolwarden.core.errors import InputError
 from poolwarden.core.snapshot import Snapshot
-from poolwarden.ports import Checkpoint, Store
+from poolwarden.ports import AddResult, Checkpoint, Store
 from poolwarden.services.ingest.ingestd import BATCH_LINES, MAX_REPLAY_BYTES, Writer
 from poolwarden.services.ingest.pipeline import (
     BatchCallback,
@@ -113,7 +113,8 @@ def import_logs(config: LoadedConfig, store: Store, files: Sequence[Path], *,
                 snapshot: Snapshot | None = None, now: float | None = None,
                 pipelined: bool = False, on_batch: BatchCallback | None = None,
                 store_process: bool = False,
-                max_replay_bytes: int = MAX_REPLAY_BYTES) -> ImportLogsResult:
+                max_replay_bytes: int = MAX_REPLAY_BYTES,
+                on_added: Callable[[AddResult], None] | None = None) -> ImportLogsResult:
     """Import Postfix log archives (plain or gzip), oldest first (by modification time).
 
     One correlator runs over all of them, so a message spanning two archives keeps its
@@ -123,6 +124,8 @@ def import_logs(config: LoadedConfig, store: Store, files: Sequence[Path], *,
     stores each batch on a worker thread while the next is parsed (a file store only:
     not an in-memory SQLite database, whose one connection cannot be shared), and with
     ``store_process`` in a child process for a SQLite file (``services.ingest.store_worker``).
+    ``on_added`` is told every committed batch's result (its counter deltas: a long-lived
+    engine feeds on them instead of reading the store's counters again).
 
     **Per-content checkpoints.** Each batch is stored with a checkpoint of the content it
     came from (``import_source``: the first 64 KiB, decompressed), in the same transaction,
@@ -172,6 +175,8 @@ def import_logs(config: LoadedConfig, store: Store, files: Sequence[Path], *,
         metrics.events_stored += added.added
         metrics.duplicates += added.duplicates
         metrics.commits += 1
+        if on_added is not None:
+            on_added(added)
         if on_batch is not None and sources is not None:
             notify_batch(on_batch, added, sources, rows, metrics)
 

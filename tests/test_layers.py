@@ -1,6 +1,6 @@
 """The house rules that keep the package readable: imports go downward only, the surfaces
 (``cli``, ``http``, ``sim``) never import each other (``poolwarden.main`` wires them), and
-each long-running job has its own room under ``services/``."""
+each long-running job has its own room under ``services/``, and modules stay short."""
 
 from __future__ import annotations
 
@@ -74,3 +74,14 @@ def test_every_service_module_lives_in_a_room() -> None:
 
 def test_no_hand_written_c_beside_the_python() -> None:
     assert not list(PACKAGE.rglob("*.c")), "one implementation: compile the typed Python"
+
+
+# modules that are data tables (rules and catalogues as literals), allowed to be long
+DATA_TABLES = {"wire/bounce_rules.py", "wire/reply_catalogue.py"}
+MAX_LINES = 600
+
+
+def test_modules_stay_short() -> None:
+    long = {str(p.relative_to(PACKAGE)): n for p in _modules()
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert set(long) <= DATA_TABLES, f"split these (over {MAX_LINES} lines): {long}"

@@ -77,12 +77,18 @@ NON_DELIVERING = frozenset({"error", "discard"})
 # -- generator ------------------------------------------------------------------------
 
 
-def postfix_endpoint(listen: str) -> str:
+def postfix_endpoint(listen: str, queue_directory: str = DEFAULT_QUEUE_DIRECTORY) -> str:
     """A policyd listen address in Postfix's syntax: ``tcp:127.0.0.1:10040`` →
-    ``inet:127.0.0.1:10040``, ``tcp:[::1]:10040`` → ``inet:[::1]:10040``, ``unix:P`` as is.
+    ``inet:127.0.0.1:10040``, ``tcp:[::1]:10040`` → ``inet:[::1]:10040``, ``unix:P`` as is,
+    except that a socket under ``queue_directory`` is named relative to it
+    (``unix:private/poolwarden``): a chrooted smtpd sees only that directory.
     Raises ValueError for anything else."""
     kind, _, rest = listen.partition(":")
     if kind == "unix" and rest:
+        base = os.path.normpath(queue_directory)
+        path = os.path.normpath(rest)
+        if rest.startswith("/") and path.startswith(base + "/"):
+            return "unix:" + path[len(base) + 1:]
         return listen
     if kind in ("tcp", "inet"):
         host, _, port = rest.rpartition(":")

@@ -12,6 +12,7 @@ start of a request and then one byte a second, holds them for ``--hold`` seconds
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import selectors
@@ -73,10 +74,8 @@ def main() -> int:
             last_drip = time.time()
             for sock in loris:
                 if sock.fileno() >= 0:
-                    try:
+                    with contextlib.suppress(OSError):
                         sock.send(b"x")
-                    except OSError:
-                        pass
     with open(args.out, "w", encoding="utf-8") as out:
         json.dump({"opened": opened, "closed": closed,
                    "open_at_end": len(selector.get_map())}, out)

@@ -267,12 +267,15 @@ def test_postfix_config_command_prints_both_pieces(tmp_path: Path) -> None:
     shutil.copy(EXAMPLE, config)
     result = CliRunner().invoke(app, ["postfix", "config", "--config", str(config)])
     assert result.exit_code == 0, result.output
-    assert "check_policy_service { inet:127.0.0.1:10040, timeout=2s," in result.output
+    # the unix socket by default: only root and the postfix group can connect to it
+    assert "check_policy_service { unix:private/poolwarden, timeout=2s," in result.output
+    # the example finds tenants by sender domain: the login restrictions come with it
+    assert "smtpd_sender_restrictions = reject_sender_login_mismatch" in result.output
     assert "pw-127-0-0-24 unix - - n - - smtp" in result.output
     result = CliRunner().invoke(app, ["postfix", "config", "--config", str(config), "--part",
-                                      "main", "--policy", "unix:private/poolwarden"])
+                                      "main", "--policy", "inet:127.0.0.1:10040"])
     assert result.exit_code == 0, result.output
-    assert "unix:private/poolwarden" in result.output and "pw-127-0-0-24 unix" not in result.output
+    assert "inet:127.0.0.1:10040" in result.output and "pw-127-0-0-24 unix" not in result.output
 
 
 # -- one message's requests over several policy connections (request_limit = 1) ---------

@@ -49,7 +49,8 @@ def login_map(inventory: Inventory) -> str | None:
 
     A regexp table (inline since Postfix 3.7): an ``inline:`` table would match
     ``@shop.example`` but not ``a@news.shop.example``, which the agent routes as shop."""
-    rules = [f"{{/@(.+\\.)?{re.escape(domain)}$/ {','.join(logins)}}}"
+    # ``$$``: main.cf expands ``$name``; ``$$`` is one literal ``$`` (the regexp's anchor)
+    rules = [f"{{/@(.+\\.)?{re.escape(domain)}$$/ {','.join(logins)}}}"
              for domain, logins in owners(inventory)]
     if not rules:
         return None

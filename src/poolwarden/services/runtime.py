@@ -84,6 +84,7 @@ class Runtime:
                                ingest=lambda: getattr(self.ingest.ingestd, "metrics", None),
                                ingest_lag=self.ingest_lag,
                                connections=lambda: self.server,
+                               missing_logs=lambda: self.ingest.missing,
                                warmup=lambda: warmup_store_of(self.store).warmup_states())
 
     async def _in_store_thread(self, fn: Callable[[], T]) -> T:
@@ -223,7 +224,21 @@ class Runtime:
 
     # -- lifecycle ----------------------------------------------------------------
 
+    def describe_paths(self) -> str:
+        """Every path serve uses, resolved (relative ones against the config's folder)."""
+        config = self.config
+        parts = [f"configuration {config.path.absolute()}", f"store {config.store_url}",
+                 "policy " + ", ".join(
+                     f"{w.kind}:{w.path}" if w.kind == "unix" else f"tcp:{w.host}:{w.port}"
+                     for w in self.listens)]
+        if self.ingest.paths:
+            parts.append("following " + ", ".join(
+                f"{p}{'' if p.exists() else ' (missing)'}" for p in self.ingest.paths)
+                + f" (relative paths from {config.path.absolute().parent})")
+        return "; ".join(parts)
+
     async def start(self) -> None:
+        log.info("serving with %s", self.describe_paths())
         try:
             await self.rebuild("start")
         except PoolwardenError as exc:  # serve anyway: every request defers until a snapshot

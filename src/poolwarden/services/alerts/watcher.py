@@ -15,7 +15,9 @@ that explains it):
   (no snapshot, internal error), from its error counters;
 * ``policy_connections``: the policy server reached a connection limit and shed
   (or refused) connections since the last check: someone holds connections that
-  are not Postfix's, or Postfix has more smtpd processes than the limits allow.
+  are not Postfix's, or Postfix has more smtpd processes than the limits allow;
+* ``ingest_missing_log``: a followed log file that does not exist (``serve
+  --wait-for-log``).
 
 Deduplicated: a condition has a key; a standing condition (a lag, a bad
 neighbour) alerts once, then again only after ``renotify_interval`` or once it
@@ -139,6 +141,7 @@ class Alerter:
                  ingest: Callable[[], IngestCounts | None] = _none,
                  ingest_lag: IngestLag | None = None,
                  connections: Callable[[], ConnectionCounts | None] = _none,
+                 missing_logs: Callable[[], Sequence[Any]] = list,
                  engine: Callable[[LoadedConfig, float], Any] | None = None,
                  warmup: Callable[[], Sequence[Any]] | None = None) -> None:
         self.config = config
@@ -149,6 +152,7 @@ class Alerter:
         self.agent = agent
         self.ingest = ingest
         self.connections = connections
+        self.missing_logs = missing_logs
         self._shed_seen: int | None = None
         self.ingest_lag = ingest_lag or IngestLag()
         self._engine = engine
@@ -190,7 +194,7 @@ class Alerter:
             ("tier moves", lambda _: self._moves()), ("reaction rules", self._reactions),
             ("bad neighbours", self._neighbours), ("warm-up", self._warmup_stalls),
             ("ingestion", self._ingest), ("routing agent", self._agent),
-            ("policy connections", self._connections))
+            ("policy connections", self._connections), ("followed logs", self._missing))
         for name, detector in detectors:
             try:  # one failing source (a store error) must not silence the others
                 alerts += detector(now)
@@ -398,6 +402,18 @@ class Alerter:
             link=self._link(), at=now, standing=True,
             numbers={"deferred": total - seen, "deferred_total": total, "causes": causes,
                      "standing": True})]
+
+    def _missing(self, now: float) -> list[Alert]:
+        missing = [str(p) for p in self.missing_logs()]
+        if not missing:
+            return []
+        return [Alert(
+            key="ingest_missing_log", kind="ingest_missing_log",
+            subject=f"{len(missing)} followed log(s) do not exist",
+            text=("poolwarden serve waits for " + ", ".join(missing) + ": nothing is "
+                  "ingested from them, so reputation runs on no data from them."),
+            link=self._link(), at=now, standing=True,
+            numbers={"missing": missing, "standing": True})]
 
     def _connections(self, now: float) -> list[Alert]:
         server = self.connections()

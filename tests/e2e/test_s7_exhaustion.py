@@ -28,6 +28,7 @@ import pytest
 
 from tests.e2e.support import EXAMPLE
 from tests.support.postfix_lab import PostfixLab, lab_unavailable, running_lab
+from tests.support.real_parts import missing
 
 pytestmark = pytest.mark.postfix
 
@@ -42,7 +43,7 @@ MESSAGES = 120
 def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PostfixLab]:
     reason = lab_unavailable()
     if reason is not None:
-        pytest.skip(reason)
+        missing(reason)
     config = tmp_path / "poolwarden.toml"
     config.write_text(EXAMPLE.read_text(encoding="utf-8") + f"""
 [policyd]

@@ -22,6 +22,7 @@ import pytest
 
 from tests.e2e.support import EXAMPLE
 from tests.support.postfix_lab import PostfixLab, lab_unavailable, running_lab
+from tests.support.real_parts import missing
 
 pytestmark = pytest.mark.postfix
 
@@ -33,7 +34,7 @@ OTHER = "bob@smallbiz.example"  # not a major provider: dedicated IPs for both p
 def lab() -> Iterator[PostfixLab]:
     reason = lab_unavailable()
     if reason is not None:
-        pytest.skip(reason)
+        missing(reason)
     with running_lab(EXAMPLE, sender_login=True) as running:
         yield running
 

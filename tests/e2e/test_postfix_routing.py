@@ -163,8 +163,11 @@ def test_postfix_check_accepts_the_lab_and_reports_mismatches(lab: PostfixLab,
     ok = lab.poolwarden("postfix", "check", "--postfix-config", str(lab.etc),
                         "--policy", "unix:private/poolwarden", "--config", str(lab.config),
                         check=False)
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert ok.stdout.startswith("ok:")
+    # this lab injects unauthenticated mail in the tenants' domains (sender_login off), so
+    # the only mismatches are the sender login ones (test_s8_sender_login.py has them on)
+    mismatches = [line for line in ok.stdout.splitlines() if line.startswith("mismatch:")]
+    assert len(mismatches) == 3, ok.stdout + ok.stderr
+    assert all("tenant_lookup has sender_domain" in line for line in mismatches), mismatches
 
     broken = tmp_path / "etc"
     shutil.copytree(lab.etc, broken)

@@ -838,7 +838,8 @@ smtp_connect_timeout = 5s
         """The ``poolwarden serve`` command (the same one at every restart)."""
         return [sys.executable, "-c", "from poolwarden.main import app; app()", "serve",
                 "--config", str(self.config), "--policy", self.policy_listen,
-                "--log-level", self.log_level]
+                # the agent starts before Postfix, whose log a test may have it follow
+                "--wait-for-log", "--log-level", self.log_level]
 
     def script_sink(self, rules: Sequence[dict[str, str]]) -> None:
         """Make the sink answer RCPT by source address and recipient domain from now on

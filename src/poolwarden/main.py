@@ -70,6 +70,10 @@ def serve(
     lmtp: Annotated[str | None, typer.Option(
         "--lmtp", help="Run the feedback LMTP listener on tcp:HOST:PORT (loopback) or "
         "unix:PATH [default: feedback.lmtp_listen when ingest.lmtp is true].")] = None,
+    wait_for_log: Annotated[bool, typer.Option(
+        "--wait-for-log", help="Start even when a followed log does not exist yet: wait for "
+        "it, warning once a minute and raising an alert [default: refuse to start].")]
+    = False,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
     http: Annotated[str, typer.Option(
         "--http", help="Serve the API, the dashboard and /metrics on HOST:PORT.")]
@@ -85,7 +89,7 @@ def serve(
 
     from poolwarden.adapters.listeners import Listen
     from poolwarden.services.feedback.lmtpd import parse_listen
-    from poolwarden.services.ingest.jobs import IngestOptions
+    from poolwarden.services.ingest.jobs import IngestOptions, missing_logs
     from poolwarden.services.runtime import Runtime
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
@@ -98,8 +102,15 @@ def serve(
         fail(str(exc))
     if log_level.upper() != "DEBUG":  # aiosmtpd logs every LMTP command at INFO
         logging.getLogger("mail.log").setLevel(logging.WARNING)
-    ingest = IngestOptions(logs=tuple(map(str, follow)) if follow else None, lmtp_listen=lmtp)
+    ingest = IngestOptions(logs=tuple(map(str, follow)) if follow else None, lmtp_listen=lmtp,
+                           wait_for_log=wait_for_log)
     runtime = Runtime(config_path(config), listens=listens or None, ingest=ingest)
+    missing = missing_logs(runtime.ingest.paths)
+    if missing and not wait_for_log:
+        base = runtime.config.path.absolute().parent
+        fail("followed log " + ", ".join(map(str, missing)) + " does not exist (relative "
+             f"paths are resolved against {base}); fix the path, or start with "
+             "--wait-for-log to wait for it")
     if no_http:
         asyncio.run(runtime.run())
         return

@@ -21,10 +21,11 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from poolwarden.http.app import create_app
 from poolwarden.services.queries.context import NodeContext
 from tests.http.web.support import context, seed
+from tests.support.real_parts import REASON_PREFIX, missing
 
 # Debian's Chromium, never a browser build downloaded by ``playwright install``
 CHROMIUM = Path(os.environ.get("POOLWARDEN_CHROMIUM", "/usr/bin/chromium"))
-NO_CHROMIUM = (f"browser tests need Debian's chromium at {CHROMIUM} "
+NO_CHROMIUM = (f"{REASON_PREFIX}browser tests need Debian's chromium at {CHROMIUM} "
                "(scripts/setup.sh installs it)")
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
@@ -110,7 +111,7 @@ class Attacker:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.skip(NO_CHROMIUM)
+        missing(NO_CHROMIUM[len(REASON_PREFIX):])
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

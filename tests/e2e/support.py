@@ -18,6 +18,7 @@ from tests.support.postfix_lab import (
     new_message_id,
     running_lab,
 )
+from tests.support.real_parts import missing
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "poolwarden.toml"
 GOOD = frozenset({"127.0.0.11", "127.0.0.12"})  # shared-good
@@ -32,7 +33,7 @@ def start_lab() -> Iterator[PostfixLab]:
     """The body of each test module's ``lab`` fixture: one lab per module."""
     reason = lab_unavailable()
     if reason is not None:
-        pytest.skip(reason)
+        missing(reason)
     with running_lab(EXAMPLE) as running:
         yield running
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.postfix_lab import PostfixLab, SendResult, lab_unavailable, running_lab
+from tests.support.real_parts import missing
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "poolwarden.toml"
 MESSAGES = 300
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.postfix
 def lab() -> Iterator[PostfixLab]:
     reason = lab_unavailable()
     if reason is not None:
-        pytest.skip(reason)
+        missing(reason)
     with running_lab(EXAMPLE) as running:
         yield running
 

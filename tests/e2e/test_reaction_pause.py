@@ -23,6 +23,7 @@ from poolwarden.config.load import load_config
 from poolwarden.core.reaction import Activation
 from tests.e2e.support import EXAMPLE, NEW, postfix
 from tests.support.postfix_lab import LabError, PostfixLab, lab_unavailable, running_lab
+from tests.support.real_parts import missing
 
 DEDICATED = "127.0.0.21"
 SENDER = "orders@bigretail.example"
@@ -47,7 +48,7 @@ ramp_step = "5s"
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostfixLab]:
     reason = lab_unavailable()
     if reason is not None:
-        pytest.skip(reason)
+        missing(reason)
     here = tmp_path_factory.mktemp("reaction")
     (here / "rules.toml").write_text(RULES)
     config = here / "poolwarden.toml"

@@ -34,6 +34,7 @@ from poolwarden.wire import verp
 from tests.e2e.support import EXAMPLE, GOOD, NEW, postfix
 from tests.services.feedback.support import dsn
 from tests.support.postfix_lab import Job, PostfixLab, lab_unavailable, new_message_id
+from tests.support.real_parts import missing
 
 TENANT, SENDER, SASL = "northwind-news", "news@northwind.example", "northwind"
 SECRET = "closed-loop-verp-secret-0123456789"
@@ -76,7 +77,7 @@ local_reporting_mtas = ["mta.lab.test"]
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostfixLab]:
     reason = lab_unavailable()
     if reason is not None:
-        pytest.skip(reason)
+        missing(reason)
     config = tmp_path_factory.mktemp("closed-loop") / "poolwarden.toml"
     config.write_text(config_text())
     # Postfix's bounces to the VERP domain go to the feedback listener of serve

@@ -27,6 +27,7 @@ import pytest
 
 from tests.e2e.support import EXAMPLE, NEW, postfix
 from tests.support.postfix_lab import PostfixLab, lab_unavailable, running_lab
+from tests.support.real_parts import missing
 
 WARM = "127.0.0.23"
 SCHEDULE = ('name = "e2e"\nsource = "test: a tiny cap"\n[caps]\ngoogle = [3, 6]\n'
@@ -54,7 +55,7 @@ def warmup_config(tmp: Path) -> Path:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostfixLab]:
     reason = lab_unavailable()
     if reason is not None:
-        pytest.skip(reason)
+        missing(reason)
     with running_lab(warmup_config(tmp_path_factory.mktemp("warmup"))) as running:
         yield running
 

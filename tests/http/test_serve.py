@@ -125,3 +125,35 @@ def test_a_taken_port_fails_with_a_clear_message(config_file: Path) -> None:
                    "--http", f"127.0.0.1:{port}")
     assert done.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_a_follow_path_that_does_not_exist_is_refused_naming_where_it_was_looked_for(
+        config_file: Path) -> None:
+    done = cli(config_file, "serve", "--policy", f"tcp:127.0.0.1:{free_port()}", "--no-http",
+               "--follow", "logs/mail.log")
+    assert done.returncode == 2, done.stderr
+    expected = config_file.parent / "logs" / "mail.log"
+    assert f"followed log {expected} does not exist" in done.stderr
+    assert f"resolved against {config_file.parent}" in done.stderr
+    assert "--wait-for-log" in done.stderr
+
+
+def test_wait_for_log_starts_warns_and_picks_the_file_up_once_it_exists(
+        config_file: Path) -> None:
+    log_file = config_file.parent / "mail.log"
+    proc = subprocess.Popen([*POOLWARDEN, "serve", "-c", str(config_file), "--policy",
+                             f"tcp:127.0.0.1:{free_port()}", "--no-http", "--follow",
+                             "mail.log", "--wait-for-log"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4)
+        log_file.write_text("")
+        time.sleep(2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    # the start names every path it resolved
+    assert f"configuration {config_file}" in err and f"following {log_file} (missing)" in err
+    assert f"waiting for followed log(s) that do not exist: {log_file}" in err
+    assert f"followed log {log_file} exists now" in err

@@ -457,26 +457,24 @@ def test_unix_socket_is_mode_0660_for_the_postfix_group():
         asyncio.run(scenario())
 
 
-def test_max_connections_bounds_open_connections():
+def test_max_connections_bounds_open_connections_by_shedding_the_least_active():
     agent = agent_for(snapshot())
 
     async def scenario() -> None:
         async with serving(agent, max_connections=5) as server:
             held = [await Client.tcp(server) for _ in range(5)]
             try:
-                for client in held:
+                for client in held:  # held[0] asked first: the least recently active
                     assert await client.ask(GOOD) == GOOD_ACTION
                 extra = await Client.tcp(server)
-                try:
-                    data, _ = await extra.read_to_eof(timeout=3)
-                    assert data == b"" and server.refused == 1
-                finally:
-                    await extra.close()
-                await held.pop().close()
-                await asyncio.sleep(0.05)
-                again = await Client.tcp(server)
-                held.append(again)
-                assert await again.ask(GOOD) == GOOD_ACTION
+                held.append(extra)
+                assert await extra.ask(GOOD) == GOOD_ACTION  # the newcomer is served
+                data, _ = await held[0].read_to_eof(timeout=3)
+                assert data == b"" and server.refused == 1
+                assert server.shed == {"peer_limit": 1}
+                assert server.connection_count == 5
+                for client in held[1:]:  # the others were left alone
+                    assert await client.ask(GOOD) == GOOD_ACTION
             finally:
                 for client in held:
                     await client.close()

@@ -586,7 +586,8 @@ class PostfixLab:
     def __init__(self, config: Path, *, policy: str = "unix",
                  sink_domains: Iterable[str] = SINK_DOMAINS,
                  extra_main_cf: str = "", keep: bool | None = None,
-                 log_level: str = "INFO", sink_tls: bool = False) -> None:
+                 log_level: str = "INFO", sink_tls: bool = False,
+                 sender_login: bool = False) -> None:
         if policy not in ("unix", "tcp"):
             raise ValueError("policy is unix or tcp")
         self.source_config = Path(config)
@@ -594,6 +595,9 @@ class PostfixLab:
         self.sink_domains = tuple(sink_domains)
         self.extra_main_cf = extra_main_cf
         self.sink_tls = sink_tls  # the sink offers STARTTLS (a self-signed certificate)
+        # the generator's sender login restrictions (tenant_lookup): off by default, as most
+        # tests inject unauthenticated mail in the tenants' domains like their relays would
+        self.sender_login = sender_login
         self.keep = bool(os.environ.get("POOLWARDEN_LAB_KEEP")) if keep is None else keep
         self.log_level = log_level
         self.dir = Path(tempfile.mkdtemp(prefix="pw-postfix-lab-", dir="/tmp"))
@@ -766,7 +770,11 @@ smtp_connect_timeout = 5s
         overridden = set(re.findall(r"(?m)^\s*([a-z0-9_]+)\s*=", self.extra_main_cf))
         lab = "".join(line for line in lab.splitlines(keepends=True)
                       if line.partition("=")[0].strip() not in overridden)
-        return (lab + "\n" + main_cf(inventory, policy_endpoint=self.policy_endpoint)
+        lookup = load_config(self.config).settings.routing.tenant_lookup
+        if self.sender_login:  # XCLIENT LOGIN= and the mismatch check both need SASL on
+            lab += "smtpd_sasl_auth_enable = yes\n"
+        return (lab + "\n" + main_cf(inventory, policy_endpoint=self.policy_endpoint,
+                                     tenant_lookup=lookup if self.sender_login else ())
                 + self.extra_main_cf)
 
     def master_cf_text(self) -> str:
@@ -830,7 +838,8 @@ smtp_connect_timeout = 5s
         """The ``poolwarden serve`` command (the same one at every restart)."""
         return [sys.executable, "-c", "from poolwarden.main import app; app()", "serve",
                 "--config", str(self.config), "--policy", self.policy_listen,
-                "--log-level", self.log_level]
+                # the agent starts before Postfix, whose log a test may have it follow
+                "--wait-for-log", "--log-level", self.log_level]
 
     def script_sink(self, rules: Sequence[dict[str, str]]) -> None:
         """Make the sink answer RCPT by source address and recipient domain from now on

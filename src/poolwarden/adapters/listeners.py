@@ -18,6 +18,10 @@ from pathlib import Path
 
 log = logging.getLogger("poolwarden.listen")
 
+# asyncio accepts up to `backlog` connections per loop turn and the kernel queues as many:
+# its default of 100 lets a burst of connections fill the queue before Postfix's get in
+BACKLOG = 1024
+
 
 @dataclass(frozen=True, slots=True)
 class Listen:
@@ -52,12 +56,12 @@ async def open_listeners(listens: list[Listen], factory: Callable[[], asyncio.Ba
             path = Path(where.path)
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-            server = await loop.create_unix_server(factory, path=str(path))
+            server = await loop.create_unix_server(factory, path=str(path), backlog=BACKLOG)
             secure_socket(path, socket_mode, socket_group)
             addresses.append(f"unix:{path}")
         else:
             server = await loop.create_server(factory, host=where.host, port=where.port,
-                                              reuse_address=True)
+                                              reuse_address=True, backlog=BACKLOG)
             sock = server.sockets[0].getsockname()
             addresses.append(f"tcp:{sock[0]}:{sock[1]}")
         servers.append(server)

@@ -39,6 +39,9 @@ What the generator emits, and why (see ``shared/postfix-recipe.md``):
     ``{ default_action = 451 4.3.5 … }`` in its own braces (pitfall P3): when the agent is
     down or hung, mail stays at the client with a 4xx, never ``DUNNO``.
   - ``enable_long_queue_ids = yes``: short ids repeat, long ids do not (event keys).
+  - with ``sender_domain`` or ``client_address`` in ``tenant_lookup``:
+    ``smtpd_sender_login_maps`` and ``reject_sender_login_mismatch``, so no client can
+    claim a tenant through its MAIL FROM domain (``postfix_identity``).
 """
 
 from __future__ import annotations
@@ -46,9 +49,14 @@ from __future__ import annotations
 import ipaddress
 import os.path
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from poolwarden.adapters.postfix_identity import (
+    check_sender_login,
+    needs_sender_login,
+    sender_login_lines,
+)
 from poolwarden.core.inventory import canonical_ip
 from poolwarden.core.model import Inventory, Tier
 from poolwarden.core.transports import transport_name
@@ -77,12 +85,18 @@ NON_DELIVERING = frozenset({"error", "discard"})
 # -- generator ------------------------------------------------------------------------
 
 
-def postfix_endpoint(listen: str) -> str:
+def postfix_endpoint(listen: str, queue_directory: str = DEFAULT_QUEUE_DIRECTORY) -> str:
     """A policyd listen address in Postfix's syntax: ``tcp:127.0.0.1:10040`` →
-    ``inet:127.0.0.1:10040``, ``tcp:[::1]:10040`` → ``inet:[::1]:10040``, ``unix:P`` as is.
+    ``inet:127.0.0.1:10040``, ``tcp:[::1]:10040`` → ``inet:[::1]:10040``, ``unix:P`` as is,
+    except that a socket under ``queue_directory`` is named relative to it
+    (``unix:private/poolwarden``): a chrooted smtpd sees only that directory.
     Raises ValueError for anything else."""
     kind, _, rest = listen.partition(":")
     if kind == "unix" and rest:
+        base = os.path.normpath(queue_directory)
+        path = os.path.normpath(rest)
+        if rest.startswith("/") and path.startswith(base + "/"):
+            return "unix:" + path[len(base) + 1:]
         return listen
     if kind in ("tcp", "inet"):
         host, _, port = rest.rpartition(":")
@@ -115,11 +129,13 @@ def default_bounce_ip(inventory: Inventory) -> str | None:
 
 def main_cf(inventory: Inventory, *, policy_endpoint: str, timeout: str = DEFAULT_TIMEOUT,
             default_action: str = DEFAULT_ACTION, bounce_ip: str | None = "auto",
-            no_route: str = NO_ROUTE) -> str:
+            no_route: str = NO_ROUTE, tenant_lookup: Iterable[str] = ()) -> str:
     """The main.cf settings poolwarden needs, as text to paste into (or append to) main.cf.
 
     ``bounce_ip``: the egress IP for Postfix's own bounces; ``"auto"`` picks
-    ``default_bounce_ip``; None leaves bounces unrouted (they wait in the deferred queue)."""
+    ``default_bounce_ip``; None leaves bounces unrouted (they wait in the deferred queue).
+    ``tenant_lookup``: with ``sender_domain`` or ``client_address`` in it, the sender
+    login restrictions of ``postfix_identity`` are emitted too."""
     if not re.fullmatch(r"4\d\d 4\.\d{1,3}\.\d{1,3}( .*)?", default_action):
         raise ValueError(f"default_action {default_action!r} is not a 4xx reply with a 4.x.x "
                          "status: mail would be rejected or sent unrouted when the agent fails")
@@ -161,6 +177,8 @@ def main_cf(inventory: Inventory, *, policy_endpoint: str, timeout: str = DEFAUL
         "smtpd_end_of_data_restrictions =",
         f"    {block}",
     ]
+    if needs_sender_login(tenant_lookup):
+        lines += sender_login_lines(inventory)
     return "\n".join(lines) + "\n"
 
 
@@ -363,10 +381,13 @@ def _yes(value: str) -> bool:
 
 
 def check(inventory: Inventory, postconf_n: str, master_cf_text: str,
-          policy_endpoint: str | None = None) -> list[str]:
+          policy_endpoint: str | None = None, tenant_lookup: Iterable[str] = (),
+          idle_timeout: float | None = None) -> list[str]:
     """Every way a Postfix configuration (``postconf -n`` output and master.cf text) fails to
     route the inventory safely; empty when it is right. ``policy_endpoint`` None accepts any
-    ``check_policy_service``; given (Postfix or policyd syntax), it must be that one."""
+    ``check_policy_service``; given (Postfix or policyd syntax), it must be that one.
+    ``tenant_lookup`` adds the sender login checks (``postfix_identity``); ``idle_timeout``
+    (the agent's) must be above ``smtpd_policy_service_max_idle``."""
     conf = {**POSTFIX_DEFAULTS, **parse_postconf(postconf_n)}
     services = parse_master_cf(master_cf_text)
     problems: list[str] = []
@@ -379,6 +400,18 @@ def check(inventory: Inventory, postconf_n: str, master_cf_text: str,
         problems.append(f"enable_long_queue_ids = {conf['enable_long_queue_ids']}: short "
                         "queue ids repeat; set it to yes")
     problems += _check_policy(conf, policy_endpoint)
+    recipient_list = split_tokens(conf.get("smtpd_recipient_restrictions", ""))
+    if "check_policy_service" in recipient_list:  # only what runs before the agent counts
+        recipient_list = recipient_list[:recipient_list.index("check_policy_service")]
+    problems += check_sender_login(inventory, conf, tenant_lookup, {
+        "smtpd_sender_restrictions": split_tokens(conf.get("smtpd_sender_restrictions", "")),
+        "smtpd_recipient_restrictions": recipient_list})
+    max_idle = seconds(conf.get("smtpd_policy_service_max_idle", "300s"))
+    if idle_timeout is not None and max_idle is not None and max_idle >= idle_timeout:
+        problems.append(
+            f"smtpd_policy_service_max_idle = {conf['smtpd_policy_service_max_idle']} is not "
+            f"below policyd.idle_timeout ({idle_timeout:g} s): the agent would close "
+            "connections Postfix still counts on")
     problems += _check_unrouted(conf, services)
     problems += _check_transports(inventory, services)
     return problems

@@ -85,6 +85,10 @@ def validate(file: Annotated[Path, typer.Argument(help="Configuration file to ch
     out.print(f"[green]ok[/] {render.escape(str(file))}: {len(inv.tenants)} tenants, "
               f"{len(inv.ips)} IPs, {len(inv.pools)} pools, {len(inv.providers)} providers, "
               f"{len(config.reaction_rules)} reaction rules")
+    from poolwarden.adapters.postfix_identity import claimable
+
+    for warning in claimable(inv, config.settings.routing.tenant_lookup):
+        out.print(f"[yellow]warning:[/] {render.escape(warning)}")
 
 
 @config_app.command("defaults")

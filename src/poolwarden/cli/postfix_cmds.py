@@ -63,8 +63,9 @@ def _tool(name: str, directory: Path | None, *args: str, stdin: str | None = Non
 def postfix_config(
     config: ConfigOption = None,
     policy: Annotated[str | None, typer.Option(
-        "--policy", help="Policy endpoint in Postfix's syntax (inet:127.0.0.1:10040 or "
-        "unix:private/poolwarden) [default: the first policyd.listen entry].",
+        "--policy", help="Policy endpoint in Postfix's syntax (unix:private/poolwarden or "
+        "inet:127.0.0.1:10040) [default: the first policyd.listen entry, by default the unix "
+        "socket].",
         show_default=False)] = None,
     part: Annotated[str, typer.Option(help="Which piece: main, master or both.")] = "both",
     bounce_ip: Annotated[str | None, typer.Option(
@@ -80,7 +81,8 @@ def postfix_config(
     try:
         endpoint = postfix_endpoint(policy or loaded.settings.policyd.listen[0])
         main_text = main_cf(loaded.inventory, policy_endpoint=endpoint,
-                            bounce_ip=bounce_ip or "auto")
+                            bounce_ip=bounce_ip or "auto",
+                            tenant_lookup=loaded.settings.routing.tenant_lookup)
     except ValueError as exc:
         fail(str(exc))
     if part in ("main", "both"):
@@ -112,7 +114,9 @@ def postfix_check(
         master_text = (master_dir / "master.cf").read_text(encoding="utf-8")
     except OSError as exc:
         fail(f"cannot read {master_dir / 'master.cf'}: {exc}")
-    problems = check(loaded.inventory, postconf_n, master_text, policy)
+    problems = check(loaded.inventory, postconf_n, master_text, policy,
+                     tenant_lookup=loaded.settings.routing.tenant_lookup,
+                     idle_timeout=loaded.settings.policyd.idle_timeout)
     where = str(master_dir)
     if not problems:
         out.print(f"ok: Postfix in {where} routes all {len(loaded.inventory.ips)} egress IPs "

@@ -78,18 +78,32 @@ class PolicydSettings(Section):
     """The routing agent (policyd) that Postfix asks, per recipient, for the egress IP."""
 
     listen: tuple[str, ...] = Field(
-        ("tcp:127.0.0.1:10040",), min_length=1, description="Where policyd listens: "
-        "tcp:HOST:PORT (loopback unless allow_remote) or unix:PATH (mode 0660, group postfix). "
+        ("unix:/var/spool/postfix/private/poolwarden",), min_length=1, description="Where "
+        "policyd listens: unix:PATH (mode 0660, group postfix; the default, under Postfix's "
+        "queue directory, which Postfix names unix:private/poolwarden) or tcp:HOST:PORT "
+        "(loopback unless allow_remote; any local process can connect to it, while the unix "
+        "socket admits only root and the postfix group). "
         "The --policy option of poolwarden serve replaces this list.")
     node: str | None = Field(
         None, description="Name of this routing node in the decision log. Unset: the host name.")
     request_timeout: float = Field(
         10.0, gt=0, le=300, description="Seconds a started request may take to arrive whole "
-        "before the connection is closed (slowloris bound). Idle connections between requests "
-        "are never closed by poolwarden.")
+        "before the connection is closed (slowloris bound).")
+    idle_timeout: float = Field(
+        330.0, gt=0, le=86400, description="Seconds a connection may stay idle between "
+        "requests before poolwarden closes it. Keep it above Postfix's "
+        "smtpd_policy_service_max_idle (300 s by default; poolwarden postfix check compares "
+        "them), so Postfix closes its own idle connections first and only a client that is "
+        "not Postfix meets this limit.")
     max_connections: int = Field(
-        1000, ge=1, le=100_000, description="Open policy connections at most; more are refused "
-        "(Postfix's default_process_limit is 100 smtpd processes per node).")
+        1000, ge=1, le=100_000, description="Open policy connections at most (Postfix's "
+        "default_process_limit is 100 smtpd processes per node, one connection each). A new "
+        "connection over it sheds the least recently active one (those that never sent a "
+        "request first), so a flood of idle connections cannot lock Postfix out.")
+    max_connections_per_peer: int = Field(
+        250, ge=1, le=100_000, description="Open policy connections at most from one peer "
+        "(a TCP client address, or a unix-socket client's user id); over it the peer's least "
+        "recently active connection is shed. Above Postfix's default_process_limit.")
     allow_remote: bool = Field(
         False, description="Accept TCP policy clients from non-loopback addresses.")
     reload_interval: float = Field(

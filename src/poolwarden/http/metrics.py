@@ -31,6 +31,7 @@ from poolwarden.services.queries.context import NodeContext
 from poolwarden.services.queries.metrics import (
     AgentCounts,
     AlertCounts,
+    ConnectionCounts,
     EventCounter,
     IngestCounts,
     LatencyHistogram,
@@ -113,8 +114,13 @@ def sources_for(ctx: NodeContext, held: HeldCache) -> MetricSources:
         return held.counts
 
     lag = getattr(runtime, "ingest_lag", None)
+    def connections() -> ConnectionCounts | None:
+        server: ConnectionCounts | None = getattr(runtime, "server", None)
+        return server
+
     sources = MetricSources(clock=ctx.clock, snapshot=snapshot, agent=agent, latency=latency,
-                            ingest=ingest, events=events, held=held_counts, alerts=alerts)
+                            ingest=ingest, events=events, held=held_counts, alerts=alerts,
+                            connections=connections)
     if lag is not None:
         sources.ingest_lag = lag  # shared with the alerter: one notion of "behind since"
     return sources

@@ -21,6 +21,7 @@ import contextlib
 import functools
 import gc
 import logging
+import resource
 import signal
 import socket
 import time
@@ -64,6 +65,8 @@ class Runtime:
         self.agent = PolicyAgent(lambda: self.snapshot, clock)
         self.server = PolicyServer(self.agent, request_timeout=settings.request_timeout,
                                    max_connections=settings.max_connections,
+                                   max_connections_per_peer=settings.max_connections_per_peer,
+                                   idle_timeout=settings.idle_timeout,
                                    allow_remote=settings.allow_remote)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._marker = -1
@@ -81,6 +84,8 @@ class Runtime:
         self.alerter = Alerter(lambda: self.config, self.store,
                                clock=clock, agent=lambda: self.agent.stats,
                                ingest=self.ingest.metrics, ingest_lag=self.ingest_lag,
+                               connections=lambda: self.server,
+                               missing_logs=lambda: self.ingest.missing,
                                engine=lambda _config, _now: self.engine,
                                warmup=self.store.warmup_states)
 
@@ -236,12 +241,27 @@ class Runtime:
 
     # -- lifecycle ----------------------------------------------------------------
 
+    def describe_paths(self) -> str:
+        """Every path serve uses, resolved (relative ones against the config's folder)."""
+        config = self.config
+        parts = [f"configuration {config.path.absolute()}", f"store {config.store_url}",
+                 "policy " + ", ".join(
+                     f"{w.kind}:{w.path}" if w.kind == "unix" else f"tcp:{w.host}:{w.port}"
+                     for w in self.listens)]
+        if self.ingest.paths:
+            parts.append("following " + ", ".join(
+                f"{p}{'' if p.exists() else ' (missing)'}" for p in self.ingest.paths)
+                + f" (relative paths from {config.path.absolute().parent})")
+        return "; ".join(parts)
+
     async def start(self) -> None:
+        log.info("serving with %s", self.describe_paths())
         try:
             await self.rebuild("start")
         except PoolwardenError as exc:  # serve anyway: every request defers until a snapshot
             log.error("no snapshot at start, deferring all mail: %s", exc)
         await self.load_counts()
+        raise_fd_limit(self.config.settings.policyd.max_connections)
         await self.server.start(self.listens)
         await self.ingest.start()
         self._tasks = [asyncio.create_task(job()) for job in
@@ -280,3 +300,26 @@ class Runtime:
         self._executor.shutdown(wait=True)
         self.store.close()
         log.info("stopped")
+
+
+# descriptors besides policy connections: store, logs followed, HTTP, LMTP, Postfix tools
+FD_MARGIN = 512
+
+
+def raise_fd_limit(max_connections: int) -> None:
+    """Lift the soft descriptor limit to what ``max_connections`` needs (up to the hard
+    limit). Past the soft limit accept() fails with EMFILE and asyncio stops accepting
+    for a second: every Postfix connection in that second would get 451."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + FD_MARGIN
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit to %d: %s", wanted, exc)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning("open-file limit %d is below policyd.max_connections + %d = %d: accept() "
+                    "may fail before the connection limits apply; raise it (ulimit -n, "
+                    "LimitNOFILE=)", soft, FD_MARGIN, wanted)

@@ -536,3 +536,30 @@ def test_a_failing_source_does_not_silence_the_others(tmp_path: Path,
     assert [p["body"]["kind"] for p in receiver.posts] == ["suspension"]
     assert alerter.stats.errors == 1
     opened.close()
+
+
+def test_policy_connection_limit_reached_alerts_once_per_new_shedding(
+        tmp_path: Path, receiver: Receiver) -> None:
+    from types import SimpleNamespace
+
+    config = write_config(tmp_path, f"""webhook_urls = ["{receiver.url}"]""")
+    store = open_store(config.store_url)
+    server = SimpleNamespace(shed={"not_loopback": 4}, idle_closed=0, max_connections=1000,
+                             connection_count=12)
+    alerter = make_alerter(config, store, connections=lambda: server)
+
+    async def run() -> None:
+        await alerter.poll()  # refusals of non-loopback peers are no limit: no alert
+        server.shed["peer_limit"] = 1500
+        server.connection_count = 1000
+        await alerter.poll()
+        await alerter.poll()  # nothing shed since: quiet
+        await alerter.aclose()
+
+    asyncio.run(run())
+    bodies = [p["body"] for p in receiver.posts]
+    assert [b["kind"] for b in bodies] == ["policy_connections"]
+    assert bodies[0]["numbers"]["shed"] == 1500
+    assert bodies[0]["numbers"]["by_reason"] == {"peer_limit": 1500}
+    assert "1000 open, limit 1000" in bodies[0]["text"]
+    store.close()

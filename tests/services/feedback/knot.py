@@ -21,7 +21,8 @@ from pathlib import Path
 import dns.message
 import dns.query
 import dns.rdatatype
-import pytest
+
+from tests.support.real_parts import missing
 
 KNOTD = shutil.which("knotd", path="/usr/sbin:/usr/bin:/sbin:/bin")
 OPENSSL = shutil.which("openssl")
@@ -43,7 +44,7 @@ class DkimKey:
 
 def make_key(selector: str, domain: str, workdir: Path, bits: int = 2048) -> DkimKey:
     if OPENSSL is None:
-        pytest.skip("openssl is not installed")
+        missing("openssl is not installed")
     pem = workdir / f"{selector}.{domain}.pem"
     subprocess.run([OPENSSL, "genrsa", "-out", str(pem), str(bits)], check=True,
                    capture_output=True)
@@ -104,7 +105,7 @@ class KnotServer:
 
     def _start(self, records: list[str]) -> None:
         if KNOTD is None:
-            pytest.skip("knotd is not installed (scripts/setup.sh installs knot)")
+            missing("knotd is not installed (scripts/setup.sh installs knot)")
         run = self.dir / "run"
         (run / "db").mkdir(parents=True, exist_ok=True)
         self._write_zone(records)

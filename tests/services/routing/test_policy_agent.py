@@ -75,10 +75,12 @@ def test_off_platform_is_rejected_and_unknown_deferred():
     assert unknown.startswith("451 4.3.5") and "nobody.example" in unknown
 
 
-def test_other_protocol_states_are_dunno_and_bad_requests_defer():
+def test_states_without_a_recipient_defer_and_bad_requests_defer():
     a = agent()
     data = PolicyRequest({"request": "smtpd_access_policy", "protocol_state": "DATA"})
-    assert a.answer(data) == "DUNNO"
+    assert a.answer(data).startswith("451 4.3.5")
+    vrfy = PolicyRequest({"request": "smtpd_access_policy", "protocol_state": "VRFY"})
+    assert a.answer(vrfy) == "DUNNO"
     assert a.answer(PolicyRequest({"protocol_state": "RCPT"})).startswith("451 4.3.5")
     assert a.answer(PolicyRequest({}, problem="NUL byte")).startswith("451 4.3.5")
 

@@ -13,7 +13,12 @@ that explains it):
 * ``ingest_lag`` / ``ingest_gap``: the log ingester behind by bytes or seconds, or
   bytes of the log known to be lost (``IngestMetrics``);
 * ``agent_defer``: the routing agent deferring mail because it could not decide
-  (no snapshot, internal error), from its error counters.
+  (no snapshot, internal error), from its error counters;
+* ``policy_connections``: the policy server reached a connection limit and shed
+  (or refused) connections since the last check: someone holds connections that
+  are not Postfix's, or Postfix has more smtpd processes than the limits allow;
+* ``ingest_missing_log``: a followed log file that does not exist (``serve
+  --wait-for-log``).
 
 Deduplicated: a condition has a key; a standing condition (a lag, a bad
 neighbour) alerts once, then again only after ``renotify_interval`` or once it
@@ -54,6 +59,7 @@ from poolwarden.services.alerts.channels import (
 )
 from poolwarden.services.queries.metrics import (
     AgentCounts,
+    ConnectionCounts,
     IngestCounts,
     IngestLag,
     lack_of_decision,
@@ -140,6 +146,8 @@ class Alerter:
                  agent: Callable[[], AgentCounts | None] = _none,
                  ingest: Callable[[], IngestCounts | None] = _none,
                  ingest_lag: IngestLag | None = None,
+                 connections: Callable[[], ConnectionCounts | None] = _none,
+                 missing_logs: Callable[[], Sequence[Any]] = list,
                  engine: Callable[[LoadedConfig, float], NeighbourRanker] | None = None,
                  warmup: Callable[[], Sequence[Any]] | None = None) -> None:
         self.config = config
@@ -149,6 +157,9 @@ class Alerter:
         self.clock = clock
         self.agent = agent
         self.ingest = ingest
+        self.connections = connections
+        self.missing_logs = missing_logs
+        self._shed_seen: int | None = None
         self.ingest_lag = ingest_lag or IngestLag()
         self._engine = engine
         self._warmup = warmup  # the warm-up states (``core.warmup.WarmupState``), if any
@@ -188,7 +199,8 @@ class Alerter:
         detectors: tuple[tuple[str, Callable[[float], list[Alert]]], ...] = (
             ("tier moves", lambda _: self._moves()), ("reaction rules", self._reactions),
             ("bad neighbours", self._neighbours), ("warm-up", self._warmup_stalls),
-            ("ingestion", self._ingest), ("routing agent", self._agent))
+            ("ingestion", self._ingest), ("routing agent", self._agent),
+            ("policy connections", self._connections), ("followed logs", self._missing))
         for name, detector in detectors:
             try:  # one failing source (a store error) must not silence the others
                 alerts += detector(now)
@@ -385,6 +397,44 @@ class Alerter:
                   f"far: " + ", ".join(f"{c} ({n})" for c, n in sorted(causes.items())) + "."),
             link=self._link(), at=now, standing=True,
             numbers={"deferred": total - seen, "deferred_total": total, "causes": causes,
+                     "standing": True})]
+
+    def _missing(self, now: float) -> list[Alert]:
+        missing = [str(p) for p in self.missing_logs()]
+        if not missing:
+            return []
+        return [Alert(
+            key="ingest_missing_log", kind="ingest_missing_log",
+            subject=f"{len(missing)} followed log(s) do not exist",
+            text=("poolwarden serve waits for " + ", ".join(missing) + ": nothing is "
+                  "ingested from them, so reputation runs on no data from them."),
+            link=self._link(), at=now, standing=True,
+            numbers={"missing": missing, "standing": True})]
+
+    def _connections(self, now: float) -> list[Alert]:
+        server = self.connections()
+        if server is None:
+            return []
+        shed = dict(server.shed)
+        limits = {r: n for r, n in shed.items() if r in ("peer_limit", "connection_limit")}
+        total = sum(limits.values())
+        seen, self._shed_seen = self._shed_seen, total
+        if total <= (seen or 0):
+            return []
+        fresh, open_now = total - (seen or 0), server.connection_count
+        return [Alert(
+            key="policy_connections", kind="policy_connections",
+            subject=f"routing agent at its connection limit: {fresh} connection(s) shed",
+            text=(f"The policy server reached a connection limit and closed {fresh} "
+                  f"connection(s) since the last check to admit new ones ({open_now} open, "
+                  f"limit {server.max_connections}); by reason: "
+                  + ", ".join(f"{r} ({n})" for r, n in sorted(limits.items())) + ". Postfix "
+                  "keeps being served, but some local process may be holding connections "
+                  "that are not Postfix's, or Postfix runs more smtpd processes than "
+                  "policyd.max_connections_per_peer."),
+            link=self._link(), at=now, standing=True,
+            numbers={"shed": fresh, "shed_total": total, "by_reason": limits,
+                     "open": open_now, "limit": server.max_connections,
                      "standing": True})]
 
     # -- delivery -----------------------------------------------------------------

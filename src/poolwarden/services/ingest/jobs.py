@@ -118,12 +118,20 @@ class IngestOptions:
 
     logs: tuple[str, ...] | None = None
     lmtp_listen: str | None = None  # given: the listener runs there, whatever ``lmtp`` says
+    # a followed log that does not exist yet is waited for (warned about, alerted on)
+    # instead of refused at start
+    wait_for_log: bool = False
 
 
 def log_paths(config: LoadedConfig, logs: Sequence[str]) -> list[Path]:
     """The followed files, relative ones against the configuration file's directory."""
     base = config.path.absolute().parent
     return [p if p.is_absolute() else base / p for p in map(Path, logs)]
+
+
+def missing_logs(paths: Sequence[Path]) -> list[Path]:
+    """The followed files that do not exist (a typo follows nothing, silently)."""
+    return [p for p in paths if not p.exists()]
 
 
 class IngestJobs:
@@ -140,6 +148,8 @@ class IngestJobs:
                                else settings.logs)
         self.lmtp_listen = options.lmtp_listen or (config.settings.feedback.lmtp_listen
                                                    if settings.lmtp else None)
+        self.wait_for_log = options.wait_for_log
+        self.missing: list[Path] = []  # followed files not there yet (read by the alerter)
         self.poll_interval = settings.poll_interval
         self.retry_interval = settings.retry_interval
         self.batch_lines = BATCH_LINES  # lines per transaction in a catch-up
@@ -180,6 +190,8 @@ class IngestJobs:
             # (bench/bench_serve_ingest.py measures both)
             sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
             self._tasks.append(asyncio.create_task(self._follow(), name="ingest-follow"))
+            self._tasks.append(asyncio.create_task(self._watch_missing(),
+                                                   name="ingest-missing"))
         if self.lmtp_listen is not None:
             self._tasks.append(asyncio.create_task(self._listen(self.lmtp_listen),
                                                    name="ingest-lmtp"))
@@ -258,6 +270,23 @@ class IngestJobs:
                 await self._pause()
             finally:
                 await asyncio.to_thread(store.close)
+
+    async def _watch_missing(self) -> None:
+        """Warn (once a minute) while a followed file is missing; say when it appears."""
+        warned_at = float("-inf")
+        while not self._stop.is_set():
+            missing = missing_logs(self.paths)
+            for path in set(self.missing) - set(missing):
+                log.info("followed log %s exists now", path)
+            self.missing = missing
+            now = time.monotonic()
+            if missing and now - warned_at >= 60:
+                warned_at = now
+                log.warning("waiting for followed log(s) that do not exist: %s; no outcome "
+                            "is ingested from them, reputation runs without their data",
+                            ", ".join(map(str, missing)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.poll_interval)
 
     # -- the feedback listener -----------------------------------------------------------
 

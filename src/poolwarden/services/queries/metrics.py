@@ -117,6 +117,17 @@ class AgentCounts(Protocol):
     bad_requests: int
 
 
+class ConnectionCounts(Protocol):
+    """What the policy server counts about its connections (``policyd.PolicyServer``)."""
+
+    shed: dict[str, int]
+    idle_closed: int
+    max_connections: int
+
+    @property
+    def connection_count(self) -> int: ...
+
+
 class IngestCounts(Protocol):
     """What the log ingester counts (``ingest_pipeline.IngestMetrics``)."""
 
@@ -167,6 +178,7 @@ class MetricSources:
     snapshot: Callable[[], Snapshot | None] = _none
     agent: Callable[[], AgentCounts | None] = _none
     latency: Callable[[], LatencyHistogram | None] = _none
+    connections: Callable[[], ConnectionCounts | None] = _none
     ingest: Callable[[], IngestCounts | None] = _none
     ingest_lag: IngestLag = field(default_factory=IngestLag)
     events: Callable[[], EventCounter | None] = _none
@@ -219,6 +231,7 @@ class NodeCollector(Collector):
             yield CounterMetricFamily(
                 "poolwarden_agent_bad_requests", "Malformed policy requests.",
                 value=stats.bad_requests)
+        yield from self._connections()
         latency = self.sources.latency()
         if latency is not None:
             buckets, total, _count = latency.read()
@@ -226,6 +239,25 @@ class NodeCollector(Collector):
                 "poolwarden_decision_latency_seconds", "Time the agent took to answer one "
                 "policy request, from parsed request to action text.", buckets=buckets,
                 sum_value=total)
+
+    def _connections(self) -> Iterator[Metric]:
+        server = self.sources.connections()
+        if server is None:
+            return
+        shed = CounterMetricFamily(
+            "poolwarden_policy_connections_refused", "Policy connections refused or shed, by "
+            "reason: peer_limit and connection_limit (the least recently active connection "
+            "closed to admit a new one), not_loopback, stopping.", labels=["reason"])
+        for reason, n in sorted(dict(server.shed).items()):
+            shed.add_metric([reason], n)
+        yield shed
+        yield CounterMetricFamily(
+            "poolwarden_policy_connections_idle_closed", "Policy connections closed after "
+            "policyd.idle_timeout without a request.", value=server.idle_closed)
+        yield GaugeMetricFamily("poolwarden_policy_connections_open", "Open policy "
+                                "connections.", value=server.connection_count)
+        yield GaugeMetricFamily("poolwarden_policy_connections_limit", "policyd."
+                                "max_connections.", value=server.max_connections)
 
     def _snapshot(self) -> Iterator[Metric]:
         snapshot = self.sources.snapshot()

@@ -47,6 +47,13 @@ MAX_TRANSACTIONS = 100_000
 TRANSACTION_TTL = 3600.0
 MAX_LOG = 200_000
 DAY = 86400
+# States where DUNNO routes nothing and lets nothing through unrouted: VRFY and ETRN carry
+# no message (Postfix runs the recipient restrictions for VRFY; ETRN only flushes mail
+# already queued, with the route it has). END-OF-MESSAGE is answered above: the route
+# was set at RCPT and Postfix keeps FILTER in the queue file.
+HARMLESS_STATES = frozenset({"VRFY", "ETRN"})
+POSTFIX_STATES = frozenset({"CONNECT", "EHLO", "HELO", "MAIL", "RCPT", "DATA",
+                            "END-OF-MESSAGE", "VRFY", "ETRN"})
 
 
 class LoggedDecision(NamedTuple):
@@ -118,7 +125,16 @@ class PolicyAgent:
             return self._recipient(request)
         if state == "END-OF-MESSAGE":
             return self._end_of_message(request)
-        return "DUNNO"
+        if state in HARMLESS_STATES:
+            return "DUNNO"
+        # CONNECT, HELO, EHLO, MAIL, DATA, none or an unknown state: the check sits under a
+        # restriction list where no recipient is known, so nothing can be routed; DUNNO
+        # there would let the message go on without a route (sent from the default
+        # transport under a hand-written main.cf). Defer, so the misplacement shows.
+        self.stats.bad_requests += 1
+        # named only when it is one of Postfix's: peer text would grow the cause table
+        shown = state if state in POSTFIX_STATES else ("none" if not state else "unknown")
+        return self._fail(f"policy check asked at protocol state {shown}, not RCPT")
 
     # -- RCPT -----------------------------------------------------------------
 

@@ -356,3 +356,78 @@ def test_snapshotless_agent_keeps_connections_too():
                 await client.close()
 
     asyncio.run(scenario())
+
+
+MAX_IDLE = 0.3  # smtpd_policy_service_max_idle, scaled down (Postfix: 300 s)
+MAX_TTL = 1.0  # smtpd_policy_service_max_ttl, scaled down (Postfix: 1000 s)
+CHURN_CLIENTS = 100
+CHURN_FOR = 4.0  # seconds of churn
+
+
+async def postfix_like_client(server: PolicyServer, c: int, until: float,
+                              tally: dict[str, int]) -> None:
+    """One smtpd's policy client: a persistent connection carrying transactions, closed
+    by the client after ``MAX_IDLE`` without a request or after ``MAX_TTL`` of age (at a
+    transaction boundary, as Postfix does), then reopened for the next message."""
+    loop = asyncio.get_running_loop()
+    t = 0
+    while loop.time() < until:
+        client = await Client.tcp(server)
+        opened = loop.time()
+        tally["connections"] += 1
+        try:
+            while loop.time() < until:
+                instance = f"c{c}.t{t}"
+                t += 1
+                sender = TENANT_SENDERS[(c + t) % 2]  # bank (dedicated) or shop (pool)
+                action = await client.ask(rcpt_attrs(f"u{c}.{t}@gmail.com", sender=sender,
+                                                     instance=instance))
+                want = ({"FILTER pw-127-0-0-21:"} if sender == "s@bank.example"
+                        else {"FILTER pw-127-0-0-13:", "FILTER pw-127-0-0-14:"})
+                assert action in want, (sender, action)
+                assert await client.ask(eom_attrs(instance)) == "DUNNO"
+                tally["answered"] += 2
+                if loop.time() - opened >= MAX_TTL:
+                    tally["ttl_closes"] += 1
+                    break
+                # a quiet smtpd (even clients) sometimes pauses past max_idle, and Postfix
+                # then closes; a busy one (odd) keeps its connection until max_ttl
+                pause = ((0.0, 0.02, 0.05, MAX_IDLE + 0.05)[t % 4] if c % 2 == 0
+                         else (0.0, 0.02, 0.05)[t % 3])
+                if pause > MAX_IDLE:
+                    tally["idle_closes"] += 1
+                    await asyncio.sleep(pause)
+                    break
+                await asyncio.sleep(pause)
+            # the server must not have closed it first: nothing, no EOF, is pending
+            assert not client.reader.at_eof(), "the agent closed a healthy connection"
+        finally:
+            await client.close()
+
+
+def test_reconnect_churn_at_max_idle_and_max_ttl_across_100_connections(caplog):
+    """100 connections open and close as Postfix's max_idle and max_ttl make them: every
+    request is answered with its route, the agent never closes one first, refuses none
+    (100 from one peer is under the per-peer cap), logs no error, leaks no connection or
+    transaction state, and its idle timeout (above max_idle) never fires on them."""
+    agent = agent_for(snapshot())
+    tally = {"connections": 0, "answered": 0, "ttl_closes": 0, "idle_closes": 0}
+
+    async def scenario() -> None:
+        async with serving(agent, idle_timeout=MAX_IDLE * 3) as server:
+            until = asyncio.get_running_loop().time() + CHURN_FOR
+            await asyncio.wait_for(asyncio.gather(
+                *(postfix_like_client(server, c, until, tally)
+                  for c in range(CHURN_CLIENTS))), CHURN_FOR + 30)
+            await drained(server)
+            assert server.connection_count == 0  # every closed connection was released
+            assert server.refused == 0
+            assert server.peak_per_peer >= CHURN_CLIENTS // 2  # they really overlapped
+
+    asyncio.run(scenario())
+    # every client went through several lifetimes, by both of Postfix's limits
+    assert tally["connections"] >= 3 * CHURN_CLIENTS, tally
+    assert tally["ttl_closes"] >= CHURN_CLIENTS and tally["idle_closes"] >= CHURN_CLIENTS, tally
+    assert not open_transactions(agent)  # every END-OF-MESSAGE ended its transaction
+    assert sum(agent.stats.by_action.values()) == tally["answered"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -25,7 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "testing": {"core"},
     "main": {"core", "wire", "ports", "config", "adapters", "services", "cli", "http", "sim"},
 }
-ROOMS = {"routing", "ingest", "reputation", "feedback", "alerts", "access", "queries"}
+ROOMS = {"routing", "ingest", "reputation", "feedback", "alerts", "access", "queries",
+         "monitors"}
 
 
 def _layer(module: str) -> str:

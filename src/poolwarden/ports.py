@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from poolwarden.core.blocklists import Listing, Outcome
 from poolwarden.core.events import Event
 from poolwarden.core.model import TenantStanding
 from poolwarden.core.reaction import Activation
@@ -252,6 +253,58 @@ class WarmupStore(Protocol):
     def warmup_counts(self, day: int) -> dict[tuple[str, str, str], int]:
         """Every node's routed recipients of ``day`` per (scope, id, provider)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """One DNS lookup's result: the outcome, the record values as text, their TTL."""
+
+    outcome: Outcome
+    values: tuple[str, ...] = ()
+    ttl: float = 0.0
+    seconds: float = 0.0  # how long the lookup took
+
+
+class Resolver(Protocol):
+    """DNS for the monitors (``adapters.resolver``): only the configured servers, hard
+    timeouts, bounded concurrency; never raises for a DNS failure (the outcome says it)."""
+
+    async def lookup(self, name: str, rdtype: str) -> Lookup:
+        ...
+
+
+class ListingStore(Protocol):
+    """Blocklist listings: the current state per (target, list) and their history
+    (``adapters.listing_store``; beside the Store, in the same database)."""
+
+    def listings(self) -> list[Listing]:
+        """Every listing state kept (listed or not)."""
+        ...
+
+    def save_listings(self, states: Sequence[Listing], changes: Sequence[ListingChange]
+                      ) -> None:
+        """Insert or replace the states and append the changes, in one transaction."""
+        ...
+
+    def listing_history(self, *, target: str | None = None, limit: int = 100
+                        ) -> list[ListingChange]:
+        """Changes (listed, delisted), newest first."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ListingChange:
+    """A target that was listed or delisted, with what the list said and the consequences."""
+
+    at: float
+    target: str
+    list: str
+    kind: str  # "ip" | "domain"
+    change: str  # "listed" | "delisted"
+    codes: tuple[str, ...]
+    meaning: str
+    reason: str
+    consequence: str
 
 
 class Store(Protocol):

@@ -21,6 +21,7 @@ import typer
 from poolwarden.cli import api_cmds, render
 from poolwarden.cli.common import ConfigOption, JsonOption, config_path, fail, guarded, out
 from poolwarden.cli.ingest_cmds import ingest_app
+from poolwarden.cli.monitor_cmds import check_app
 from poolwarden.cli.postfix_cmds import hold_app, postfix_app
 from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.model import Tier
@@ -42,6 +43,7 @@ app.add_typer(ip_app, name="ip")
 app.add_typer(postfix_app, name="postfix")
 app.add_typer(hold_app, name="hold")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(check_app, name="check")
 api_cmds.register(app, tenant_app, ip_app)  # token, user and the API's reads
 
 T = TypeVar("T")

@@ -1,0 +1,111 @@
+"""``poolwarden check blocklists|mx``: one-off DNS checks, as monitord runs them.
+
+Asks only the configured resolver (``[monitors] nameservers``, or ``--nameserver``), never
+the system's. ``check blocklists`` exits 1 when something is listed, 0 otherwise (unknown
+answers are reported, not counted as listed); ``check mx`` shows which provider each
+domain's MX points at and why. Stores nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from poolwarden.cli.common import ConfigOption, JsonOption, config_path, guarded, out
+from poolwarden.config.load import load_config
+from poolwarden.core.blocklists import ListKind, Status
+from poolwarden.core.providers import ProviderIndex
+from poolwarden.services.monitors.checks import Target, blocklist_round, resolve_mx
+from poolwarden.services.monitors.targets import (
+    domain_targets,
+    ip_targets,
+    lists_of,
+    resolver_for,
+)
+
+check_app = typer.Typer(no_args_is_help=True, help="One-off DNS checks (blocklists, MX).")
+
+NameserverOption = Annotated[list[str] | None, typer.Option(
+    "--nameserver", help="Ask this DNS server (IP or IP:PORT) instead of "
+    "monitors.nameservers (repeatable).")]
+
+
+def _emit(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2) + "\n")
+
+
+@check_app.command("blocklists")
+@guarded
+def check_blocklists(
+    ip: Annotated[list[str] | None, typer.Option("--ip", help="Check this IP (repeatable) "
+                                                 "[default: every egress IP].")] = None,
+    domain: Annotated[list[str] | None, typer.Option(
+        "--domain", help="Check this domain (repeatable) [default: every tenant domain].")]
+    = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--list", help="Only this list (repeatable) [default: every configured list].")]
+    = None,
+    nameserver: NameserverOption = None,
+    config: ConfigOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Check egress IPs and tenant domains against the configured DNS blocklists."""
+    loaded = load_config(config_path(config))
+    if ip or domain:
+        targets = ([Target(a, ListKind.IP) for a in ip or ()]
+                   + [Target(d.lower().rstrip("."), ListKind.DOMAIN) for d in domain or ()])
+    else:
+        targets = ip_targets(loaded) + domain_targets(loaded)
+    lists = lists_of(loaded, tuple(only or ()))
+    resolver = resolver_for(loaded, tuple(nameserver or ()))
+    result = asyncio.run(blocklist_round(resolver, targets, lists,
+                                         budget=loaded.settings.monitors.query_budget))
+    listed = [f for f in result.findings if f.status is Status.LISTED]
+    if json_out:
+        _emit({"findings": [f.as_dict() for f in result.findings],
+               "listed": len(listed), "unknown": result.errors(), "checked": result.checked,
+               "skipped_over_budget": result.skipped, "lookups": result.lookups,
+               "seconds": round(result.seconds, 3)})
+    else:
+        for f in result.findings:
+            if f.status is not Status.CLEAR:
+                out.print(f"{f.target:<30} {f.list:<16} {f.status.value.upper():<8} "
+                          f"{' '.join(f.codes)} {f.meaning} {f.reason}".rstrip(),
+                          markup=False, highlight=False)
+        out.print(f"{result.checked} checks: {len(listed)} listed, {result.errors()} "
+                  f"unknown, {result.skipped} over budget ({result.seconds:.2f} s)")
+    if listed:
+        raise typer.Exit(1)
+
+
+@check_app.command("mx")
+@guarded
+def check_mx(
+    domains: Annotated[list[str], typer.Argument(help="Recipient domains.")],
+    nameserver: NameserverOption = None,
+    config: ConfigOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Which mailbox provider receives each domain's mail, by its MX records."""
+    loaded = load_config(config_path(config))
+    index = ProviderIndex(loaded.inventory.providers)
+    resolver = resolver_for(loaded, tuple(nameserver or ()))
+    answers = asyncio.run(resolve_mx(resolver, index, [d.lower() for d in domains]))
+    rows = []
+    for a in answers:
+        provider, how = index.explain(a.verdict.domain, [a.verdict.host] if a.verdict.host
+                                      else [])
+        if a.verdict.provider != "other" or not a.ok:
+            provider, how = a.verdict.provider, a.verdict.how
+        rows.append({"domain": a.verdict.domain, "provider": provider, "mx": a.verdict.host,
+                     "how": how, "ttl": a.ttl, "ok": a.ok})
+    if json_out:
+        _emit(rows)
+        return
+    for row in rows:
+        out.print(f"{row['domain']:<30} {row['provider']:<12} {row['how']}", markup=False,
+                  highlight=False)

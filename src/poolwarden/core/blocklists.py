@@ -179,6 +179,15 @@ def observe(previous: Listing | None, finding: Finding, kind: ListKind, *, now: 
     return replace(previous, clear_since=clear_since, checked_at=now), None
 
 
+def listed_ips(listings: Iterable[Listing]) -> dict[str, str]:
+    """IP → what the lists that list it say (the snapshot's ``listed``)."""
+    out: dict[str, list[str]] = {}
+    for s in listings:
+        if s.listed and s.kind is ListKind.IP:
+            out.setdefault(s.target, []).append(f"{s.list}: {s.meaning}")
+    return {ip: "; ".join(sorted(parts)) for ip, parts in out.items()}
+
+
 def _codes(table: Mapping[str, tuple[Meaning, str]]) -> dict[str, AnswerCode]:
     return {code: AnswerCode(means, label) for code, (means, label) in table.items()}
 

@@ -143,6 +143,22 @@ zone:
                 raise RuntimeError(f"knotd did not serve the zone:\n{log}")
             time.sleep(0.02)
 
+    def reload(self, records: list[str]) -> None:
+        """Serve ``records`` instead: new zone file (serial + 1), ``knotc zone-reload``,
+        ready once the new serial answers (a zone with a semantic error never does)."""
+        self.serial += 1
+        self._write_zone(records)
+        knotc = shutil.which("knotc", path="/usr/sbin:/usr/bin:/sbin:/bin")
+        assert knotc is not None, "knotc is not installed"
+        subprocess.run([knotc, "-c", str(self.dir / "knot.conf"), "zone-reload", "test"],
+                       check=True, capture_output=True)
+        deadline = time.time() + 5
+        while self.soa_serial() != self.serial:
+            if time.time() > deadline:
+                raise RuntimeError("knotd did not load the new zone: "
+                                   + (self.dir / "run" / "knot.log").read_text()[-2000:])
+            time.sleep(0.01)
+
     def soa_serial(self) -> int | None:
         query = dns.message.make_query("test.", dns.rdatatype.SOA)
         try:

@@ -18,3 +18,12 @@ def knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[knot_support.Knot
     workdir: Path = tmp_path_factory.mktemp("knot")
     with knot_support.knot(workdir, blocklist_records() + mx_records()) as server:
         yield server
+
+
+@pytest.fixture
+def knot_own(tmp_path: Path) -> Iterator[knot_support.KnotServer]:
+    """A Knot of this test's own, for tests that change the zone (listings come and go)."""
+    if knot_support.KNOTD is None:
+        missing("knotd is not installed (scripts/setup.sh installs knot)")
+    with knot_support.knot(tmp_path / "knot", blocklist_records() + mx_records()) as server:
+        yield server

@@ -112,11 +112,12 @@ def monitors_toml(nameserver: str, *, extra: str = "") -> str:
 
 
 def lab_config(nameserver: str, *, ips: tuple[str, ...] = (LISTED_IP, CLEAR_IP, "127.0.0.3"),
-               monitors_extra: str = "", body: str = "") -> str:
+               monitors_extra: str = "", body: str = "",
+               pool: tuple[str, ...] | None = None) -> str:
     """A small configuration: a shared pool of ``ips``, a tenant per test domain."""
     ip_lines = "\n".join(f'[[ips]]\naddress = "{a}"\nhelo = "mta{i}.esp.test"\n'
                          for i, a in enumerate(ips))
-    quoted = ", ".join(f'"{a}"' for a in ips)
+    quoted = ", ".join(f'"{a}"' for a in (ips if pool is None else pool))
     return f"""\
 [store]
 url = "sqlite:///pw.db"

@@ -45,6 +45,7 @@ log = logging.getLogger("poolwarden.policyd")
 # a cap or an age.
 MAX_TRANSACTIONS = 100_000
 TRANSACTION_TTL = 3600.0
+MAX_SEEN_DOMAINS = 50_000  # between two MX rounds (one a second)
 MAX_LOG = 200_000
 DAY = 86400
 
@@ -85,6 +86,9 @@ class PolicyAgent:
         # today's routed recipients per (ip | domain | tenant, provider): what daily caps are
         # checked against; flushed to the store and reloaded at start by the runtime
         self.counts = CapCounter(int(clock() // DAY))
+        # recipient domains seen since monitord last took them: its MX rollup resolves
+        # the unknown ones off this path and the next snapshot knows their provider
+        self.recipient_domains: set[str] = set()
 
     # -- entry point ----------------------------------------------------------
 
@@ -146,6 +150,10 @@ class PolicyAgent:
             self._open(instance, message)
         if count_ip is not None and provider is not None:
             counts.add(count_ip, tenant, domain, provider)
+        seen = self.recipient_domains
+        if len(seen) < MAX_SEEN_DOMAINS:
+            recipient = request.attrs.get("recipient", "")
+            seen.add(recipient[recipient.rfind("@") + 1:])
         return self._record(request, snapshot, tenant, decision, action)
 
     def _record(self, request: PolicyRequest, snapshot: Snapshot, tenant: str | None,

@@ -106,16 +106,22 @@ def route(
     config: ConfigOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Decide the egress IP for one recipient, exactly as the routing agent would."""
-    with engine_for(config) as (_, engine):
+    """Decide the egress IP for one recipient, exactly as the routing agent would, and say
+    how the recipient's provider was recognised (domain tables, or its MX: given with --mx,
+    else looked up through monitors.nameservers when set)."""
+    from poolwarden.cli.monitor_cmds import recognise
+
+    with engine_for(config) as (loaded, engine):
+        mx_hosts, provider, how = recognise(loaded, recipient, tuple(mx or ()))
         request = RouteRequest(recipient=recipient, tenant=tenant, sender=sender,
-                               sasl_username=sasl, client_address=client,
-                               mx_hosts=tuple(mx or ()))
+                               sasl_username=sasl, client_address=client, mx_hosts=mx_hosts)
         decision = engine.route(request, time.time())
     if json_out:
-        emit_json(decision.as_dict())
+        emit_json({**decision.as_dict(), "recognised": {"provider": provider, "how": how,
+                                                         "mx": list(mx_hosts)}})
     else:
         render.decision(out, decision)
+        out.print(f"provider: {provider} ({how})", markup=False, highlight=False)
 
 
 @app.command()

@@ -16,10 +16,11 @@ from typing import Annotated, Any
 import typer
 
 from poolwarden.cli.common import ConfigOption, JsonOption, config_path, guarded, out
-from poolwarden.config.load import load_config
+from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.blocklists import ListKind, Status
 from poolwarden.core.providers import ProviderIndex
 from poolwarden.services.monitors.checks import Target, blocklist_round, resolve_mx
+from poolwarden.services.monitors.monitord import spec_of
 from poolwarden.services.monitors.targets import (
     domain_targets,
     ip_targets,
@@ -109,3 +110,19 @@ def check_mx(
     for row in rows:
         out.print(f"{row['domain']:<30} {row['provider']:<12} {row['how']}", markup=False,
                   highlight=False)
+
+
+def recognise(loaded: LoadedConfig, recipient: str, mx_hosts: tuple[str, ...]
+              ) -> tuple[tuple[str, ...], str, str]:
+    """``(mx hosts, provider, how)`` for a recipient: the provider tables first; else the
+    MX hosts given, else the domain's MX looked up through the monitors' resolver (when one
+    is configured), as monitord would learn it."""
+    index = ProviderIndex(loaded.inventory.providers)
+    domain = recipient.rpartition("@")[2].lower().rstrip(".")
+    provider, how = index.explain(domain, mx_hosts)
+    if provider != "other" or mx_hosts or not domain or spec_of(loaded) is None:
+        return mx_hosts, provider, how
+    [answer] = asyncio.run(resolve_mx(resolver_for(loaded), index, [domain]))
+    verdict = answer.verdict
+    hosts = (verdict.host,) if verdict.host else ()
+    return hosts, verdict.provider, verdict.how + " (looked up now; serve learns it by monitord)"

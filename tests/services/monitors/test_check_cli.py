@@ -67,3 +67,21 @@ def test_check_without_nameservers_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["check", "mx", "x.test", "-c", str(path)])
     assert result.exit_code == 2
     assert "monitors.nameservers" in result.output
+
+
+def test_route_says_how_the_recipient_domain_was_recognised(knot, tmp_path):
+    path = config(tmp_path, knot.port)
+    result = runner.invoke(app, ["route", "-r", "ceo@corp-on-google.test", "-t", "clean",
+                                 "--json", "-c", str(path)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["provider"] == "google"  # the decision counted it as Google
+    assert data["recognised"]["provider"] == "google"
+    assert "aspmx.l.google.test" in data["recognised"]["how"]
+    result = runner.invoke(app, ["route", "-r", "x@google-mail.test", "-t", "clean", "-c",
+                                 str(path)])
+    assert "one of google's domains" in result.output
+    result = runner.invoke(app, ["route", "-r", "x@smallbiz.test", "-t", "clean", "--json",
+                                 "-c", str(path)])
+    data = json.loads(result.output)
+    assert data["provider"] == "other" and "no known provider" in data["recognised"]["how"]

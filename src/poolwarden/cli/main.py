@@ -21,7 +21,7 @@ import typer
 from poolwarden.cli import api_cmds, render
 from poolwarden.cli.common import ConfigOption, JsonOption, config_path, fail, guarded, out
 from poolwarden.cli.ingest_cmds import ingest_app
-from poolwarden.cli.monitor_cmds import check_app
+from poolwarden.cli.monitor_cmds import blocklists, check_app
 from poolwarden.cli.postfix_cmds import hold_app, postfix_app
 from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.model import Tier
@@ -44,6 +44,7 @@ app.add_typer(postfix_app, name="postfix")
 app.add_typer(hold_app, name="hold")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(check_app, name="check")
+app.command("blocklists")(guarded(blocklists))
 api_cmds.register(app, tenant_app, ip_app)  # token, user and the API's reads
 
 T = TypeVar("T")
@@ -151,6 +152,7 @@ def tenant_show(name: str, config: ConfigOption = None, json_out: JsonOption = F
     else:
         render.tenant_detail(out, detail)
         render.reactions(out, detail["reactions"])
+        render.listings(out, detail.get("blocklists"))
 
 
 @app.command()
@@ -179,6 +181,7 @@ def ip_show(address: str, config: ConfigOption = None, json_out: JsonOption = Fa
     else:
         render.ip_detail(out, detail)
         render.reactions(out, detail["reactions"])
+        render.listings(out, detail.get("blocklists"))
 
 
 @events_app.command("import")

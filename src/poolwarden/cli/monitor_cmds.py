@@ -126,3 +126,32 @@ def recognise(loaded: LoadedConfig, recipient: str, mx_hosts: tuple[str, ...]
     verdict = answer.verdict
     hosts = (verdict.host,) if verdict.host else ()
     return hosts, verdict.provider, verdict.how + " (looked up now; serve learns it by monitord)"
+
+
+def blocklists(
+    target: Annotated[str | None, typer.Option(help="Only this IP or domain.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    config: ConfigOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """DNS blocklist listings in force and their history (as monitord stored them)."""
+    from poolwarden.adapters.sqlstore import open_store
+    from poolwarden.services.queries import blocklists as read
+
+    store = open_store(load_config(config_path(config)).store_url)
+    try:
+        found = (read.for_ip(store, target, limit=limit) if target is not None
+                 else read.overview(store, limit=limit))
+    finally:
+        store.close()
+    if json_out:
+        _emit(found)
+        return
+    if not found["listed"]:
+        out.print("nothing listed")
+    for s in found["listed"]:
+        out.print(f"LISTED {s['target']} on {s['list']}: {s['meaning']} {s['reason']}",
+                  markup=False, highlight=False)
+    for c in found["history"]:
+        out.print(f"  {c['at']:.0f} {c['target']} {c['change']} on {c['list']}: "
+                  f"{c['meaning']} -> {c['consequence']}", markup=False, highlight=False)

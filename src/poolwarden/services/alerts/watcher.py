@@ -12,7 +12,10 @@ that explains it):
 * ``ingest_lag`` / ``ingest_gap``: the log ingester behind by bytes or seconds, or
   bytes of the log known to be lost (``IngestMetrics``);
 * ``agent_defer``: the routing agent deferring mail because it could not decide
-  (no snapshot, internal error), from its error counters.
+  (no snapshot, internal error), from its error counters;
+* ``blocklist_listed`` / ``blocklist_delisted`` / ``pool_all_listed``: DNS blocklist
+  listings with the bad-neighbour ranking, and pools whose every IP is listed
+  (``listing_alerts``).
 
 Deduplicated: a condition has a key; a standing condition (a lag, a bad
 neighbour) alerts once, then again only after ``renotify_interval`` or once it
@@ -49,6 +52,7 @@ from poolwarden.services.alerts.channels import (
     TokenBucket,
     WebhookChannel,
 )
+from poolwarden.services.alerts.listing_alerts import ListingAlerts
 from poolwarden.services.queries.metrics import (
     AgentCounts,
     IngestCounts,
@@ -160,6 +164,7 @@ class Alerter:
         self._gaps_seen: tuple[int, int] | None = None  # (gaps, gap bytes) last seen
         self._activation_mark: int | None = None  # id of the newest activation seen
         self._neighbour_cache: tuple[float, list[Alert]] = (float("-inf"), [])
+        self._listings = ListingAlerts(now)
         self._loaded = False
 
     @property
@@ -182,7 +187,8 @@ class Alerter:
         detectors: tuple[tuple[str, Callable[[float], list[Alert]]], ...] = (
             ("tier moves", lambda _: self._moves()), ("reaction rules", self._reactions),
             ("bad neighbours", self._neighbours), ("warm-up", self._warmup_stalls),
-            ("ingestion", self._ingest), ("routing agent", self._agent))
+            ("ingestion", self._ingest), ("routing agent", self._agent),
+            ("blocklists", self._blocklists))
         for name, detector in detectors:
             try:  # one failing source (a store error) must not silence the others
                 alerts += detector(now)
@@ -197,6 +203,7 @@ class Alerter:
         for row in reversed(self.store.alerts(since=now - self.settings.renotify_interval,
                                               limit=10_000)):
             self.dedup.remember(row.key, row.at, bool(row.numbers.get("standing")))
+            self._listings.remember(row.kind, row.numbers)
             if row.kind in MOVE_KINDS:
                 at = row.numbers.get("move_at")
                 if isinstance(at, int | float) and (self._move_mark is None
@@ -224,6 +231,10 @@ class Alerter:
                      subject=f"{move.tenant}: {move.before.value} -> {move.after.value} "
                      f"({move.rule})", text=text, link=self._link("tenants", move.tenant),
                      at=move.at, numbers=numbers, tenant=move.tenant)
+
+    def _blocklists(self, now: float) -> list[Alert]:
+        return self._listings.detect(self.store, self.config(), now, self._make_engine,
+                                     self._link)
 
     def _neighbours(self, now: float) -> list[Alert]:
         # ranking needs the day counters of every tenant (an Engine): not every poll; in

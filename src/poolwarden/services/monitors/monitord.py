@@ -58,6 +58,7 @@ class MonitorStats:
     last_round_at: float = 0.0
     mx_lookups: int = 0
     mx_errors: int = 0
+    listed: dict[str, int] = field(default_factory=dict)  # targets listed now, by list
     latency: LatencyHistogram = field(default_factory=lambda: LatencyHistogram(DNS_BUCKETS))
 
 
@@ -142,6 +143,10 @@ class Monitord:
             log.warning("blocklists: %d checks over the query budget (%d), next round "
                         "continues with them", result.skipped, settings.query_budget)
         states, changes = self.fold(result.findings, config, now=self.clock())
+        stats.listed = {}
+        for s in self.states.values():
+            if s.listed:
+                stats.listed[s.list] = stats.listed.get(s.list, 0) + 1
         if states:
             await self._store(lambda: listing_store_of(self.store).save_listings(states,
                                                                                  changes))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from poolwarden.core.blocklists import Blocklist, Finding, ListKind, Outcome, Status, interpret
@@ -50,9 +50,12 @@ def pairs_of(targets: Sequence[Target], lists: Sequence[Blocklist]
 
 async def blocklist_round(resolver: Resolver, targets: Sequence[Target],
                           lists: Sequence[Blocklist], *, budget: int,
-                          offset: int = 0) -> RoundResult:
+                          offset: int = 0,
+                          keep: Collection[tuple[str, str]] | None = None) -> RoundResult:
     """Check the pairs that fit ``budget`` queries, starting at ``offset`` (a round that
-    ran out of budget continues where it stopped next time)."""
+    ran out of budget continues where it stopped next time). With ``keep``, clear findings
+    are returned only for those (target, list) pairs (the ones with a listing state): the
+    rest is counted in ``checked`` only, so a round's result stays small."""
     started = time.perf_counter()
     pairs = pairs_of(targets, lists)
     result = RoundResult()
@@ -80,8 +83,11 @@ async def blocklist_round(resolver: Resolver, targets: Sequence[Target],
                                     " | ".join(txt.values))
         return finding
 
-    result.findings = list(await asyncio.gather(*(one(t, b) for t, b in chosen)))
-    result.checked = len(result.findings)
+    found = await asyncio.gather(*(one(t, b) for t, b in chosen))
+    result.checked = len(found)
+    result.findings = (list(found) if keep is None else
+                       [f for f in found if f.status is not Status.CLEAR
+                        or (f.target, f.list) in keep])
     result.seconds = time.perf_counter() - started
     return result
 

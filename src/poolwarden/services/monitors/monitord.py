@@ -95,7 +95,9 @@ class Monitord:
                           min_ttl=s.mx_min_ttl, max_ttl=s.mx_max_ttl)
         self.states: dict[tuple[str, str], Listing] = {}
         self.stats = MonitorStats()
+        # two children: a long blocklist round must not hold up the MX of new domains
         self.worker = DnsWorker(in_process=in_process)
+        self.mx_worker = DnsWorker(in_process=in_process)
         self._offset = 0
         self._loaded = False
 
@@ -127,15 +129,15 @@ class Monitord:
         targets = ip_targets(config) + domain_targets(config)
         result = await self.worker.blocklists(spec, targets, config.blocklists,
                                               budget=settings.query_budget,
-                                              offset=self._offset)
+                                              offset=self._offset,
+                                              keep=frozenset(self.states))
         self._offset = result.next_offset
         stats = self.stats
         stats.rounds += 1
         stats.lookups += result.lookups
         stats.last_round_seconds = result.seconds
         stats.last_round_at = self.clock()
-        for seconds in result.latencies:
-            stats.latency.observe(seconds)
+        stats.latency.observe_all(result.latencies)
         for f in result.findings:
             if f.status is Status.UNKNOWN:
                 stats.errors[f.list] = stats.errors.get(f.list, 0) + 1
@@ -150,9 +152,13 @@ class Monitord:
         if states:
             await self._store(lambda: listing_store_of(self.store).save_listings(states,
                                                                                  changes))
+        by_target: dict[tuple[str, str], list[ListingChange]] = {}
         for c in changes:
-            log.warning("blocklist: %s %s on %s (%s): %s", c.target, c.change, c.list,
-                        c.meaning, c.consequence)
+            by_target.setdefault((c.target, c.change), []).append(c)
+        for (target, change), found in by_target.items():  # one line per target
+            log.warning("blocklist: %s %s on %s: %s", target, change,
+                        "; ".join(f"{c.list} ({c.meaning})" for c in found),
+                        found[0].consequence)
         if changes and self._on_listing is not None:
             await self._on_listing(changes)
         return changes
@@ -175,12 +181,18 @@ class Monitord:
             states.append(state)
             if change is not None:
                 changed.append((state, change))
-        return states, [self._change(s, c, config, now) for s, c in changed]
+        if not changed:
+            return states, []
+        listed_by: dict[str, list[str]] = {}
+        for s in self.states.values():
+            if s.listed:
+                listed_by.setdefault(s.target, []).append(s.list)
+        return states, [self._change(s, c, config, now, sorted(listed_by.get(s.target, ())))
+                        for s, c in changed]
 
-    def _change(self, state: Listing, change: Change, config: LoadedConfig, now: float
-                ) -> ListingChange:
-        still = sorted(s.list for s in self.states.values()
-                       if s.target == state.target and s.listed and s.list != state.list)
+    def _change(self, state: Listing, change: Change, config: LoadedConfig, now: float,
+                listed_on: list[str]) -> ListingChange:
+        still = [name for name in listed_on if name != state.list]
         drain = config.settings.monitors.on_listing == "drain"
         if state.kind is ListKind.DOMAIN:
             owners = [t.name for t in config.inventory.tenants if state.target in t.domains]
@@ -218,11 +230,10 @@ class Monitord:
         if not due:
             return False
         before = self.mx.version
-        answers = await self.worker.mx(spec, config.inventory.providers, due)
+        answers = await self.mx_worker.mx(spec, config.inventory.providers, due)
         self.stats.mx_lookups += len(answers)
         self.stats.mx_errors += sum(1 for a in answers if not a.ok)
-        for a in answers:
-            self.stats.latency.observe(a.seconds)
+        self.stats.latency.observe_all([a.seconds for a in answers])
         self.mx.store(answers, self.clock())
         changed = self.mx.version != before
         if changed and self._on_mx is not None:
@@ -255,6 +266,7 @@ class Monitord:
 
     def close(self) -> None:
         self.worker.close()
+        self.mx_worker.close()
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

@@ -3,15 +3,17 @@
 Parsing and building thousands of DNS messages costs about 0.3 ms of CPU each in
 dnspython; in the process that answers Postfix that would sit between policy requests
 (and, on a thread, hold the GIL). ``DnsWorker`` keeps one child process (spawned, so it
-inherits no sockets or threads) and runs each round there: ``blocklists`` and ``mx`` take
-picklable inputs and return picklable results. ``in_process=True`` runs the same
-functions on the caller's loop (tests, one-off commands).
+inherits no sockets or threads), niced (``CHILD_NICE``), and runs each round there:
+``blocklists`` and ``mx`` take picklable inputs and return picklable results.
+``in_process=True`` runs the same functions on the caller's loop (tests, one-off commands).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +30,8 @@ from poolwarden.services.monitors.checks import (
     resolve_mx,
 )
 
+CHILD_NICE = 5
+
 
 @dataclass(frozen=True, slots=True)
 class ResolverSpec:
@@ -42,14 +46,21 @@ class ResolverSpec:
 
 
 def _blocklists(spec: ResolverSpec, targets: Sequence[Target], lists: Sequence[Blocklist],
-                budget: int, offset: int) -> RoundResult:
+                budget: int, offset: int, keep: frozenset[tuple[str, str]]) -> RoundResult:
     return asyncio.run(blocklist_round(spec.build(), targets, lists, budget=budget,
-                                       offset=offset))
+                                       offset=offset, keep=keep))
 
 
 def _mx(spec: ResolverSpec, providers: Sequence[Provider], domains: Sequence[str]
         ) -> list[MxAnswer]:
     return asyncio.run(resolve_mx(spec.build(), ProviderIndex(providers), domains))
+
+
+def _background() -> None:
+    """The child runs at a lower CPU priority: on a busy host routing answers come first,
+    and a round only takes longer."""
+    with contextlib.suppress(OSError):
+        os.nice(CHILD_NICE)
 
 
 class DnsWorker:
@@ -60,17 +71,20 @@ class DnsWorker:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_background)
         return self._pool
 
     async def blocklists(self, spec: ResolverSpec, targets: Sequence[Target],
-                         lists: Sequence[Blocklist], *, budget: int, offset: int
-                         ) -> RoundResult:
+                         lists: Sequence[Blocklist], *, budget: int, offset: int,
+                         keep: frozenset[tuple[str, str]] = frozenset()) -> RoundResult:
+        """A round; clear findings come back only for the ``keep`` pairs."""
         if self.in_process:
             return await blocklist_round(spec.build(), targets, lists, budget=budget,
-                                         offset=offset)
+                                         offset=offset, keep=keep)
         return await asyncio.get_running_loop().run_in_executor(
-            self._executor(), _blocklists, spec, tuple(targets), tuple(lists), budget, offset)
+            self._executor(), _blocklists, spec, tuple(targets), tuple(lists), budget, offset,
+            keep)
 
     async def mx(self, spec: ResolverSpec, providers: Sequence[Provider],
                  domains: Sequence[str]) -> list[MxAnswer]:

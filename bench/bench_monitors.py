@@ -265,6 +265,10 @@ def main() -> None:
         knot = KnotServer(work / "knot")
         (work / "knot").mkdir()
         knot.start(records(ips, args.domains, lists))
+        assert knot.process is not None
+        # knotd stands for the operator's resolver, normally on another host: niced, it
+        # does not take the routing agent's CPU on this small box, as a remote one would not
+        os.setpriority(os.PRIO_PROCESS, knot.process.pid, 19)
         try:
             print(f"{len(ips)} IPs x {len(lists)} lists, {args.domains:,} MX domains, "
                   f"knotd on {knot.address}; {os.cpu_count()} CPUs shared with knotd and "

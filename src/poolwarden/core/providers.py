@@ -95,12 +95,15 @@ class ProviderIndex:
 
     def with_learned(self, learned: Mapping[str, str]) -> ProviderIndex:
         """The same providers with another learned domain → provider table (cheap: the
-        provider tables are shared, only the learned map is new)."""
+        provider tables are shared, only the learned map is new; keys lower case)."""
         clone = ProviderIndex.__new__(ProviderIndex)
         clone.providers = self.providers
         clone._by_domain = self._by_domain
         clone._mx_suffixes = self._mx_suffixes
-        clone._learned = {k.lower(): v for k, v in learned.items() if v in self.providers}
+        if set(learned.values()) <= self.providers.keys():  # the usual case: one C copy
+            clone._learned = dict(learned)
+        else:  # a provider no longer configured falls back to "other"
+            clone._learned = {k: v for k, v in learned.items() if v in self.providers}
         return clone
 
     @property

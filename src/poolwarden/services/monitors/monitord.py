@@ -47,6 +47,7 @@ T = TypeVar("T")
 DNS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 MX_EVERY = 1.0  # seconds between two MX batches
 MX_BATCH = 500  # domains resolved per batch at most
+NOTE_CHUNK = 200  # seen domains checked between two turns of the event loop
 
 
 @dataclass(slots=True)
@@ -222,7 +223,10 @@ class Monitord:
         config = self.config()
         spec = spec_of(config)
         index = ProviderIndex(config.inventory.providers)
-        self.mx.note(seen, index)
+        pending = list(seen)
+        for start in range(0, len(pending), NOTE_CHUNK):
+            self.mx.note(pending[start:start + NOTE_CHUNK], index)
+            await asyncio.sleep(0)  # routing requests go first between chunks
         if spec is None:
             return False
         now = self.clock()
@@ -234,7 +238,9 @@ class Monitord:
         self.stats.mx_lookups += len(answers)
         self.stats.mx_errors += sum(1 for a in answers if not a.ok)
         self.stats.latency.observe_all([a.seconds for a in answers])
-        self.mx.store(answers, self.clock())
+        for start in range(0, len(answers), NOTE_CHUNK):
+            self.mx.store(answers[start:start + NOTE_CHUNK], self.clock())
+            await asyncio.sleep(0)
         changed = self.mx.version != before
         if changed and self._on_mx is not None:
             self._on_mx()

@@ -45,6 +45,9 @@ class MxCache:
         self.queue: dict[str, None] = {}  # insertion-ordered set
         self.version = 0  # moves when learned() changes
         self.dropped = 0  # domains not queued because the queue was full
+        # domain -> provider for every entry at a known provider, kept as entries change
+        # so that publishing it is one C-level dict copy, not a pass over the cache
+        self._learned: dict[str, str] = {}
 
     def note(self, domains: Iterable[str], index: ProviderIndex) -> None:
         """Domains the agent routed mail to; unknown ones are queued for resolution."""
@@ -82,8 +85,7 @@ class MxCache:
                 if len(out) < limit:
                     out.append(domain)
             elif now >= entry.expires:
-                del self.entries[domain]  # nobody sends there any more
-                self.version += entry.provider != OTHER_PROVIDER
+                self._drop(domain)  # nobody sends there any more
         return out
 
     def store(self, answers: Iterable[MxAnswer], now: float) -> None:
@@ -104,15 +106,24 @@ class MxCache:
             ttl = min(self.max_ttl, max(self.min_ttl, answer.ttl))
             if old is None or old.provider != verdict.provider:
                 self.version += 1
+                if verdict.provider != OTHER_PROVIDER:
+                    self._learned[verdict.domain] = verdict.provider
+                else:
+                    self._learned.pop(verdict.domain, None)
             self.entries[verdict.domain] = MxEntry(verdict.provider, verdict.host, verdict.how,
                                                    now, now + ttl, seen=False)
             self.entries.move_to_end(verdict.domain)
         while len(self.entries) > self.size:
-            _, evicted = self.entries.popitem(last=False)
-            self.version += evicted.provider != OTHER_PROVIDER
+            self._drop(next(iter(self.entries)))
+
+    def _drop(self, domain: str) -> None:
+        entry = self.entries.pop(domain)
+        if entry.provider != OTHER_PROVIDER:
+            self.version += 1
+            self._learned.pop(domain, None)
 
     def learned(self) -> dict[str, str]:
-        return {d: e.provider for d, e in self.entries.items() if e.provider != OTHER_PROVIDER}
+        return dict(self._learned)
 
     def explain(self, domain: str) -> MxEntry | None:
         return self.entries.get(domain.lower().rstrip("."))

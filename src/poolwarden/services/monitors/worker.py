@@ -30,7 +30,7 @@ from poolwarden.services.monitors.checks import (
     resolve_mx,
 )
 
-CHILD_NICE = 5
+CHILD_NICE = 19
 
 
 @dataclass(frozen=True, slots=True)

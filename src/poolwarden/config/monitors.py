@@ -127,6 +127,11 @@ class MonitorSettings(_Section):
     send_when_all_listed: bool = Field(
         False, strict=True, description="When every IP of a route is listed, send from them "
         "anyway instead of deferring the mail.")
+    move_queued: bool = Field(
+        True, strict=True, description="Move mail Postfix already queued on an IP that is "
+        "drained, listed or paused off it: it passes the policy check again (through the "
+        "pw-reroute service of poolwarden postfix config --reroute) and leaves by today's "
+        "route, or waits. Needs policyd.postfix_config_dir.")
     delist_quiet_period: float = Field(
         3600.0, ge=0, le=30 * 86400, description="Seconds of clear answers (no listed one) "
         "before a delisted IP or domain is restored.")

@@ -38,6 +38,7 @@ from poolwarden.services.access import audit
 from poolwarden.services.alerts.watcher import Alerter, AlertingStore
 from poolwarden.services.ingest.jobs import IngestJobs, IngestOptions
 from poolwarden.services.monitors.monitord import Monitord
+from poolwarden.services.monitors.requeue import QueuedMailMover
 from poolwarden.services.queries.metrics import EventCounter, IngestLag
 from poolwarden.services.reputation.engine import Engine
 from poolwarden.services.reputation.warmup import counter_for, flush_counts
@@ -87,6 +88,7 @@ class Runtime:
         self.monitord = Monitord(lambda: self.config, self.store, clock=clock,
                                  run_store=self._in_store_thread,
                                  on_listing=self._on_listing, on_mx=self._publish_mx)
+        self.mover = QueuedMailMover(lambda: self.config, lambda: self.snapshot, clock)
 
     async def _in_store_thread(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -257,6 +259,8 @@ class Runtime:
                 self.monitord.run(self._stop, self._take_domains)))
         else:
             log.info("monitord: not running (monitors.nameservers is not set)")
+        if self.mover.enabled():
+            self._tasks.append(asyncio.create_task(self.mover.run(self._stop)))
 
     def install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -285,6 +289,7 @@ class Runtime:
                 await task
         await self.alerter.aclose()
         self.monitord.close()
+        self.mover.close()
         await self.flush()
         self._executor.shutdown(wait=True)
         self.store.close()

@@ -73,11 +73,14 @@ class PortTakenError(RuntimeError):
 class KnotServer:
     """knotd serving ``test.`` from ``records`` (zone-file lines relative to ``test.``)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, prefix: list[str] | None = None,
+                 port: int | None = None) -> None:
         self.dir = workdir
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.serial = 1
         self.process: subprocess.Popen[bytes] | None = None
+        # argv before knotd, e.g. nsenter into a lab's network namespace
+        self.prefix = prefix or []
 
     @property
     def address(self) -> str:
@@ -131,7 +134,8 @@ template:
 zone:
   - domain: test
 """)
-        self.process = subprocess.Popen([KNOTD, "-c", str(conf)], stdin=subprocess.DEVNULL,
+        self.process = subprocess.Popen([*self.prefix, KNOTD, "-c", str(conf)],
+                                        stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while self.soa_serial() != self.serial:

@@ -45,6 +45,7 @@ log = logging.getLogger("poolwarden.policyd")
 # a cap or an age.
 MAX_TRANSACTIONS = 100_000
 TRANSACTION_TTL = 3600.0
+REROUTE_WAIT = "451 4.7.1 poolwarden: no route for re-queued mail now, try again later"
 MAX_SEEN_DOMAINS = 50_000  # between two MX rounds (one a second)
 MAX_LOG = 200_000
 DAY = 86400
@@ -143,6 +144,10 @@ class PolicyAgent:
             action = SPLIT_ACTION
         else:
             action = self._encode(decision)
+            if action[0] in "R5" and request.attrs.get("policy_context") == "reroute":
+                # mail moved off an IP is Postfix's already: a refusal here would bounce
+                # it, so it waits instead (the tenant's standing may change back)
+                action = REROUTE_WAIT
             if tenant is None:  # counted apart: unknown senders alert on their own
                 self.stats.errors["unknown tenant"] = (
                     self.stats.errors.get("unknown tenant", 0) + 1)

@@ -25,6 +25,9 @@ import pytest
 
 from poolwarden.adapters import reroute_pipe
 from poolwarden.adapters.postfix_reroute import reroute_main_cf, reroute_master_cf
+from poolwarden.adapters.sqlstore import open_store
+from poolwarden.adapters.warmup_store import warmup_store_of
+from poolwarden.config.load import load_config
 from poolwarden.core.blocklists import ListKind
 from tests.e2e.support import EXAMPLE, postfix
 from tests.services.feedback.knot import KNOTD, KnotServer
@@ -157,6 +160,19 @@ def test_company_domain_at_google_rides_the_shared_pool(lab) -> None:
     assert delivery.peer in SHARED, "corp-on-google.test never counted as Google"
     (early,) = lab.wait_delivered(1, timeout=30, message_ids=[first])
     assert early.peer in SHARED | {"127.0.0.22"}  # before resolution: "other", own IP
+    # and it counts as Google against the daily caps (the agent's counts, flushed)
+    lab.wait_until(lambda: google_count(lab, delivery.peer) >= 1, 10,
+                   "the Google count of the shared IP")
+
+
+def google_count(lab: PostfixLab, ip: str) -> int:
+    store = open_store(load_config(lab.config).store_url)
+    try:
+        counts = warmup_store_of(store).warmup_counts(int(time.time() // 86400))
+    finally:
+        store.close()
+    return min(counts.get(("ip", ip, "google"), 0),
+               counts.get(("tenant", "travelhub", "google"), 0))
 
 
 def test_listing_moves_queued_mail_off_the_ip_once(lab) -> None:

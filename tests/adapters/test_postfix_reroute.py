@@ -28,6 +28,7 @@ class FakePostfix:
         self.pickup_filter = ""
         self.calls: list[tuple[str, ...]] = []
         self.reroute_service = True
+        self.reloaded_with_filter = False
 
     def __call__(self, name: str, config_dir, *args: str, stdin: str | None = None) -> str:
         self.calls.append((name, *args))
@@ -52,15 +53,22 @@ class FakePostfix:
                            for q, (where, _) in self.queue.items())
         if name == "postcat":
             where, route = self.queue[args[-1]]
-            return f"*** ENVELOPE RECORDS ***\ncontent_filter: {route}:\n"
+            text = "*** ENVELOPE RECORDS ***\n"
+            if route.startswith("log_ident="):  # re-queued earlier: no route, a log_ident
+                return text + f"named_attribute: {route}\n"
+            return text + f"content_filter: {route}:\n"
         if name == "postsuper":
             assert args == ("-r", "-", "deferred")
             assert stdin is not None
             for q in stdin.split():
                 assert self.queue[q][0] == "deferred"  # never the active queue
                 assert self.pickup_filter == PICKUP_FILTER  # the filter is set first
+                assert self.reloaded_with_filter  # and pickup runs with it
                 self.queue[f"new-{q}"] = ("maildrop", "")
                 del self.queue[q]
+            return ""
+        if name == "postfix" and args == ("reload",):
+            self.reloaded_with_filter = self.pickup_filter == PICKUP_FILTER
             return ""
         if name == "postkick":  # pickup takes the maildrop: copies go to pw-reroute
             for q, (where, _) in list(self.queue.items()):
@@ -74,7 +82,8 @@ QUEUE = {"A1": ("deferred", "pw-127-0-0-21"), "A2": ("deferred", "pw-127-0-0-21"
          "B1": ("deferred", "pw-127-0-0-13"), "C1": ("active", "pw-127-0-0-21")}
 
 
-def test_moves_only_deferred_mail_routed_to_the_ips():
+def test_moves_only_deferred_mail_routed_to_the_ips(monkeypatch):
+    monkeypatch.setattr("poolwarden.adapters.postfix_reroute.RELOAD_SETTLE", 0.0)
     fake = FakePostfix(dict(QUEUE))
     result = QueueMover(None, tool=fake, settle_timeout=1).sync({"127.0.0.21"})
     assert sorted(result.moved) == ["A1", "A2"]
@@ -180,3 +189,15 @@ def test_helper_turns_every_refusal_into_try_later(tmp_path, code):
 
 def test_helper_without_a_server_tries_later(tmp_path):
     assert run_helper(9, tmp_path) == reroute_pipe.EX_TEMPFAIL
+
+
+def test_stranded_copies_of_a_killed_run_are_moved_and_pickup_reloaded(monkeypatch):
+    monkeypatch.setattr("poolwarden.adapters.postfix_reroute.RELOAD_SETTLE", 0.0)
+    fake = FakePostfix({"S1": ("deferred", "log_ident=OLD1"),
+                        "L1": ("deferred", "log_ident=L1"),  # its own id: a local submission
+                        "A1": ("deferred", "pw-127-0-0-21")})
+    fake.pickup_filter = PICKUP_FILTER  # written, but the run was killed before the reload
+    fake.defer = ["pw-127-0-0-21"]
+    result = QueueMover(None, tool=fake, settle_timeout=1).sync({"127.0.0.21"})
+    assert sorted(result.moved) == ["A1", "S1"]
+    assert "L1" in fake.queue

@@ -35,6 +35,9 @@ REROUTE_SERVICE = "pw-reroute"
 REROUTE_PORT = 10026
 PICKUP_FILTER = f"{REROUTE_SERVICE}:reroute"
 _FILTER_RECORD = re.compile(r"(?m)^content_filter:\s*([^:\s]+):")
+_LOG_IDENT = re.compile(r"(?m)^named_attribute: log_ident=(\S+)")
+STRANDED = "(stranded)"
+RELOAD_SETTLE = 1.0  # seconds for the daemons of the old configuration to exit
 
 
 def reroute_main_cf(policy_endpoint: str, *, timeout: str = "2s") -> str:
@@ -105,9 +108,11 @@ class QueueMover:
                                    "poolwarden postfix config --reroute prints")
         if self._set_defer_transports(transports):
             self._reload()
-        to_move = self._routed_to(set(transports)) if transports else []
+        to_move = self._routed_to(set(transports))
         if to_move:
-            self._pickup_filter(True)
+            # reload even when master.cf already has the filter: a run killed between
+            # postconf and reload left a pickup running without it
+            self._pickup_filter(True, force=True)
             self._run("postsuper", "-r", "-", "deferred", stdin="".join(q + "\n"
                                                                         for q in to_move))
             self._run("postkick", "public", "pickup", "W")
@@ -127,12 +132,14 @@ class QueueMover:
         self._run("postconf", "-e", f"defer_transports = {' '.join(wanted)}")
         return True
 
-    def _pickup_filter(self, on: bool) -> None:
+    def _pickup_filter(self, on: bool, *, force: bool = False) -> None:
         found = self._run("postconf", "-P", "pickup/unix/content_filter").strip()
         has = found.endswith(PICKUP_FILTER)
-        if on and not has:
-            self._run("postconf", "-P", f"pickup/unix/content_filter={PICKUP_FILTER}")
+        if on and (force or not has):
+            if not has:
+                self._run("postconf", "-P", f"pickup/unix/content_filter={PICKUP_FILTER}")
             self._reload()
+            time.sleep(RELOAD_SETTLE)  # the old pickup finishes and exits first
         elif not on and has:
             self._run("postconf", "-PX", "pickup/unix/content_filter")
             self._reload()
@@ -152,7 +159,9 @@ class QueueMover:
         return entries
 
     def _routed_to(self, transports: set[str]) -> list[str]:
-        """Deferred messages whose stored route is one of ``transports``."""
+        """Deferred messages whose stored route is one of ``transports``, and copies an
+        earlier run re-queued without the filter (stranded: no route, and a ``log_ident``
+        naming the message they were re-queued from)."""
         found = []
         deferred = [str(e.get("queue_id")) for e in self._queue()
                     if e.get("queue_name") == "deferred" and e.get("queue_id")]
@@ -166,9 +175,12 @@ class QueueMover:
                     continue  # delivered or moved meanwhile
                 match = _FILTER_RECORD.search(envelope)
                 route = match.group(1) if match else ""
-                if route not in transports:
+                ident = _LOG_IDENT.search(envelope)
+                if not route and ident and ident.group(1) != queue_id:
+                    route = STRANDED
+                elif route not in transports:
                     self._elsewhere[queue_id] = route
-            if route in transports:
+            if route in transports or route == STRANDED:
                 found.append(queue_id)
         return found
 

@@ -46,6 +46,7 @@ class QueuedMailMover:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="requeue")
         self._last: set[str] | None = None  # None: never synced (clean up after a crash)
         self.moved = 0
+        self._mover: QueueMover | None = None
 
     def enabled(self) -> bool:
         config = self.config()
@@ -59,7 +60,10 @@ class QueuedMailMover:
         ips = ips_to_leave(snapshot, self.clock())
         if not ips and self._last == set():
             return  # nothing to move now or before: no Postfix tool at all
-        mover = QueueMover(self.config().settings.policyd.postfix_config_dir)
+        directory = self.config().settings.policyd.postfix_config_dir
+        if self._mover is None or self._mover.config_dir != directory:
+            self._mover = QueueMover(directory)  # kept: it remembers messages already read
+        mover = self._mover
         try:
             result = await asyncio.get_running_loop().run_in_executor(
                 self._executor, mover.sync, ips)

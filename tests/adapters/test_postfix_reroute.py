@@ -107,14 +107,13 @@ def test_second_run_reads_each_other_message_once_and_moves_nothing():
 def test_interrupted_run_is_finished_by_the_next():
     fake = FakePostfix(dict(QUEUE))
     fake.pickup_filter = PICKUP_FILTER  # killed after setting the filter...
-    fake.queue["M1"] = ("maildrop", "")  # ...and after one re-queue
+    fake.queue["M1"] = ("maildrop", "")  # ...and after a re-queue, before its postkick
     fake.defer = ["pw-127-0-0-21"]
-    result = QueueMover(None, tool=fake, settle_timeout=0.3).sync(set())
-    assert result.waiting == 1 and fake.pickup_filter == PICKUP_FILTER  # pickup not done
+    result = QueueMover(None, tool=fake, settle_timeout=2).sync(set())
+    assert ("postkick", "public", "pickup", "W") in fake.calls  # not 60 s of pickup sleep
+    assert result.waiting == 0 and fake.queue["M1"] == ("active", "pw-reroute")
+    assert fake.pickup_filter == ""  # removed once the maildrop is empty
     assert fake.defer == []  # the IP is usable again: its transport delivers again
-    fake.queue["M1"] = ("active", "pw-reroute")
-    QueueMover(None, tool=fake, settle_timeout=0.3).sync(set())
-    assert fake.pickup_filter == ""
 
 
 def test_missing_reroute_service_is_an_error_not_a_stuck_queue():

@@ -186,8 +186,12 @@ class QueueMover:
 
     def _wait_maildrop(self) -> int:
         deadline = time.monotonic() + self.settle_timeout
+        kicked = False
         while True:
             waiting = sum(1 for e in self._queue() if e.get("queue_name") == "maildrop")
             if not waiting or time.monotonic() >= deadline:
                 return waiting
+            if not kicked:  # a run killed before its postkick: pickup sleeps up to 60 s
+                self._run("postkick", "public", "pickup", "W")
+                kicked = True
             time.sleep(0.2)

@@ -40,7 +40,15 @@ class ListingAlerts:
         changes = [c for c in listings.listing_history(limit=1000) if c.at > self.mark]
         if changes:
             self.mark = max(c.at for c in changes)
-        alerts = [self._change(c, config, engine, link) for c in
+        # one engine for the whole batch (it loads every day counter): rankings end today
+        ranker: list[Any] = []
+
+        def ranking_engine(config: LoadedConfig, at: float) -> Any:
+            if not ranker:
+                ranker.append(engine(config, now))
+            return ranker[0]
+
+        alerts = [self._change(c, config, ranking_engine, link) for c in
                   sorted(changes, key=lambda c: c.at)]
         return alerts + self._all_listed(config, listed_ips(listings.listings()), now, link)
 

@@ -173,9 +173,9 @@ class _RouteFactory:
                 rule = rule_names.ALL_LISTED_SENT
             else:
                 route = self.fixed(Decision(
-                    Action.DEFER, None, pool, f"{reason}, but every IP is listed ({why}); "
-                    "deferring: the mail waits in the queue", rule_names.ALL_LISTED, tier,
-                    plan))
+                    Action.DEFER, None, pool, f"{reason}, but no usable IP: every IP is "
+                    f"listed ({why}); deferring: the mail waits in the queue",
+                    rule_names.ALL_LISTED, tier, plan))
                 self._cache[key] = route
                 return route
         if not usable:

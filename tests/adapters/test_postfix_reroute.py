@@ -82,16 +82,24 @@ QUEUE = {"A1": ("deferred", "pw-127-0-0-21"), "A2": ("deferred", "pw-127-0-0-21"
          "B1": ("deferred", "pw-127-0-0-13"), "C1": ("active", "pw-127-0-0-21")}
 
 
-def test_moves_only_deferred_mail_routed_to_the_ips(monkeypatch):
+@pytest.fixture(autouse=True)
+def _no_settle(monkeypatch):
     monkeypatch.setattr("poolwarden.adapters.postfix_reroute.RELOAD_SETTLE", 0.0)
+
+
+def test_moves_only_deferred_mail_routed_to_the_ips():
     fake = FakePostfix(dict(QUEUE))
     result = QueueMover(None, tool=fake, settle_timeout=1).sync({"127.0.0.21"})
     assert sorted(result.moved) == ["A1", "A2"]
     assert fake.defer == ["smtp-legacy", "pw-127-0-0-21"]  # the operator's entry kept
     assert "B1" in fake.queue and "C1" in fake.queue  # other route; active: untouched
-    assert fake.pickup_filter == ""  # removed once the maildrop was empty
     order = [c[0] for c in fake.calls]
     assert order.index("postsuper") < order.index("postkick")
+    assert order.count("postfix") == 1  # one reload: defer list and filter together
+    assert fake.pickup_filter == PICKUP_FILTER  # kept while the IP is listed
+    assert ("postkick", "public", "qmgr", "I") in fake.calls  # locked files rescanned
+    QueueMover(None, tool=fake, settle_timeout=1).sync(set())  # delisted
+    assert fake.pickup_filter == "" and fake.defer == ["smtp-legacy"]
 
 
 def test_second_run_reads_each_other_message_once_and_moves_nothing():
@@ -101,7 +109,7 @@ def test_second_run_reads_each_other_message_once_and_moves_nothing():
     fake.calls.clear()
     assert mover.sync({"127.0.0.21"}).moved == []
     assert [c for c in fake.calls if c[0] == "postcat"] == []  # B1 remembered
-    assert not any(c[0] in ("postsuper", "postfix") for c in fake.calls)
+    assert not any(c[0] in ("postsuper", "postfix") for c in fake.calls)  # no reload
 
 
 def test_interrupted_run_is_finished_by_the_next():
@@ -190,8 +198,7 @@ def test_helper_without_a_server_tries_later(tmp_path):
     assert run_helper(9, tmp_path) == reroute_pipe.EX_TEMPFAIL
 
 
-def test_stranded_copies_of_a_killed_run_are_moved_and_pickup_reloaded(monkeypatch):
-    monkeypatch.setattr("poolwarden.adapters.postfix_reroute.RELOAD_SETTLE", 0.0)
+def test_stranded_copies_of_a_killed_run_are_moved_and_pickup_reloaded():
     fake = FakePostfix({"S1": ("deferred", "log_ident=OLD1"),
                         "L1": ("deferred", "log_ident=L1"),  # its own id: a local submission
                         "A1": ("deferred", "pw-127-0-0-21")})

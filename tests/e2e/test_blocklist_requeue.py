@@ -15,6 +15,7 @@ listed IP moved off it, exactly once, even when poolwarden is killed in the midd
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections import Counter
@@ -118,10 +119,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PostfixLab, 
         lab.stop()
 
 
-def deferred_ids(lab: PostfixLab) -> set[str]:
-    return {str(e["queue_id"]) for e in lab.postqueue_json() if e.get("queue_name") == "deferred"}
-
-
 def peers(lab: PostfixLab, message_ids: list[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {m: [] for m in message_ids}
     for d in lab.deliveries(message_ids):
@@ -138,10 +135,15 @@ def send(lab: PostfixLab, sender: str, rcpt: str) -> str:
 def queue_on_listed_ip(lab: PostfixLab, count: int) -> list[str]:
     """``count`` messages deferred on 127.0.0.21 (the sink refuses that source for now)."""
     lab.script_sink([{"peer": LISTED, "reply": "451 4.2.0 try again later (e2e)"}])
-    before = deferred_ids(lab)
-    ids = [send(lab, SENDER, f"q{i}-{time.time_ns()}@gmail.com") for i in range(count)]
-    lab.wait_until(lambda: len(deferred_ids(lab) - before) >= count, 30,
-                   f"{count} messages deferred on {LISTED}")
+    rcpts = [f"q{i}-{time.time_ns()}@gmail.com" for i in range(count)]
+    ids = [send(lab, SENDER, rcpt) for rcpt in rcpts]
+
+    def all_deferred_once() -> bool:  # the lab retries every 1-2 s: read the log
+        log = lab.log_text()
+        return all(re.search(rf"pw-127-0-0-21/smtp\[\d+\]: \S+: to=<{re.escape(r)}>.*"
+                             r"status=deferred", log) for r in rcpts)
+
+    lab.wait_until(all_deferred_once, 30, f"{count} messages deferred on {LISTED}")
     assert not any(peers(lab, ids).values())
     return ids
 
@@ -191,8 +193,8 @@ def test_listing_moves_queued_mail_off_the_ip_once(lab) -> None:
     assert "pw-reroute" in lab.log_text()  # they went through the reroute pipe
 
 
-def test_delisting_brings_the_ip_back(lab) -> None:
-    lab, knot = lab
+def wait_ip_back(lab: PostfixLab, knot: NsKnot) -> str | None:
+    """Delist 127.0.0.21 and send until mail leaves from it again; the last source seen."""
     knot.reload(BASE_RECORDS)
     deadline = time.time() + 40
     peer = None
@@ -203,22 +205,34 @@ def test_delisting_brings_the_ip_back(lab) -> None:
         if peer == LISTED:
             break
         time.sleep(1)
-    assert peer == LISTED, "the delisted IP did not come back"
+    return peer
 
 
-def test_kill9_during_requeue_delivers_each_message_once(lab) -> None:
+def test_delisting_brings_the_ip_back(lab) -> None:
     lab, knot = lab
+    assert wait_ip_back(lab, knot) == LISTED, "the delisted IP did not come back"
+
+
+@pytest.mark.parametrize("moment", ["filter written", "copies in flight"])
+def test_kill9_during_requeue_delivers_each_message_once(lab, moment) -> None:
+    lab, knot = lab
+    assert wait_ip_back(lab, knot) == LISTED
     queued = queue_on_listed_ip(lab, 8)
+    reroutes_before = lab.log_text().count("pw-reroute")
     knot.reload(BASE_RECORDS + listing_records(LISTED))
     master = lab.etc / "master.cf"
 
     def moving() -> bool:  # pickup carries the reroute filter: the re-queue has begun
         return "content_filter=pw-reroute" in master.read_text()
 
+    def in_flight() -> bool:  # the pipe has handed copies to the policy check
+        return lab.log_text().count("pw-reroute") > reroutes_before
+
     try:
-        lab.wait_until(moving, 60, "the re-queue to start", interval=0.01)
+        lab.wait_until(moving if moment == "filter written" else in_flight, 60,
+                       f"the re-queue ({moment})", interval=0.01)
     except LabError:
-        pytest.fail("monitord never started moving the queued mail")
+        pytest.fail(f"monitord never got to '{moment}'")
     lab.kill_agent()
     lab.script_sink([])  # the listed IP would be accepted: any retry from it would show
     time.sleep(2)  # the helper meets a dead policy service: 451, the copy stays queued
@@ -229,4 +243,5 @@ def test_kill9_during_requeue_delivers_each_message_once(lab) -> None:
     counts = Counter(len(p) for p in got.values())
     assert counts == Counter({1: 8}), got  # none lost, none twice
     assert all(p[0] in SHARED for p in got.values()), got
+    assert wait_ip_back(lab, knot) == LISTED  # delisted: mail leaves from it again ...
     lab.wait_until(lambda: not moving(), 30, "pickup's reroute filter to be removed")

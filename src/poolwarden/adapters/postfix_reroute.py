@@ -38,6 +38,7 @@ _FILTER_RECORD = re.compile(r"(?m)^content_filter:\s*([^:\s]+):")
 _LOG_IDENT = re.compile(r"(?m)^named_attribute: log_ident=(\S+)")
 STRANDED = "(stranded)"
 RELOAD_SETTLE = 1.0  # seconds for the daemons of the old configuration to exit
+RESCAN_AFTER_RELOAD = 120.0  # seconds after a reload during which qmgr is asked to rescan
 
 
 def reroute_main_cf(policy_endpoint: str, *, timeout: str = "2s") -> str:
@@ -95,31 +96,44 @@ class QueueMover:
     settle_timeout: float = 30.0
     # deferred messages already read with postcat and found routed elsewhere
     _elsewhere: dict[str, str] = field(default_factory=dict)
+    _reloaded_once: bool = False
+    _reloaded_at: float = float("-inf")
 
     def _run(self, name: str, *args: str, stdin: str | None = None) -> str:
         return self.tool(name, self.config_dir, *args, stdin=stdin)
 
     def sync(self, ips: Iterable[str]) -> MoveResult:
-        """Make Postfix's queue agree: nothing queued leaves from ``ips`` any more."""
+        """Make Postfix's queue agree: nothing queued leaves from ``ips`` any more.
+
+        Reloads are few on purpose: a reload while a delivery is in flight leaves that
+        queue file locked for the new qmgr ("skipped, still being delivered") until the
+        next scan. So the defer list and pickup's filter change together, with one reload,
+        when an IP joins the set; the filter stays while any IP is in it; and every run
+        ends by asking qmgr to scan the incoming queue again."""
         transports = sorted({transport_name(ip) for ip in ips})
         result = MoveResult(deferred_transports=tuple(transports))
         if transports and not self._run("postconf", "-M", f"{REROUTE_SERVICE}/unix").strip():
             raise PostfixToolError(f"master.cf has no {REROUTE_SERVICE} service: add what "
                                    "poolwarden postfix config --reroute prints")
-        if self._set_defer_transports(transports):
-            self._reload()
+        changed = self._set_defer_transports(transports)
         to_move = self._routed_to(set(transports))
         if to_move:
-            # reload even when master.cf already has the filter: a run killed between
-            # postconf and reload left a pickup running without it
-            self._pickup_filter(True, force=True)
+            changed |= self._set_pickup_filter(True)
+            # once per mover even when master.cf already has the filter: a run killed
+            # between postconf and reload left a pickup running without it
+            changed |= not self._reloaded_once
+        if changed:
+            self._reload()
+        if to_move:
             self._run("postsuper", "-r", "-", "deferred", stdin="".join(q + "\n"
                                                                         for q in to_move))
             self._run("postkick", "public", "pickup", "W")
             result.moved = to_move
         result.waiting = self._wait_maildrop()
-        if not result.waiting:
-            self._pickup_filter(False)  # also after an interrupted run
+        if not transports and not result.waiting and self._set_pickup_filter(False):
+            self._reload()  # nothing listed any more (also after an interrupted run)
+        if transports or time.monotonic() - self._reloaded_at < RESCAN_AFTER_RELOAD:
+            self._run("postkick", "public", "qmgr", "I")
         return result
 
     def _set_defer_transports(self, ours: list[str]) -> bool:
@@ -132,20 +146,23 @@ class QueueMover:
         self._run("postconf", "-e", f"defer_transports = {' '.join(wanted)}")
         return True
 
-    def _pickup_filter(self, on: bool, *, force: bool = False) -> None:
+    def _set_pickup_filter(self, on: bool) -> bool:
+        """Put pickup's reroute filter in master.cf (or take it out); True if changed."""
         found = self._run("postconf", "-P", "pickup/unix/content_filter").strip()
         has = found.endswith(PICKUP_FILTER)
-        if on and (force or not has):
-            if not has:
-                self._run("postconf", "-P", f"pickup/unix/content_filter={PICKUP_FILTER}")
-            self._reload()
-            time.sleep(RELOAD_SETTLE)  # the old pickup finishes and exits first
-        elif not on and has:
+        if on and not has:
+            self._run("postconf", "-P", f"pickup/unix/content_filter={PICKUP_FILTER}")
+            return True
+        if not on and has:
             self._run("postconf", "-PX", "pickup/unix/content_filter")
-            self._reload()
+            return True
+        return False
 
     def _reload(self) -> None:
         self._run("postfix", "reload")
+        self._reloaded_once = True
+        self._reloaded_at = time.monotonic()
+        time.sleep(RELOAD_SETTLE)  # the daemons of the old configuration finish and exit
 
     def _queue(self) -> list[dict[str, object]]:
         entries = []

@@ -165,16 +165,41 @@ def test_tenant_lookup_order_is_a_setting():
     assert d.pool == "dedicated:bank"
 
 
-def test_blocklisted_ips_are_skipped_in_a_pool_and_defer_a_dedicated_route():
+def test_blocklisted_ips_are_skipped_in_a_pool_and_a_listed_dedicated_ip_follows_the_plan():
     inv = small_esp()
     bad = {NEW_POOL_IPS[0], "127.0.0.21"}
+    listed = {a: "spamhaus-zen: 127.0.0.2 SBL" for a in bad}
     s = snap(inventory=replace(inv, ips=tuple(replace(ip, blocklisted=ip.address in bad)
                                               for ip in inv.ips)))
     assert {decide(for_tenant("shop", f"u{i}@gmail.com"), s, NOW).ip
             for i in range(50)} == {NEW_POOL_IPS[1]}
+    # the tenant's overflow setting is "shared": its mail leaves from the shared pool, and
+    # the decision says why (never silently)
     d = decide(for_tenant("bank", GMAIL), s, NOW)
-    assert (d.action, d.ip, d.rule) == (Action.DEFER, None, rule_names.NO_USABLE_IP)
-    assert "127.0.0.21 is blocklisted" in d.reason
+    assert (d.action, d.ip, d.rule) == (Action.ROUTE, NEW_POOL_IPS[1],
+                                        rule_names.LISTED_OVERFLOW)
+    assert "127.0.0.21 is blocklisted" in d.reason and "overflow" in d.reason
+    # overflow "defer": the mail waits
+    s = build_snapshot(inv, tiers={}, dedicated_advised={}, settings=RoutingSettings(),
+                       version=1, built_at=NOW, listed=listed,
+                       caps=CapPlan(overflow={"bank": "defer"}))
+    d = decide(for_tenant("bank", GMAIL), s, NOW)
+    assert (d.action, d.ip, d.rule) == (Action.DEFER, None, rule_names.ALL_LISTED)
+    assert "127.0.0.21 is blocklisted (spamhaus-zen: 127.0.0.2 SBL)" in d.reason
+
+
+def test_every_ip_of_a_pool_listed_defers_unless_the_operator_sends_anyway():
+    inv = small_esp()
+    listed = {a: "psbl: 127.0.0.2" for a in NEW_POOL_IPS}
+    s = build_snapshot(inv, tiers={}, dedicated_advised={}, settings=RoutingSettings(),
+                       version=1, built_at=NOW, listed=listed)
+    d = decide(for_tenant("shop", GMAIL), s, NOW)
+    assert (d.action, d.ip, d.rule) == (Action.DEFER, None, rule_names.ALL_LISTED)
+    s = build_snapshot(inv, tiers={}, dedicated_advised={}, settings=RoutingSettings(),
+                       version=1, built_at=NOW, listed=listed, send_when_all_listed=True)
+    d = decide(for_tenant("shop", GMAIL), s, NOW)
+    assert d.action is Action.ROUTE and d.ip in NEW_POOL_IPS
+    assert d.rule == rule_names.ALL_LISTED_SENT and "sent anyway" in d.reason
 
 
 # -- caps: the rule names a capped decision carries --------------------------------------

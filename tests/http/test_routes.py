@@ -27,6 +27,7 @@ CASES: dict[tuple[str, str], tuple[str, dict]] = {
                                        {"json": {"tenant": A, "dry_run": True}}),
     ("GET", "/api/v1/alerts"): ("/api/v1/alerts", {"params": {"kind": "suspension"}}),
     ("GET", "/api/v1/audit"): ("/api/v1/audit", {}),
+    ("GET", "/api/v1/blocklists"): ("/api/v1/blocklists", {}),
 }
 
 

@@ -12,7 +12,9 @@ import logging
 
 import pytest
 
+from poolwarden.core.caps import CapPlan
 from poolwarden.core.model import IpState, Plan, Tenant, Tier
+from poolwarden.core.snapshot import RoutingSettings, build_snapshot
 from poolwarden.services.routing import policy_agent
 from poolwarden.services.routing.policy_agent import PolicyAgent, transport_name
 from poolwarden.testing.builders import GOOD_POOL_IPS, NEW_POOL_IPS, small_esp
@@ -141,7 +143,7 @@ def test_partially_blocklisted_pool_only_uses_the_usable_ip():
     assert answers == {"FILTER pw-127-0-0-14:"}
 
 
-@pytest.mark.parametrize("broken", [(IpState.ACTIVE, True), (IpState.RETIRED, False)])
+@pytest.mark.parametrize("broken", [(IpState.RETIRED, False), (IpState.DRAINING, False)])
 def test_dedicated_tenant_whose_only_ip_is_unusable_defers_never_a_shared_ip(broken):
     inventory = with_ip_states(small_esp(), **{"127_0_0_21": broken})
     for tier in (Tier.GOOD, Tier.NEW, Tier.RISKY):
@@ -153,8 +155,26 @@ def test_dedicated_tenant_whose_only_ip_is_unusable_defers_never_a_shared_ip(bro
                            for ip in (*GOOD_POOL_IPS, *NEW_POOL_IPS))
 
 
+def test_listed_dedicated_ip_follows_the_tenants_overflow_plan_and_says_so():
+    # a blocklisting is not a broken IP: the tenant's plan decides (warmup_overflow)
+    inventory = with_ip_states(small_esp(), **{"127_0_0_21": (IpState.ACTIVE, True)})
+    shared = build_snapshot(inventory, tiers={}, dedicated_advised={},
+                            settings=RoutingSettings(), version=1, built_at=0)
+    agent = agent_for(shared)
+    action = agent.answer(rcpt("y@smallbiz.example", sender="s@bank.example", instance="a"))
+    assert action in filters(NEW_POOL_IPS)  # overflow to the shared pool for its tier
+    assert agent.decision_log[-1].rule == "blocklist:overflow"  # never silently
+    held = build_snapshot(inventory, tiers={}, dedicated_advised={},
+                          settings=RoutingSettings(), version=1, built_at=0,
+                          caps=CapPlan(overflow={"bank": "defer"}))
+    action = agent_for(held).answer(rcpt("y@smallbiz.example", sender="s@bank.example",
+                                         instance="b"))
+    assert_defers(action, "451 4.3.5", "no usable IP", "127.0.0.21 is blocklisted")
+    assert not any(transport_name(ip) in action for ip in ALL_IPS)
+
+
 def test_major_via_shared_with_dead_dedicated_ip_defers_the_non_major_recipients():
-    inventory = with_ip_states(small_esp(), **{"127_0_0_22": (IpState.ACTIVE, True)})
+    inventory = with_ip_states(small_esp(), **{"127_0_0_22": (IpState.RETIRED, False)})
     agent = agent_for(snapshot(inventory=inventory))
     # the major provider legitimately goes via the shared pool (the plan says so) ...
     assert agent.answer(rcpt("x@gmail.com", sender="s@news.example", instance="a")) \

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from poolwarden.core.model import Tier
+from poolwarden.core.model import IpState, Tier
 from poolwarden.core.policy import RouteRequest, decide
 from poolwarden.core.snapshot import Action, RoutingSettings, build_snapshot
 from poolwarden.testing.builders import GOOD_POOL_IPS, NEW_POOL_IPS, small_esp
@@ -107,14 +107,25 @@ def test_cannot_decide_means_defer():
     assert route(s, "shop", "no-domain").action is Action.DEFER
 
 
-def test_blocklisted_dedicated_ip_defers_instead_of_using_another_ip():
+def test_retired_dedicated_ip_defers_instead_of_using_another_ip():
+    from dataclasses import replace
+    inv = small_esp()
+    ips = tuple(replace(ip, state=IpState.RETIRED) if ip.address == "127.0.0.21" else ip
+                for ip in inv.ips)
+    s = snap(inventory=replace(inv, ips=ips))
+    d = route(s, "bank", GMAIL)
+    assert d.action is Action.DEFER and d.ip is None and "retired" in d.reason
+
+
+def test_blocklisted_dedicated_ip_overflows_per_the_plan_and_says_why():
     from dataclasses import replace
     inv = small_esp()
     ips = tuple(replace(ip, blocklisted=True) if ip.address == "127.0.0.21" else ip
                 for ip in inv.ips)
     s = snap(inventory=replace(inv, ips=ips))
     d = route(s, "bank", GMAIL)
-    assert d.action is Action.DEFER and d.ip is None and "blocklisted" in d.reason
+    assert d.action is Action.ROUTE and d.ip != "127.0.0.21"
+    assert d.rule == "blocklist:overflow" and "127.0.0.21 is blocklisted" in d.reason
 
 
 def test_blocklisted_shared_ip_is_skipped():

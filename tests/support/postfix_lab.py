@@ -585,7 +585,8 @@ class PostfixLab:
 
     def __init__(self, config: Path, *, policy: str = "unix",
                  sink_domains: Iterable[str] = SINK_DOMAINS,
-                 extra_main_cf: str = "", keep: bool | None = None,
+                 extra_main_cf: str = "", extra_master_cf: str = "",
+                 keep: bool | None = None,
                  log_level: str = "INFO", sink_tls: bool = False,
                  sender_login: bool = False) -> None:
         if policy not in ("unix", "tcp"):
@@ -594,6 +595,7 @@ class PostfixLab:
         self.policy_kind = policy
         self.sink_domains = tuple(sink_domains)
         self.extra_main_cf = extra_main_cf
+        self.extra_master_cf = extra_master_cf  # services added after the generated ones
         self.sink_tls = sink_tls  # the sink offers STARTTLS (a self-signed certificate)
         # the generator's sender login restrictions (tenant_lookup): off by default, as most
         # tests inject unauthenticated mail in the tenants' domains like their relays would
@@ -783,7 +785,7 @@ smtp_connect_timeout = 5s
 
         inventory = load_config(self.config).inventory
         return (_MASTER_SERVICES.format(smtpd_host=SMTPD_HOST, smtpd_port=SMTPD_PORT)
-                + "\n" + master_cf(inventory))
+                + "\n" + master_cf(inventory) + self.extra_master_cf)
 
     def _write_postfix_config(self) -> None:
         (self.etc / "main.cf").write_text(self.main_cf_text())

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from poolwarden.adapters.event_rows import unique_rows
+from poolwarden.adapters.listing_store import MemoryListingStore
 from poolwarden.adapters.reaction_store import ActivationLog
 from poolwarden.adapters.storable import (
     clean_alert,
@@ -32,6 +33,7 @@ from poolwarden.adapters.storable import (
     unique_by_key,
 )
 from poolwarden.adapters.warmup_store import MemoryWarmupStore
+from poolwarden.core.blocklists import Listing
 from poolwarden.core.counters import CounterDelta, EventRow, counter_deltas, event_deltas
 from poolwarden.core.errors import StoreError
 from poolwarden.core.events import Event
@@ -47,6 +49,7 @@ from poolwarden.ports import (
     CounterRow,
     DecisionRow,
     FeedbackRow,
+    ListingChange,
     Store,
     StoredRows,
     TokenRow,
@@ -139,6 +142,7 @@ class MemoryStore(MemoryWarmupStore, AccessMemory, Store):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._listing_store = MemoryListingStore()
         self._keys: set[str] = set()
         self._ledger = Ledger()
         self._standings: dict[str, TenantStanding] = {}
@@ -349,6 +353,20 @@ class MemoryStore(MemoryWarmupStore, AccessMemory, Store):
                     if (since is None or r.at >= since) and (kind is None or r.kind == kind)
                     and (tenant is None or r.tenant == tenant)][:max(limit, 0)]
         return [clean_alert(r) for r in rows]  # fresh copies of the JSON fields
+
+    # -- blocklist listings (``ports.ListingStore``), kept beside the rest ----------------
+
+    def listings(self) -> list[Listing]:
+        return self._listing_store.listings()
+
+    def save_listings(self, states: Sequence[Listing], changes: Sequence[ListingChange]
+                      ) -> None:
+        self._listing_store.save_listings(states, changes)
+
+    def listing_history(self, *, target: str | None = None, limit: int = 100
+                        ) -> list[ListingChange]:
+        return self._listing_store.listing_history(target=target, limit=limit)
+
 
     def close(self) -> None:
         """Nothing to release; the data stays readable until the object is dropped."""

@@ -309,3 +309,39 @@ alerts = Table(
     Index("ix_alerts_at", "at"),
     Index("ix_alerts_tenant_id", "tenant", "id"),
 )
+
+# DNS blocklists: the standing of each (target, list) as monitord last judged it
+# (core.blocklists.Listing), and every listing and delisting with its consequence.
+blocklist_state = Table(
+    "blocklist_state",
+    metadata,
+    Column("target", String(255), nullable=False),
+    Column("list", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("listed", Boolean, nullable=False),
+    Column("since", Float, nullable=False),
+    Column("last_listed", Float, nullable=True),
+    Column("clear_since", Float, nullable=True),
+    Column("codes", JSON, nullable=False),
+    Column("meaning", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("checked_at", Float, nullable=False),
+    PrimaryKeyConstraint("target", "list", name="pk_blocklist_state"),
+)
+
+blocklist_changes = Table(
+    "blocklist_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("list", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("change", String(16), nullable=False),
+    Column("codes", JSON, nullable=False),
+    Column("meaning", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("consequence", Text, nullable=False),
+    Index("ix_blocklist_changes_at", "at"),
+    Index("ix_blocklist_changes_target", "target", "id"),
+)

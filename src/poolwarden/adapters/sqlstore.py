@@ -36,6 +36,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from poolwarden.adapters.event_rows import sqlite_add_rows, unique_rows
+from poolwarden.adapters.listing_store import SqlListingStore
 from poolwarden.adapters.reaction_store import (
     insert_activations,
     newest_activation_id,
@@ -61,6 +62,7 @@ from poolwarden.adapters.storable import (
     unique_by_key,
 )
 from poolwarden.adapters.warmup_store import SqlWarmupStore
+from poolwarden.core.blocklists import Listing
 from poolwarden.core.counters import (
     COUNTER_COLUMNS,
     CounterDelta,
@@ -81,6 +83,7 @@ from poolwarden.ports import (
     Checkpoint,
     CounterRow,
     DecisionRow,
+    ListingChange,
     Store,
     StoredRows,
 )
@@ -174,6 +177,7 @@ class SqlStore(SqlAccessStore, SqlRecordStore, SqlWarmupStore, Store):
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._listing_store = SqlListingStore(engine)
         dialect = engine.dialect.name
         if dialect == "sqlite":
             self._insert: Any = sqlite.insert
@@ -448,6 +452,20 @@ class SqlStore(SqlAccessStore, SqlRecordStore, SqlWarmupStore, Store):
                 out.extend(DecisionRow(**{name: row[name] for name in DECISION_COLUMNS})
                            for row in conn.execute(query).mappings())
         return out
+
+    # -- blocklist listings (``ports.ListingStore``), kept beside the rest ----------------
+
+    def listings(self) -> list[Listing]:
+        return self._listing_store.listings()
+
+    def save_listings(self, states: Sequence[Listing], changes: Sequence[ListingChange]
+                      ) -> None:
+        self._listing_store.save_listings(states, changes)
+
+    def listing_history(self, *, target: str | None = None, limit: int = 100
+                        ) -> list[ListingChange]:
+        return self._listing_store.listing_history(target=target, limit=limit)
+
 
     def close(self) -> None:
         self._engine.dispose()

@@ -52,6 +52,7 @@ API_PARITY: dict[str, list[str]] = {
     "/api/v1/tenants/{tenant}/moves": ["tenant", "moves", "{tenant}"],
     "/api/v1/pools": ["pools"],
     "/api/v1/ips": ["ips"],
+    "/api/v1/blocklists": ["blocklists"],
     "/api/v1/ips/{address}": ["ip", "show", "{address}"],
     "/api/v1/ips/{address}/neighbours": ["ip", "neighbours", "{address}"],
     "/api/v1/decisions": ["decisions"],

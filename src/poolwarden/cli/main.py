@@ -26,6 +26,7 @@ import typer
 from poolwarden.cli import api_cmds, render
 from poolwarden.cli.common import ConfigOption, JsonOption, config_path, fail, guarded, out
 from poolwarden.cli.ingest_cmds import ingest_app
+from poolwarden.cli.monitor_cmds import blocklists, check_app
 from poolwarden.cli.postfix_cmds import hold_app, postfix_app
 from poolwarden.core.model import Tier
 
@@ -46,6 +47,8 @@ app.add_typer(ip_app, name="ip")
 app.add_typer(postfix_app, name="postfix")
 app.add_typer(hold_app, name="hold")
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(check_app, name="check")
+app.command("blocklists")(guarded(blocklists))
 api_cmds.register(app, tenant_app, ip_app)  # token, user and the API's reads
 
 T = TypeVar("T")
@@ -116,18 +119,23 @@ def route(
     config: ConfigOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Decide the egress IP for one recipient, exactly as the routing agent would."""
+    """Decide the egress IP for one recipient, exactly as the routing agent would, and say
+    how the recipient's provider was recognised (domain tables, or its MX: given with --mx,
+    else looked up through monitors.nameservers when set)."""
+    from poolwarden.cli.monitor_cmds import recognise
     from poolwarden.core.policy import RouteRequest
 
-    with engine_for(config) as (_, engine):
+    with engine_for(config) as (loaded, engine):
+        mx_hosts, provider, how = recognise(loaded, recipient, tuple(mx or ()))
         request = RouteRequest(recipient=recipient, tenant=tenant, sender=sender,
-                               sasl_username=sasl, client_address=client,
-                               mx_hosts=tuple(mx or ()))
+                               sasl_username=sasl, client_address=client, mx_hosts=mx_hosts)
         decision = engine.route(request, time.time())
     if json_out:
-        emit_json(decision.as_dict())
+        emit_json({**decision.as_dict(), "recognised": {"provider": provider, "how": how,
+                                                         "mx": list(mx_hosts)}})
     else:
         render.decision(out, decision)
+        out.print(f"provider: {provider} ({how})", markup=False, highlight=False)
 
 
 @app.command()
@@ -161,6 +169,7 @@ def tenant_show(name: str, config: ConfigOption = None, json_out: JsonOption = F
     else:
         render.tenant_detail(out, detail)
         render.reactions(out, detail["reactions"])
+        render.listings(out, detail.get("blocklists"))
 
 
 @app.command()
@@ -193,6 +202,7 @@ def ip_show(address: str, config: ConfigOption = None, json_out: JsonOption = Fa
     else:
         render.ip_detail(out, detail)
         render.reactions(out, detail["reactions"])
+        render.listings(out, detail.get("blocklists"))
 
 
 @events_app.command("import")

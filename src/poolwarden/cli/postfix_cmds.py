@@ -71,9 +71,17 @@ def postfix_config(
     bounce_ip: Annotated[str | None, typer.Option(
         "--bounce-ip", help="Egress IP for Postfix's own bounces [default: the first usable "
         "IP of the pool serving tier good].", show_default=False)] = None,
+    reroute: Annotated[bool, typer.Option(
+        "--reroute", help="Add the pw-reroute pipe and the loopback smtpd (127.0.0.1:10026) "
+        "that move queued mail off a drained, listed or paused IP (monitors.move_queued).")]
+    = False,
+    reroute_done: Annotated[str, typer.Option(
+        "--reroute-done", help="Directory, writable by user nobody, where the reroute helper "
+        "marks what it submitted (exactly once).")] = "/var/lib/poolwarden/reroute",
 ) -> None:
     """Print the main.cf and master.cf pieces for the current inventory."""
     from poolwarden.adapters.postfix_conf import main_cf, master_cf, postfix_endpoint
+    from poolwarden.adapters.postfix_reroute import reroute_main_cf, reroute_master_cf
 
     loaded = _load(config)
     if part not in ("main", "master", "both"):
@@ -85,12 +93,17 @@ def postfix_config(
                             tenant_lookup=loaded.settings.routing.tenant_lookup)
     except ValueError as exc:
         fail(str(exc))
+    master_text = master_cf(loaded.inventory)
+    if reroute:
+        main_text += reroute_main_cf(endpoint)
+        master_text += reroute_master_cf(
+            [sys.executable, "-m", "poolwarden.adapters.reroute_pipe"], reroute_done)
     if part in ("main", "both"):
         sys.stdout.write("# ===== main.cf =====\n" if part == "both" else "")
         sys.stdout.write(main_text)
     if part in ("master", "both"):
         sys.stdout.write("\n# ===== master.cf =====\n" if part == "both" else "")
-        sys.stdout.write(master_cf(loaded.inventory))
+        sys.stdout.write(master_text)
 
 
 @postfix_app.command("check")

@@ -100,16 +100,28 @@ def tenant_detail(out: Console, d: dict[str, Any]) -> None:
 
 def ips_table(out: Console, rows: list[dict[str, Any]]) -> None:
     table = Table(title="egress IPs")
-    for column in ("address", "helo", "state", "pools", "dedicated to", "volume",
+    for column in ("address", "helo", "state", "pools", "dedicated to", "listed", "volume",
                    "hard bounce", "complaints", "traps"):
         table.add_column(column)
     for r in rows:
         state = r["state"] + (" BLOCKLISTED" if r["blocklisted"] else "")
         table.add_row(r["address"], escape(r["helo"]), state, escape(", ".join(r["pools"])),
-                      escape(r["dedicated_to"] or "-"), f"{r['volume']:,}",
-                      rate_cell(r["hard_bounce_rate"]), rate_cell(r["complaint_rate"]),
-                      str(r["trap_hits"]))
+                      escape(r["dedicated_to"] or "-"), escape(r.get("listed_on") or "-"),
+                      f"{r['volume']:,}", rate_cell(r["hard_bounce_rate"]),
+                      rate_cell(r["complaint_rate"]), str(r["trap_hits"]))
     out.print(table)
+
+
+def listings(out: Console, found: dict[str, Any] | None) -> None:
+    """Blocklist listings in force and their history (IP and tenant pages)."""
+    if not found or not (found["listed"] or found["history"]):
+        return
+    for s in found["listed"]:
+        out.print(f"[bold red]LISTED[/] {escape(s['target'])} on {escape(s['list'])} since "
+                  f"{when(s['since'])}: {escape(s['meaning'])} {escape(s['reason'])}")
+    for c in found["history"][:20]:
+        out.print(f"  {when(c['at'])} {escape(c['target'])} {c['change']} on "
+                  f"{escape(c['list'])}: {escape(c['meaning'])} → {escape(c['consequence'])}")
 
 
 def ip_detail(out: Console, d: dict[str, Any]) -> None:

@@ -19,9 +19,11 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from poolwarden.config.locate import index_lines, line_for
+from poolwarden.config.monitors import resolve_blocklists
 from poolwarden.config.reaction_rules import resolve_rules
 from poolwarden.config.schema import PoolwardenSettings, ProviderSettings
 from poolwarden.config.warmup_files import check_warmup
+from poolwarden.core.blocklists import Blocklist
 from poolwarden.core.errors import ConfigError
 from poolwarden.core.inventory import canonical_ip, validate_inventory
 from poolwarden.core.model import EgressIp, Inventory, Pool, Provider, Tenant
@@ -45,6 +47,7 @@ class LoadedConfig:
     store_url: str
     warmup_schedules: tuple[Schedule, ...] = ()  # built-in and [warmup] schedule_files
     reaction_rules: tuple[Rule, ...] = ()  # built-in and [reaction] rule_files, validated
+    blocklists: tuple[Blocklist, ...] = ()  # built-in and [monitors] blocklists
 
 
 def load_config(path: str | Path) -> LoadedConfig:
@@ -101,7 +104,8 @@ def load_config_text(text: str, *, file: str) -> LoadedConfig:
     schedules = check_warmup(settings, inventory, index=index, file=file)
     return LoadedConfig(Path(file), settings, inventory, thresholds,
                         resolve_store_url(settings.store.url, Path(file).absolute().parent),
-                        reaction_rules=rules, warmup_schedules=schedules)
+                        reaction_rules=rules, warmup_schedules=schedules,
+                        blocklists=resolve_blocklists(settings.monitors))
 
 
 Located = tuple[int | None, str, str]  # line, dotted field, message

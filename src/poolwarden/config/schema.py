@@ -8,7 +8,6 @@ threshold is never declared twice. ``iter_settings`` lists every setting for
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import types
@@ -29,6 +28,7 @@ from typing import (
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator
 
+from poolwarden.config.monitors import MonitorSettings, nameserver_address
 from poolwarden.core.model import IpState, Plan, PoolKind, Tier
 from poolwarden.core.thresholds import Thresholds
 
@@ -199,20 +199,6 @@ class FeedbackSettings(Section):
             if nameserver_address(entry) is None:
                 raise ValueError(f"{entry!r} is not an IP address or IP:PORT ([IPv6]:PORT)")
         return value
-
-
-def nameserver_address(text: str) -> tuple[str, int] | None:
-    """``(ip, port)`` of ``IP``, ``IP:PORT``, ``IPv6`` or ``[IPv6]:PORT``; None if neither."""
-    host, port = text.strip(), 53
-    match = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d{1,5})|([0-9.]+):(\d{1,5})", host)
-    if match:
-        host = match.group(1) or match.group(3)
-        port = int(match.group(2) or match.group(4))
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    return (host, port) if 0 < port < 65536 else None
 
 
 class IngestSettings(Section):
@@ -487,6 +473,8 @@ class PoolwardenSettings(Section):
                                        description=ReactionSettings.__doc__ or "")
     alerts: AlertSettings = Field(default_factory=AlertSettings,
                                   description=AlertSettings.__doc__ or "")
+    monitors: MonitorSettings = Field(default_factory=MonitorSettings,
+                                      description=MonitorSettings.__doc__ or "")
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings,
                                           description=_THRESHOLDS_DOC)
     ips: tuple[IpSettings, ...] = Field((), description=IpSettings.__doc__ or "")

@@ -60,6 +60,7 @@ class EgressIp:
     helo: str
     state: IpState = IpState.ACTIVE
     blocklisted: bool = False
+    listed_on: str = ""  # which lists and what they said, when blocklisted
 
     @property
     def usable(self) -> bool:
@@ -68,7 +69,8 @@ class EgressIp:
 
     def unusable_reason(self) -> str:
         if self.blocklisted:
-            return f"{self.address} is blocklisted"
+            return f"{self.address} is blocklisted" + (f" ({self.listed_on})"
+                                                       if self.listed_on else "")
         return f"{self.address} is {self.state.value}"
 
 

@@ -7,7 +7,8 @@ domain → provider table (filled off the hot path from DNS). Pure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from poolwarden.core.model import OTHER_PROVIDER, Provider
 
@@ -92,9 +93,83 @@ class ProviderIndex:
                 return name
         return OTHER_PROVIDER
 
+    def with_learned(self, learned: Mapping[str, str]) -> ProviderIndex:
+        """The same providers with another learned domain → provider table (cheap: the
+        provider tables are shared, only the learned map is new; keys lower case)."""
+        clone = ProviderIndex.__new__(ProviderIndex)
+        clone.providers = self.providers
+        clone._by_domain = self._by_domain
+        clone._mx_suffixes = self._mx_suffixes
+        if set(learned.values()) <= self.providers.keys():  # the usual case: one C copy
+            clone._learned = dict(learned)
+        else:  # a provider no longer configured falls back to "other"
+            clone._learned = {k: v for k, v in learned.items() if v in self.providers}
+        return clone
+
+    @property
+    def learned(self) -> Mapping[str, str]:
+        return self._learned
+
+    def explain(self, domain: str, mx_hosts: Iterable[str] = ()) -> tuple[str, str]:
+        """``(provider, how it was recognised)`` for a recipient domain, for operators."""
+        domain = domain.lower().rstrip(".")
+        hit = self._by_domain.get(domain)
+        if hit is not None:
+            return hit.name, f"recipient domain {domain} is one of {hit.name}'s domains"
+        learned = self._learned.get(domain)
+        if learned is not None:
+            return learned, f"MX of {domain} is at {learned} (learned from DNS by monitord)"
+        dot = domain.find(".")
+        while dot != -1:
+            parent = domain[dot + 1:]
+            hit = self._by_domain.get(parent)
+            if hit is not None:
+                return hit.name, f"{domain} is a subdomain of {hit.name}'s {parent}"
+            dot = domain.find(".", dot + 1)
+        for host in mx_hosts:
+            name = self.for_mx_host(host)
+            if name != OTHER_PROVIDER:
+                return name, f"MX host {host} matches {name}'s MX suffixes"
+        return OTHER_PROVIDER, (f"{domain}: neither a provider domain nor an MX at a "
+                                "provider (not resolved yet, or hosted elsewhere)")
+
     def for_mx_host(self, host: str) -> str:
         host = host.lower().rstrip(".")
         for suffix, provider in self._mx_suffixes:
             if host == suffix or host.endswith("." + suffix):
                 return provider.name
         return OTHER_PROVIDER
+
+
+@dataclass(frozen=True, slots=True)
+class MxVerdict:
+    """Which provider receives a domain's mail, judged from its MX records."""
+
+    domain: str
+    provider: str
+    host: str | None  # the MX host that decided (lowest preference); None: none usable
+    how: str
+
+
+def classify_mx(index: ProviderIndex, domain: str, records: Sequence[tuple[int, str]],
+                *, exists: bool = True) -> MxVerdict:
+    """The provider of ``domain`` from its MX records ``(preference, host)``.
+
+    The lowest-preference host decides (the one mail goes to first); no MX record means
+    the domain itself is the mail host (RFC 5321 implicit MX); a null MX (RFC 7505) or a
+    domain that does not exist is "other" (mail to it cannot be delivered anyway).
+    """
+    domain = domain.lower().rstrip(".")
+    if not exists:
+        return MxVerdict(domain, OTHER_PROVIDER, None, "the domain does not exist")
+    if not records:
+        name = index.for_mx_host(domain)
+        return MxVerdict(domain, name, domain, "no MX record: the domain is its own mail host")
+    preference, host = min(records)
+    host = host.lower().rstrip(".")
+    if not host or host == ".":
+        return MxVerdict(domain, OTHER_PROVIDER, None, "null MX: the domain accepts no mail")
+    name = index.for_mx_host(host)
+    how = (f"MX {host} (preference {preference}) matches {name}" if name != OTHER_PROVIDER
+           else f"MX {host} (preference {preference}) is at no known provider")
+    return MxVerdict(domain, name, host, how)

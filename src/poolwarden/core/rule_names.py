@@ -21,6 +21,11 @@ TIER_OFF_PLATFORM: Final = "tier:off-platform"
 # the route exists but nothing can carry mail on it
 NO_USABLE_IP: Final = "no_usable_ip"
 NO_POOL_FOR_TIER: Final = "no_pool_for_tier"
+# every IP of the route is on a DNS blocklist: deferred, or sent anyway when the
+# operator set send_when_all_listed; a tenant's listed dedicated IP overflows to shared
+ALL_LISTED: Final = "blocklist:all-listed"
+ALL_LISTED_SENT: Final = "blocklist:all-listed-sent"
+LISTED_OVERFLOW: Final = "blocklist:overflow"
 
 # a warm-up cap (an IP's or a new sending domain's, per provider)
 WARMUP_CAP: Final = "warmup:cap"

@@ -26,6 +26,7 @@ from poolwarden.core.caps import (
 from poolwarden.core.model import (
     EgressIp,
     Inventory,
+    IpState,
     Plan,
     Pool,
     PoolKind,
@@ -138,10 +139,21 @@ class Snapshot:
 class _RouteFactory:
     """Builds routes and interns the shared ones."""
 
-    def __init__(self, ips: Mapping[str, EgressIp], providers: ProviderIndex) -> None:
+    def __init__(self, ips: Mapping[str, EgressIp], providers: ProviderIndex,
+                 send_when_all_listed: bool = False) -> None:
         self._ips = ips
         self._provider_names = tuple(providers.providers)
         self._cache: dict[tuple[object, ...], Route] = {}
+        self._send_listed = send_when_all_listed
+
+    def all_listed(self, ips: tuple[str, ...]) -> bool:
+        """Whether the only thing keeping mail off these IPs is a blocklisting."""
+        known = [self._ips[a] for a in ips if a in self._ips]
+        return bool(known) and all(
+            ip.blocklisted and ip.state in (IpState.ACTIVE, IpState.WARMING) for ip in known)
+
+    def listed_text(self, ips: tuple[str, ...]) -> str:
+        return ", ".join(self._ips[a].unusable_reason() for a in ips if a in self._ips)
 
     def fixed(self, decision: Decision) -> Route:
         return Route(pool=decision.pool, ips=(), by_provider={}, fixed=decision)
@@ -152,6 +164,20 @@ class _RouteFactory:
         if cached is not None:
             return cached
         usable = tuple(a for a in ips if a in self._ips and self._ips[a].usable)
+        if not usable and self.all_listed(ips):
+            why = self.listed_text(ips)
+            if self._send_listed:  # the operator chose sending over waiting
+                usable = tuple(a for a in ips if a in self._ips)
+                reason = (f"{reason}; every IP is listed ({why}), sent anyway "
+                          "(send_when_all_listed)")
+                rule = rule_names.ALL_LISTED_SENT
+            else:
+                route = self.fixed(Decision(
+                    Action.DEFER, None, pool, f"{reason}, but no usable IP: every IP is "
+                    f"listed ({why}); deferring: the mail waits in the queue",
+                    rule_names.ALL_LISTED, tier, plan))
+                self._cache[key] = route
+                return route
         if not usable:
             why = ", ".join(self._ips[a].unusable_reason() for a in ips if a in self._ips)
             route = self.fixed(Decision(
@@ -174,17 +200,26 @@ def build_snapshot(inventory: Inventory, *, tiers: Mapping[str, Tier],
                    version: int, built_at: float,
                    learned_providers: Mapping[str, str] | None = None,
                    restrictions: Iterable[Restriction] = (),
-                   caps: CapPlan = EMPTY_PLAN) -> Snapshot:
-    """Resolve every tenant's plan and tier into routes; fold in warm-up caps and restrictions."""
+                   caps: CapPlan = EMPTY_PLAN,
+                   listed: Mapping[str, str] | None = None,
+                   send_when_all_listed: bool = False) -> Snapshot:
+    """Resolve every tenant's plan and tier into routes; fold in warm-up caps and restrictions.
+
+    ``listed`` maps the egress IPs drained because a DNS blocklist lists them to what the
+    lists said; the routes skip them (see ``_RouteFactory.to_ips`` for a route whose every
+    IP is listed)."""
     providers = ProviderIndex(inventory.providers, learned_providers)
     ips = {ip.address: ip for ip in inventory.ips}
+    for address, why in (listed or {}).items():
+        if address in ips:
+            ips[address] = replace(ips[address], blocklisted=True, listed_on=why)
     pools = {pool.name: pool for pool in inventory.pools}
     shared_for: dict[Tier, Pool] = {}
     for pool in inventory.pools:
         if pool.kind is PoolKind.SHARED:
             for tier in pool.tiers:
                 shared_for.setdefault(tier, pool)
-    factory = _RouteFactory(ips, providers)
+    factory = _RouteFactory(ips, providers, send_when_all_listed)
     tenants: dict[str, TenantEntry] = {}
     by_sasl: dict[str, str] = {}
     by_domain: dict[str, str] = {}
@@ -192,7 +227,8 @@ def build_snapshot(inventory: Inventory, *, tiers: Mapping[str, Tier],
     for tenant in inventory.tenants:
         tier = tiers.get(tenant.name, tenant.initial_tier)
         tenants[tenant.name] = _entry(tenant, tier, shared_for, factory, settings,
-                                      dedicated_advised.get(tenant.name, False))
+                                      dedicated_advised.get(tenant.name, False),
+                                      caps.overflow.get(tenant.name) == OVERFLOW_DEFER)
         for user in tenant.sasl_usernames:
             by_sasl[user] = tenant.name
         for domain in tenant.domains:
@@ -256,6 +292,23 @@ def _shared(tenant: Tenant, tier: Tier, shared_for: Mapping[Tier, Pool],
         tier=tier, plan=tenant.plan)
 
 
+def _own(tenant: Tenant, tier: Tier, shared_for: Mapping[Tier, Pool], factory: _RouteFactory,
+         why: str, defer: bool) -> Route:
+    """The tenant's dedicated route; when blocklistings took every one of its IPs, the
+    tenant's plan decides: overflow to the shared pool, or defer (``warmup_overflow``)."""
+    route = _dedicated(tenant, tier, factory, why)
+    if route.fixed is None or defer or not factory.all_listed(tenant.dedicated_ips):
+        return route
+    overflow = _shared(tenant, tier, shared_for, factory,
+                       f"{why}, but its dedicated IP is listed "
+                       f"({factory.listed_text(tenant.dedicated_ips)}): overflow")
+    if overflow.fixed is not None:
+        return overflow
+    by_provider = {name: tuple(replace(d, rule=rule_names.LISTED_OVERFLOW) for d in choices)
+                   for name, choices in overflow.by_provider.items()}
+    return Route(pool=overflow.pool, ips=overflow.ips, by_provider=by_provider)
+
+
 def _dedicated(tenant: Tenant, tier: Tier, factory: _RouteFactory, why: str) -> Route:
     return factory.to_ips(
         key=("dedicated", tenant.name, why), pool=f"dedicated:{tenant.name}",
@@ -264,7 +317,8 @@ def _dedicated(tenant: Tenant, tier: Tier, factory: _RouteFactory, why: str) -> 
 
 
 def _entry(tenant: Tenant, tier: Tier, shared_for: Mapping[Tier, Pool],
-           factory: _RouteFactory, settings: RoutingSettings, advised: bool) -> TenantEntry:
+           factory: _RouteFactory, settings: RoutingSettings, advised: bool,
+           defer: bool = False) -> TenantEntry:
     plan = tenant.plan
     name = tenant.name
     fixed: Decision | None = None
@@ -277,7 +331,7 @@ def _entry(tenant: Tenant, tier: Tier, shared_for: Mapping[Tier, Pool],
                          f"tenant {name} is off the platform", rule_names.TIER_OFF_PLATFORM, tier,
                          plan)
     if fixed is not None:
-        release = (_entry(tenant, Tier.RISKY, shared_for, factory, settings, advised)
+        release = (_entry(tenant, Tier.RISKY, shared_for, factory, settings, advised, defer)
                    if tier is Tier.SUSPENDED else None)
         return TenantEntry(name, tier, plan, fixed, factory.fixed(fixed), release=release)
     plan_text = f"plan {plan.value}, tier {tier.value}"
@@ -285,32 +339,35 @@ def _entry(tenant: Tenant, tier: Tier, shared_for: Mapping[Tier, Pool],
         return TenantEntry(name, tier, plan, None,
                            _shared(tenant, tier, shared_for, factory, plan_text))
     if plan is Plan.DEDICATED:
-        return TenantEntry(name, tier, plan, None, _dedicated(tenant, tier, factory, plan_text))
+        return TenantEntry(name, tier, plan, None,
+                           _own(tenant, tier, shared_for, factory, plan_text, defer))
     if plan is Plan.MAJOR_VIA_SHARED:
         return TenantEntry(
             name, tier, plan, None,
-            route=_dedicated(tenant, tier, factory, f"{plan_text}, recipient not at a major "
-                             "provider"),
+            route=_own(tenant, tier, shared_for, factory,
+                       f"{plan_text}, recipient not at a major provider", defer),
             major_route=_shared(tenant, tier, shared_for, factory,
                                 f"{plan_text}, recipient at a major provider"))
     if plan is Plan.PROVE_THEN_SHARE:
         if tier is Tier.GOOD:
             return TenantEntry(name, tier, plan, None, _shared(
                 tenant, tier, shared_for, factory, f"{plan_text}: proven, graduated"))
-        return TenantEntry(name, tier, plan, None, _dedicated(
-            tenant, tier, factory, f"{plan_text}: not proven yet, stays on its own IP"))
+        return TenantEntry(name, tier, plan, None, _own(
+            tenant, tier, shared_for, factory, f"{plan_text}: not proven yet, stays on its own IP",
+            defer))
     if plan is Plan.PRIVATE_ROUTING:
         return TenantEntry(
             name, tier, plan, None,
             route=_shared(tenant, tier, shared_for, factory,
                           f"{plan_text}, sending domain not listed for private routing"),
             private_domains=frozenset(d.lower() for d in tenant.private_domains),
-            private_route=_dedicated(tenant, tier, factory,
-                                     f"{plan_text}, sending domain listed for private routing"))
+            private_route=_own(tenant, tier, shared_for, factory,
+                               f"{plan_text}, sending domain listed for private routing", defer))
     # auto: a dedicated IP only where the volume can earn it a reputation
     if advised and tenant.dedicated_ips:
-        return TenantEntry(name, tier, plan, None, _dedicated(
-            tenant, tier, factory, f"{plan_text}: volume advice says a dedicated IP"))
+        return TenantEntry(name, tier, plan, None, _own(
+            tenant, tier, shared_for, factory, f"{plan_text}: volume advice says a dedicated IP",
+            defer))
     why = ("volume advice says shared" if not advised
            else "dedicated advised but no dedicated IP assigned")
     return TenantEntry(name, tier, plan, None,

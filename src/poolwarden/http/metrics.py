@@ -36,6 +36,7 @@ from poolwarden.services.queries.metrics import (
     IngestCounts,
     LatencyHistogram,
     MetricSources,
+    MonitorCounts,
     NodeCollector,
     node_registry,
 )
@@ -105,6 +106,11 @@ def sources_for(ctx: NodeContext, held: HeldCache) -> MetricSources:
         stats: AlertCounts | None = getattr(alerter, "stats", None)
         return stats
 
+    def monitors() -> MonitorCounts | None:
+        monitord = getattr(runtime, "monitord", None)
+        stats: MonitorCounts | None = getattr(monitord, "stats", None)
+        return stats
+
     def snapshot() -> Any:
         if runtime is not None:
             return runtime.snapshot  # None before the first build: no snapshot metrics
@@ -120,7 +126,7 @@ def sources_for(ctx: NodeContext, held: HeldCache) -> MetricSources:
 
     sources = MetricSources(clock=ctx.clock, snapshot=snapshot, agent=agent, latency=latency,
                             ingest=ingest, events=events, held=held_counts, alerts=alerts,
-                            connections=connections)
+                            connections=connections, monitors=monitors)
     if lag is not None:
         sources.ingest_lag = lag  # shared with the alerter: one notion of "behind since"
     return sources

@@ -105,6 +105,38 @@ class TenantRow(Out):
     advice: Advice
 
 
+class ListingOut(Out):
+    target: str
+    kind: str
+    listed: bool
+    since: float
+    codes: list[str]
+    meaning: str
+    reason: str
+    checked_at: float
+    clear_since: float | None
+    list: str  # declared last: the name shadows the builtin in the class body
+
+
+class ListingChangeOut(Out):
+    at: float
+    target: str
+    kind: str
+    change: str
+    codes: list[str]
+    meaning: str
+    reason: str
+    consequence: str
+    list: str  # declared last: the name shadows the builtin in the class body
+
+
+class Listings(Out):
+    """DNS blocklist listings in force and the history of listings and delistings."""
+
+    listed: list[ListingOut]
+    history: list[ListingChangeOut]
+
+
 class TenantDetail(Out):
     name: str
     plan: str
@@ -122,6 +154,7 @@ class TenantDetail(Out):
     per_provider: dict[str, Metrics]
     advice: Advice
     moves: list[Move]
+    blocklists: Listings | None = None
     reactions: list[dict[str, Any]] = Field(
         default_factory=list, description="Reaction-rule activations on the tenant or its "
         "dedicated IPs, newest first, each with its phase, effect now and trigger lines.")
@@ -138,6 +171,8 @@ class IpRow(Out):
     hard_bounce_rate: Rate
     complaint_rate: Rate
     trap_hits: int
+    listed_on: str = Field("", description="DNS blocklists listing this IP now (comma "
+                           "separated); routes skip it when on_listing is drain.")
 
 
 class Neighbour(Out):
@@ -166,6 +201,7 @@ class IpDetail(Out):
         None, description="Warm-up progress against its schedule, when the IP warms up.")
     reactions: list[dict[str, Any]] = Field(
         default_factory=list, description="Reaction-rule activations on this IP.")
+    blocklists: Listings | None = None
 
 
 class Pool(Out):

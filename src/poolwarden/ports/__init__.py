@@ -12,6 +12,8 @@ from poolwarden.ports.rows import (
     CounterRow,
     DecisionRow,
     FeedbackRow,
+    ListingChange,
+    Lookup,
     StoredRows,
     TokenRow,
     UserRow,
@@ -24,7 +26,9 @@ from poolwarden.ports.stores import (
     EventStore,
     FeedbackStore,
     IngestStore,
+    ListingStore,
     ReactionStore,
+    Resolver,
     StandingStore,
     Store,
     WarmupStore,
@@ -32,5 +36,6 @@ from poolwarden.ports.stores import (
 
 __all__ = ["AccessStore", "AddResult", "AlertRow", "AlertSource", "AlertStore", "AuditRow",
            "Checkpoint", "CounterRow", "DecisionRow", "DecisionStore", "EventStore",
-           "FeedbackRow", "FeedbackStore", "IngestStore", "ReactionStore", "StandingStore",
-           "Store", "StoredRows", "TokenRow", "UserRow", "WarmupStore"]
+           "FeedbackRow", "FeedbackStore", "IngestStore", "ListingChange", "ListingStore",
+           "Lookup", "ReactionStore", "Resolver", "StandingStore", "Store", "StoredRows",
+           "TokenRow", "UserRow", "WarmupStore"]

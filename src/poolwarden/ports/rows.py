@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from poolwarden.core.blocklists import Outcome
 from poolwarden.core.counters import CounterDelta, EventRow
 from poolwarden.core.events import Event
 from poolwarden.core.reputation import Counts, Scope
@@ -180,3 +181,28 @@ class AlertRow:
     ip: str | None = None
     outcome: dict[str, str] | None = None
     id: int | None = None  # set on rows read back from the store
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """One DNS lookup's result: the outcome, the record values as text, their TTL."""
+
+    outcome: Outcome
+    values: tuple[str, ...] = ()
+    ttl: float = 0.0
+    seconds: float = 0.0  # how long the lookup took
+
+
+@dataclass(frozen=True, slots=True)
+class ListingChange:
+    """A target that was listed or delisted, with what the list said and the consequences."""
+
+    at: float
+    target: str
+    list: str
+    kind: str  # "ip" | "domain"
+    change: str  # "listed" | "delisted"
+    codes: tuple[str, ...]
+    meaning: str
+    reason: str
+    consequence: str

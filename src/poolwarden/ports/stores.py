@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
+from poolwarden.core.blocklists import Listing
 from poolwarden.core.counters import EventRow
 from poolwarden.core.events import Event
 from poolwarden.core.model import TenantStanding
@@ -26,6 +27,8 @@ from poolwarden.ports.rows import (
     CounterRow,
     DecisionRow,
     FeedbackRow,
+    ListingChange,
+    Lookup,
     StoredRows,
     TokenRow,
     UserRow,
@@ -238,12 +241,40 @@ class WarmupStore(Protocol):
         ...
 
 
-class AlertSource(StandingStore, ReactionStore, AlertStore, Protocol):
-    """What the alerter reads (moves, activations) and records alerts in."""
+class Resolver(Protocol):
+    """DNS for the monitors (``adapters.resolver``): only the configured servers, hard
+    timeouts, bounded concurrency; never raises for a DNS failure (the outcome says it)."""
+
+    async def lookup(self, name: str, rdtype: str) -> Lookup:
+        ...
+
+
+class ListingStore(Protocol):
+    """Blocklist listings: the current state per (target, list) and their history
+    (``adapters.listing_store``; beside the Store, in the same database)."""
+
+    def listings(self) -> list[Listing]:
+        """Every listing state kept (listed or not)."""
+        ...
+
+    def save_listings(self, states: Sequence[Listing], changes: Sequence[ListingChange]
+                      ) -> None:
+        """Insert or replace the states and append the changes, in one transaction."""
+        ...
+
+    def listing_history(self, *, target: str | None = None, limit: int = 100
+                        ) -> list[ListingChange]:
+        """Changes (listed, delisted), newest first."""
+        ...
+
+
+class AlertSource(StandingStore, ReactionStore, AlertStore, ListingStore, Protocol):
+    """What the alerter reads (moves, activations, blocklist listings) and records alerts
+    in."""
 
 
 class Store(IngestStore, StandingStore, DecisionStore, FeedbackStore,
-            ReactionStore, AccessStore, AlertStore, WarmupStore, Protocol):
+            ReactionStore, AccessStore, AlertStore, WarmupStore, ListingStore, Protocol):
     """The system of record, all of the above in one database; every store adapter
     subclasses it."""
 

@@ -27,6 +27,7 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -35,10 +36,12 @@ from poolwarden.adapters.sqlstore import open_store
 from poolwarden.config.load import LoadedConfig, load_config
 from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.snapshot import Snapshot
-from poolwarden.ports import AddResult, DecisionRow, Store
+from poolwarden.ports import AddResult, DecisionRow, ListingChange, Store
 from poolwarden.services.access import audit
 from poolwarden.services.alerts.watcher import Alerter
 from poolwarden.services.ingest.jobs import IngestJobs, IngestOptions
+from poolwarden.services.monitors.monitord import Monitord
+from poolwarden.services.monitors.requeue import QueuedMailMover
 from poolwarden.services.queries.metrics import EventCounter, IngestLag
 from poolwarden.services.reputation.engine import Engine
 from poolwarden.services.reputation.warmup import counter_for, flush_counts
@@ -88,6 +91,12 @@ class Runtime:
                                missing_logs=lambda: self.ingest.missing,
                                engine=lambda _config, _now: self.engine,
                                warmup=self.store.warmup_states)
+        # DNS monitors: blocklist listings rebuild the snapshot, the MX rollup is swapped
+        # into the current one (cheap: only the provider index changes)
+        self.monitord = Monitord(lambda: self.config, self.store, clock=clock,
+                                 run_store=self._in_store_thread,
+                                 on_listing=self._on_listing, on_mx=self._publish_mx)
+        self.mover = QueuedMailMover(lambda: self.config, lambda: self.snapshot, clock)
 
     def _on_added(self, result: AddResult) -> None:
         """Each batch the log follower committed (on its writer thread)."""
@@ -99,15 +108,16 @@ class Runtime:
 
     # -- snapshot -------------------------------------------------------------
 
-    def _build(self) -> tuple[int, Snapshot]:
+    def _build(self, learned: dict[str, str]) -> tuple[int, Snapshot]:
         marker = self.store.change_marker()
         if not self.engine.loaded:
             self.engine.reconcile(self.clock())
-        return marker, self.engine.snapshot(self.clock())
+        return marker, self.engine.snapshot(self.clock(), learned=learned)
 
     async def rebuild(self, reason: str) -> None:
         started = time.perf_counter()
-        marker, snapshot = await self._in_store_thread(self._build)
+        learned = self.monitord.mx.learned()  # read on the loop, which owns the cache
+        marker, snapshot = await self._in_store_thread(lambda: self._build(learned))
         self.snapshot = snapshot  # the atomic swap: requests see the old or the new, whole
         self._marker = marker
         # the snapshot is long-lived and acyclic: keep it out of the cyclic GC's full
@@ -131,6 +141,19 @@ class Runtime:
             except PoolwardenError as exc:  # keep serving the last snapshot
                 log.error("cannot refresh the snapshot, still serving v%s: %s",
                           self.snapshot.version if self.snapshot else "-", exc)
+
+    def _publish_mx(self) -> None:
+        snapshot = self.snapshot
+        if snapshot is not None:  # same routes, a provider index with the new MX map
+            self.snapshot = replace(snapshot, providers=snapshot.providers.with_learned(
+                self.monitord.mx.learned()))
+
+    async def _on_listing(self, changes: list[ListingChange]) -> None:
+        await self.rebuild(f"blocklist: {len(changes)} listing change(s)")
+
+    def _take_domains(self) -> set[str]:
+        seen, self.agent.recipient_domains = self.agent.recipient_domains, set()
+        return seen
 
     # -- background jobs --------------------------------------------------------
 
@@ -269,6 +292,13 @@ class Runtime:
                         self._reconcile)]
         if self.config.settings.alerts.enabled:
             self._tasks.append(asyncio.create_task(self._alert_loop()))
+        if self.monitord.enabled:
+            self._tasks.append(asyncio.create_task(
+                self.monitord.run(self._stop, self._take_domains)))
+        else:
+            log.info("monitord: not running (monitors.nameservers is not set)")
+        if self.mover.enabled():
+            self._tasks.append(asyncio.create_task(self.mover.run(self._stop)))
 
     def install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -296,6 +326,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.alerter.aclose()
+        self.monitord.close()
+        self.mover.close()
         await self.flush()
         self._executor.shutdown(wait=True)
         self.store.close()

@@ -239,3 +239,26 @@ async def test_overview_lists_recent_alerts_with_links_to_their_pages(
     assert "3 spam-trap hit(s) ≥ trap_hits_suspend 3" in alerts
     assert 'href="#">&lt;b&gt;lag&lt;/b&gt;</a>' in alerts and "javascript:" not in alerts
     assert "long ago" not in alerts  # a week old at most
+
+
+async def test_listings_show_on_overview_ip_and_tenant_pages(client: httpx.AsyncClient,
+                                                             ctx: NodeContext) -> None:
+    from poolwarden.core.blocklists import Finding, Status
+    from poolwarden.services.monitors.monitord import Monitord
+
+    config = ctx.config
+    monitord = Monitord(lambda: config, ctx.store, clock=lambda: NOW - 60, in_process=True)
+    states, changes = monitord.fold([Finding("127.0.0.13", "spamhaus-zen", Status.LISTED,
+                                             ("127.0.0.2",), "127.0.0.2: SBL: spam source",
+                                             "see the SBL record")], config, now=NOW - 60)
+    ctx.store.save_listings(states, changes)
+    snapshot = ctx.engine().snapshot(NOW)
+    rider = next(name for name, e in snapshot.tenants.items() if e.route.pool == "shared-new")
+    await login(client, "rita")
+    for path in ("/", "/ips/127.0.0.13", f"/tenants/{quote(rider, safe='')}"):
+        r = await client.get(path)
+        assert r.status_code == 200, path
+        section = r.text.split('id="blocklists"', 1)[1].split("</section>", 1)[0]
+        assert "spamhaus-zen" in section and "SBL: spam source" in section, path
+    r = await client.get("/ips/127.0.0.11")
+    assert "No DNS blocklist lists it." in r.text

@@ -74,11 +74,14 @@ class PortTakenError(RuntimeError):
 class KnotServer:
     """knotd serving ``test.`` from ``records`` (zone-file lines relative to ``test.``)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, prefix: list[str] | None = None,
+                 port: int | None = None) -> None:
         self.dir = workdir
-        self.port = _free_port()
+        self.port = port or _free_port()
         self.serial = 1
         self.process: subprocess.Popen[bytes] | None = None
+        # argv before knotd, e.g. nsenter into a lab's network namespace
+        self.prefix = prefix or []
 
     @property
     def address(self) -> str:
@@ -132,7 +135,8 @@ template:
 zone:
   - domain: test
 """)
-        self.process = subprocess.Popen([KNOTD, "-c", str(conf)], stdin=subprocess.DEVNULL,
+        self.process = subprocess.Popen([*self.prefix, KNOTD, "-c", str(conf)],
+                                        stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while self.soa_serial() != self.serial:
@@ -143,6 +147,22 @@ zone:
                     raise PortTakenError(log)
                 raise RuntimeError(f"knotd did not serve the zone:\n{log}")
             time.sleep(0.02)
+
+    def reload(self, records: list[str]) -> None:
+        """Serve ``records`` instead: new zone file (serial + 1), ``knotc zone-reload``,
+        ready once the new serial answers (a zone with a semantic error never does)."""
+        self.serial += 1
+        self._write_zone(records)
+        knotc = shutil.which("knotc", path="/usr/sbin:/usr/bin:/sbin:/bin")
+        assert knotc is not None, "knotc is not installed"
+        subprocess.run([knotc, "-c", str(self.dir / "knot.conf"), "zone-reload", "test"],
+                       check=True, capture_output=True)
+        deadline = time.time() + 5
+        while self.soa_serial() != self.serial:
+            if time.time() > deadline:
+                raise RuntimeError("knotd did not load the new zone: "
+                                   + (self.dir / "run" / "knot.log").read_text()[-2000:])
+            time.sleep(0.01)
 
     def soa_serial(self) -> int | None:
         query = dns.message.make_query("test.", dns.rdatatype.SOA)

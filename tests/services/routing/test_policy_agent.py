@@ -91,3 +91,19 @@ def test_decisions_are_logged_with_snapshot_version():
     (logged,) = a.decision_log
     assert (logged.tenant, logged.ip, logged.snapshot_version, logged.action) == (
         "bank", "127.0.0.21", 7, "FILTER")
+
+
+def test_reroute_context_never_refuses_mail_postfix_already_has():
+    a = agent({"bank": Tier.OFF_PLATFORM})
+    moved = a.answer(rcpt("x@gmail.com", sender="s@bank.example", policy_context="reroute"))
+    assert moved.startswith("451 4.7.1")  # a 5xx here would bounce re-queued mail
+    routed = a.answer(rcpt("y@gmail.com", sender="news@news.example", instance="i2",
+                           policy_context="reroute"))
+    assert routed.startswith("FILTER pw-")  # routable mail gets today's route
+
+
+def test_recipient_domains_are_handed_to_the_mx_rollup():
+    a = agent()
+    a.answer(rcpt("x@Corp.Example"))
+    a.answer(rcpt("y@gmail.com", instance="i2"))
+    assert {d.lower() for d in a.recipient_domains} == {"corp.example", "gmail.com"}

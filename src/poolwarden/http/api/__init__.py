@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from poolwarden.http.api import (
     alerts_routes,
     audit_routes,
+    blocklists_routes,
     decisions,
     held,
     ips,
@@ -18,5 +19,6 @@ from poolwarden.http.api import (
 )
 
 router = APIRouter()
-for module in (tenants, ips, decisions, overrides, held, alerts_routes, audit_routes):
+for module in (tenants, ips, decisions, overrides, held, alerts_routes, audit_routes,
+               blocklists_routes):
     router.include_router(module.router)

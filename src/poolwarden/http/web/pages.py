@@ -19,7 +19,7 @@ from poolwarden.core.reputation import Scope
 from poolwarden.core.snapshot import Route, Snapshot, TenantEntry
 from poolwarden.core.tiers import findings, proof
 from poolwarden.http.web.series import daily_series
-from poolwarden.services.queries import reaction_report, reports, tenant_view
+from poolwarden.services.queries import blocklists, reaction_report, reports, tenant_view
 from poolwarden.services.reputation.engine import DAY, Engine
 
 ATTENTION_TIERS = frozenset({Tier.RISKY, Tier.SUSPENDED, Tier.OFF_PLATFORM})
@@ -59,6 +59,7 @@ def overview(engine: Engine, snapshot: Snapshot, now: float, *,
     } for tenant in engine.tenants.values() if tenant.dedicated_ips]
     counts = Counter(s.tier for s in standings.values())
     return {
+        "blocklists": blocklists.overview(engine.store, limit=20),
         "pools": pools,
         "dedicated": dedicated,
         "tier_counts": [{"tier": t.value, "count": counts.get(t, 0)}

@@ -19,6 +19,9 @@ that explains it):
   are not Postfix's, or Postfix has more smtpd processes than the limits allow;
 * ``ingest_missing_log``: a followed log file that does not exist (``serve
   --wait-for-log``).
+* ``blocklist_listed`` / ``blocklist_delisted`` / ``pool_all_listed``: DNS blocklist
+  listings with the bad-neighbour ranking, and pools whose every IP is listed
+  (``listing_alerts``).
 
 Deduplicated: a condition has a key; a standing condition (a lag, a bad
 neighbour) alerts once, then again only after ``renotify_interval`` or once it
@@ -57,6 +60,7 @@ from poolwarden.services.alerts.channels import (
     TokenBucket,
     WebhookChannel,
 )
+from poolwarden.services.alerts.listing_alerts import ListingAlerts
 from poolwarden.services.queries.metrics import (
     AgentCounts,
     ConnectionCounts,
@@ -177,6 +181,7 @@ class Alerter:
         self._gaps_seen: tuple[int, int] | None = None  # (gaps, gap bytes) last seen
         self._activation_mark: int | None = None  # id of the newest activation seen
         self._neighbour_cache: tuple[float, list[Alert]] = (float("-inf"), [])
+        self._listings = ListingAlerts(now)
         self._loaded = False
 
     @property
@@ -200,7 +205,8 @@ class Alerter:
             ("tier moves", lambda _: self._moves()), ("reaction rules", self._reactions),
             ("bad neighbours", self._neighbours), ("warm-up", self._warmup_stalls),
             ("ingestion", self._ingest), ("routing agent", self._agent),
-            ("policy connections", self._connections), ("followed logs", self._missing))
+            ("policy connections", self._connections), ("followed logs", self._missing),
+            ("blocklists", self._blocklists))
         for name, detector in detectors:
             try:  # one failing source (a store error) must not silence the others
                 alerts += detector(now)
@@ -215,6 +221,7 @@ class Alerter:
         for row in reversed(self.store.alerts(since=now - self.settings.renotify_interval,
                                               limit=10_000)):
             self.dedup.remember(row.key, row.at, bool(row.numbers.get("standing")))
+            self._listings.remember(row.kind, row.numbers)
             if row.kind in MOVE_KINDS:
                 at = row.numbers.get("move_at")
                 if isinstance(at, int | float) and (self._move_mark is None
@@ -242,6 +249,10 @@ class Alerter:
                      subject=f"{move.tenant}: {move.before.value} -> {move.after.value} "
                      f"({move.rule})", text=text, link=self._link("tenants", move.tenant),
                      at=move.at, numbers=numbers, tenant=move.tenant)
+
+    def _blocklists(self, now: float) -> list[Alert]:
+        return self._listings.detect(self.store, self.config(), now, self._engine,
+                                     self._link)
 
     def _neighbours(self, now: float) -> list[Alert]:
         # ranking needs the day counters of every tenant (an Engine): not every poll; in

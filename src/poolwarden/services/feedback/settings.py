@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from poolwarden.config.load import LoadedConfig
-from poolwarden.config.schema import nameserver_address
+from poolwarden.config.monitors import nameserver_address
 from poolwarden.core.errors import ConfigError
 from poolwarden.wire import dsn, verp
 

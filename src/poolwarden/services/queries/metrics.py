@@ -71,6 +71,11 @@ class LatencyHistogram:
         for _ in range(n):
             self.observe(each)
 
+    def observe_all(self, values: list[float]) -> None:
+        """Many observations at once (a monitor round's lookups): one sort."""
+        self._pending.extend(values)
+        self.fold()
+
     def fold(self) -> None:
         pending, self._pending = self._pending, []
         # sorted once (C speed), each bucket bound is one bisection: ~10x cheaper than
@@ -150,6 +155,18 @@ class AlertCounts(Protocol):
     def outcomes(self) -> Mapping[tuple[str, str, str], int]: ...
 
 
+class MonitorCounts(Protocol):
+    """What monitord counts (``monitors.monitord.MonitorStats``)."""
+
+    rounds: int
+    lookups: int
+    errors: dict[str, int]
+    listed: dict[str, int]
+    mx_lookups: int
+    mx_errors: int
+    latency: LatencyHistogram
+
+
 class IngestLag:
     """How long the ingester has been behind: seconds since it last had nothing left to
     read. Precise to the interval at which it is read (each scrape and alert poll)."""
@@ -184,6 +201,7 @@ class MetricSources:
     events: Callable[[], EventCounter | None] = _none
     held: Callable[[], Mapping[str, int] | None] = _none  # held messages per tenant
     alerts: Callable[[], AlertCounts | None] = _none
+    monitors: Callable[[], MonitorCounts | None] = _none
 
 
 def lack_of_decision(errors: Mapping[str, int]) -> int:
@@ -208,6 +226,36 @@ class NodeCollector(Collector):
         yield from self._ingest()
         yield from self._held()
         yield from self._alerts()
+        yield from self._monitors()
+
+    def _monitors(self) -> Iterator[Metric]:
+        stats = self.sources.monitors()
+        if stats is None:
+            return
+        listed = GaugeMetricFamily("poolwarden_blocklist_listed", "Egress IPs and tenant "
+                                   "domains a DNS blocklist lists now, by list.",
+                                   labels=["list"])
+        for name, n in sorted(stats.listed.items()):
+            listed.add_metric([name], n)
+        yield listed
+        errors = CounterMetricFamily("poolwarden_blocklist_check_errors", "Blocklist checks "
+                                     "whose answer was unknown (error code, timeout, "
+                                     "SERVFAIL), by list.", labels=["list"])
+        for name, n in sorted(stats.errors.items()):
+            errors.add_metric([name], n)
+        yield errors
+        yield CounterMetricFamily("poolwarden_blocklist_rounds", "Blocklist rounds run.",
+                                  value=stats.rounds)
+        yield CounterMetricFamily("poolwarden_blocklist_lookups", "DNS queries made by "
+                                  "blocklist rounds.", value=stats.lookups)
+        yield CounterMetricFamily("poolwarden_mx_lookups", "MX lookups of recipient domains.",
+                                  value=stats.mx_lookups)
+        yield CounterMetricFamily("poolwarden_mx_lookup_errors", "MX lookups that failed "
+                                  "(timeout, SERVFAIL).", value=stats.mx_errors)
+        buckets, total, _count = stats.latency.read()
+        yield HistogramMetricFamily("poolwarden_dns_lookup_latency_seconds", "Time one DNS "
+                                    "lookup of the monitors took.", buckets=buckets,
+                                    sum_value=total)
 
     def _agent(self) -> Iterator[Metric]:
         stats = self.sources.agent()

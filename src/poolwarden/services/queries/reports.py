@@ -13,6 +13,7 @@ from poolwarden.core.model import PoolKind
 from poolwarden.core.reputation import Scope
 from poolwarden.core.snapshot import Route, Snapshot, TenantEntry
 from poolwarden.core.tiers import TierMove
+from poolwarden.services.queries import blocklists
 from poolwarden.services.reputation.engine import Engine
 
 
@@ -95,7 +96,21 @@ def tenant_detail(engine: Engine, snapshot: Snapshot, name: str, now: float) -> 
         "per_provider": per_provider,
         "advice": engine.advice(name, now).as_dict(),
         "moves": [move_dict(m) for m in engine.store.moves(name)],
+        "blocklists": blocklists.for_tenant(engine.store, tenant.domains,
+                                            _sending_ips(snapshot, snapshot.tenants[name],
+                                                         tenant.dedicated_ips)),
     }
+
+
+def _sending_ips(snapshot: Snapshot, entry: TenantEntry, own: tuple[str, ...]) -> list[str]:
+    """The IPs a tenant's mail may leave from: its own and those of the pools its routes
+    use (listed IPs included, which the routes themselves skip)."""
+    ips = list(own)
+    for route in (entry.route, entry.major_route, entry.private_route, entry.overflow):
+        pool = snapshot.pools.get(route.pool or "") if route is not None else None
+        if pool is not None:
+            ips += [a for a in pool.ips if a not in ips]
+    return ips
 
 
 def _pools_of(snapshot: Snapshot, address: str) -> list[str]:
@@ -104,6 +119,7 @@ def _pools_of(snapshot: Snapshot, address: str) -> list[str]:
 
 def ip_rows(engine: Engine, snapshot: Snapshot, now: float) -> list[dict[str, Any]]:
     owners = {ip: t.name for t in engine.tenants.values() for ip in t.dedicated_ips}
+    listed = blocklists.listed_on(engine.store)
     rows = []
     for address, ip in snapshot.ips.items():
         metrics = engine.metrics(Scope.IP, address, now=now, days=engine.thresholds.window_days)
@@ -113,7 +129,7 @@ def ip_rows(engine: Engine, snapshot: Snapshot, now: float) -> list[dict[str, An
             "dedicated_to": owners.get(address), "volume": metrics.volume,
             "hard_bounce_rate": metrics.hard_bounce_rate.as_dict(),
             "complaint_rate": metrics.complaint_rate.as_dict(),
-            "trap_hits": metrics.trap_hits,
+            "trap_hits": metrics.trap_hits, "listed_on": listed.get(address, ""),
         })
     return rows
 
@@ -136,4 +152,5 @@ def ip_detail(engine: Engine, snapshot: Snapshot, address: str, now: float) -> d
         "neighbours": [n.as_dict() for n in engine.neighbours(address, now)],
         # stage, today's cap and count per provider; None when the IP is not warming
         "warmup": engine.warmup().ip_detail(address, now),
+        "blocklists": blocklists.for_ip(engine.store, address),
     }

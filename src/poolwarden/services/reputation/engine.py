@@ -28,6 +28,7 @@ from typing import Any
 
 from poolwarden.config.load import LoadedConfig
 from poolwarden.core.advice import ADVICE_WINDOW_DAYS, Advice, advise
+from poolwarden.core.blocklists import listed_ips
 from poolwarden.core.counters import CounterDelta
 from poolwarden.core.errors import InputError, UnknownTenantError
 from poolwarden.core.events import Event, event_from_record
@@ -282,16 +283,26 @@ class Engine:
             for tenant in self.ledger.tenants_on_ip(ip)}
         return rank_neighbours({k: v for k, v in per_tenant.items() if v.as_tuple() != (0,) * 6})
 
-    def snapshot(self, now: float) -> Snapshot:
-        with self._state.lock:
-            return self._snapshot(now)
+    def listed(self) -> dict[str, str]:
+        """Egress IPs drained because a DNS blocklist lists them (``on_listing = "drain"``),
+        with what the lists said."""
+        if self.config.settings.monitors.on_listing != "drain":
+            return {}
+        return listed_ips(self.store.listings())
 
-    def _snapshot(self, now: float) -> Snapshot:
+    def snapshot(self, now: float, *, learned: Mapping[str, str] | None = None) -> Snapshot:
+        """The routing snapshot; ``learned`` is monitord's recipient domain → provider map."""
+        with self._state.lock:
+            return self._snapshot(now, learned)
+
+    def _snapshot(self, now: float, learned: Mapping[str, str] | None) -> Snapshot:
         self._snapshot_version += 1
         standings = self.standings()
         auto = [name for name, t in self.tenants.items() if t.plan.value == "auto"]
         return build_snapshot(
             self.config.inventory,
+            listed=self.listed(), learned_providers=learned,
+            send_when_all_listed=self.config.settings.monitors.send_when_all_listed,
             tiers={name: s.tier for name, s in standings.items()},
             dedicated_advised={name: self.advice(name, now).advised for name in auto},
             restrictions=self.restrictions(now),

@@ -45,6 +45,8 @@ log = logging.getLogger("poolwarden.policyd")
 # a cap or an age.
 MAX_TRANSACTIONS = 100_000
 TRANSACTION_TTL = 3600.0
+REROUTE_WAIT = "451 4.7.1 poolwarden: no route for re-queued mail now, try again later"
+MAX_SEEN_DOMAINS = 50_000  # between two MX rounds (one a second)
 MAX_LOG = 200_000
 DAY = 86400
 # States where DUNNO routes nothing and lets nothing through unrouted: VRFY and ETRN carry
@@ -92,6 +94,9 @@ class PolicyAgent:
         # today's routed recipients per (ip | domain | tenant, provider): what daily caps are
         # checked against; flushed to the store and reloaded at start by the runtime
         self.counts = CapCounter(int(clock() // DAY))
+        # recipient domains seen since monitord last took them: its MX rollup resolves
+        # the unknown ones off this path and the next snapshot knows their provider
+        self.recipient_domains: set[str] = set()
 
     # -- entry point ----------------------------------------------------------
 
@@ -155,6 +160,10 @@ class PolicyAgent:
             action = SPLIT_ACTION
         else:
             action = self._encode(decision)
+            if action[0] in "R5" and request.attrs.get("policy_context") == "reroute":
+                # mail moved off an IP is Postfix's already: a refusal here would bounce
+                # it, so it waits instead (the tenant's standing may change back)
+                action = REROUTE_WAIT
             if tenant is None:  # counted apart: unknown senders alert on their own
                 self.stats.errors["unknown tenant"] = (
                     self.stats.errors.get("unknown tenant", 0) + 1)
@@ -162,6 +171,10 @@ class PolicyAgent:
             self._open(instance, message)
         if count_ip is not None and provider is not None:
             counts.add(count_ip, tenant, domain, provider)
+        seen = self.recipient_domains
+        if len(seen) < MAX_SEEN_DOMAINS:
+            recipient = request.attrs.get("recipient", "")
+            seen.add(recipient[recipient.rfind("@") + 1:])
         return self._record(request, snapshot, tenant, decision, action)
 
     def _record(self, request: PolicyRequest, snapshot: Snapshot, tenant: str | None,

@@ -1,0 +1,299 @@
+"""DMARC aggregate report XML in, ``core.dmarc.AggregateReport`` out, safe by construction.
+
+The parser is defusedxml's (RELIABILITY B1, ASVS 1.5.1): any DTD is refused, so no entity
+is ever declared or expanded (billion laughs, quadratic blowup) and no external entity or
+DTD is fetched. The XML is fed chunk by chunk from ``wire.dmarc_archive`` (which enforces
+the size caps), and each ``<record>`` is turned into a value and cleared as soon as it
+ends, so memory follows the record, not the report.
+
+Real reports are often broken (RELIABILITY B3, parsedmarc's tracker): upper-case values
+(``PASS``), a stray ``xs:schema`` wrapper, ``<``/``>`` inside text (``<email>`` in angle
+brackets), bytes that are not UTF-8. When the strict parse fails, one bounded repair pass
+runs on the same capped text (undo the wrapper, escape stray ``<``, replace bad bytes) and
+each repair is recorded as a warning on the report; a report that still does not parse is
+refused with the parser's reason. Fields are always strings or integers, never nested
+values. Sans-io.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLPullParser
+
+from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+from defusedxml.ElementTree import DefusedXMLParser
+
+from poolwarden.core.dmarc import (
+    AggregateReport,
+    DkimAuth,
+    DmarcRecord,
+    PolicyPublished,
+    Reason,
+    SpfAuth,
+)
+from poolwarden.wire.dmarc_archive import DEFAULT_CAPS, Caps, ReportRejected, open_report
+
+# a report's period longer than this is recorded as a warning (parsedmarc PR #587 aborted a
+# whole mailbox run on it; RFC 7489 asks for at most a day, larger spans occur in the wild)
+MAX_SPAN = 24 * 3600 + 60
+MAX_FIELD = 1024  # longer text is cut (and warned about): no column holds a novel
+_NS = re.compile(r"^\{[^}]*\}")
+_TAG = re.compile(rb"<(?:/?[A-Za-z_][\w.:-]*(?:\s[^<>]*)?/?|\?[^<>]*\?|!--.*?--)>", re.DOTALL)
+
+
+def parse_report(data: bytes, *, name: str = "", caps: Caps = DEFAULT_CAPS) -> AggregateReport:
+    """Open ``data`` (XML, gzip or zip) and parse the report; ``ReportRejected`` says why not."""
+    try:
+        return _parse_chunks(open_report(data, name=name, caps=caps), ())
+    except _MalformedError as first:
+        # the strict pass failed on syntax: rebuild the capped text and repair it once
+        text = b"".join(open_report(data, name=name, caps=caps))
+        repaired, repairs = repair(text)
+        if not repairs:
+            raise ReportRejected(f"not well-formed XML: {first}") from None
+        try:
+            return _parse_chunks(iter((repaired,)), tuple(repairs))
+        except _MalformedError as second:
+            raise ReportRejected(f"not well-formed XML: {second} (after repairing: "
+                                 f"{'; '.join(repairs)})") from None
+
+
+def parse_xml(xml: bytes) -> AggregateReport:
+    """Parse plain report XML (no container); the strict pass only."""
+    try:
+        return _parse_chunks(iter((xml,)), ())
+    except _MalformedError as exc:
+        raise ReportRejected(f"not well-formed XML: {exc}") from None
+
+
+class _MalformedError(Exception):
+    """The strict parse hit a syntax error (a candidate for the repair pass)."""
+
+
+def repair(text: bytes) -> tuple[bytes, list[str]]:
+    """The known breakages undone, and a note for each one found."""
+    notes: list[str] = []
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError:
+        text = text.decode("utf-8", "replace").encode("utf-8")
+        notes.append("bytes that are not UTF-8 were replaced")
+    start = text.find(b"<feedback")
+    end = text.rfind(b"</feedback>")
+    if start > 0 and re.search(rb"<(?!\?)[^>]*>", text[:start]):
+        notes.append("removed markup around <feedback> (e.g. an xs:schema wrapper)")
+        text = text[start:]
+        end = text.rfind(b"</feedback>")
+    if end >= 0 and text[end + 11:].strip():
+        notes.append("removed text after </feedback>")
+        text = text[:end + 11]
+    out: list[bytes] = []
+    pos, stray = 0, 0
+    for match in re.finditer(rb"<", text):
+        at = match.start()
+        if at < pos:
+            continue
+        tag = _TAG.match(text, at)
+        if tag is not None:
+            out.append(text[pos:tag.end()])
+            pos = tag.end()
+        else:
+            out.append(text[pos:at] + b"&lt;")
+            pos = at + 1
+            stray += 1
+    out.append(text[pos:])
+    if stray:
+        notes.append(f"escaped {stray} stray '<' in text")
+    return b"".join(out), notes
+
+
+class _Builder:
+    """Turns parsed elements into values, collecting warnings as it goes."""
+
+    def __init__(self, repairs: tuple[str, ...]) -> None:
+        self.warnings: list[str] = list(repairs)
+        self._seen: set[str] = set()
+
+    def warn(self, text: str) -> None:
+        if text not in self._seen:
+            self._seen.add(text)
+            self.warnings.append(text)
+
+    def text(self, elem: Element | None, *, lower: bool = False) -> str | None:
+        if elem is None:
+            return None
+        if len(elem):
+            # a value that is itself markup (<email><a@b></email> parsed as a tag): keep
+            # its text only, so the column stays a string (parsedmarc PR #740)
+            self.warn(f"<{_local(elem.tag)}> held markup instead of text; kept its text")
+            value = "".join(elem.itertext())
+        else:
+            value = elem.text or ""
+        value = value.strip()
+        if len(value) > MAX_FIELD:
+            self.warn(f"<{_local(elem.tag)}> cut to {MAX_FIELD} characters")
+            value = value[:MAX_FIELD]
+        if lower and value != value.lower():
+            self.warn("upper-case values were read in lower case")
+            value = value.lower()
+        return value
+
+    def integer(self, elem: Element | None, what: str) -> int | None:
+        value = self.text(elem)
+        if not value:
+            return None
+        try:
+            return int(float(value)) if "." in value else int(value)
+        except ValueError:
+            self.warn(f"<{what}> is not a number: {value[:40]!r}")
+            return None
+
+
+def _local(tag: str) -> str:
+    return _NS.sub("", tag) if tag[:1] == "{" else tag
+
+
+def _children(elem: Element) -> dict[str, Element]:
+    out: dict[str, Element] = {}
+    for child in elem:
+        out.setdefault(_local(child.tag), child)
+    return out
+
+
+def _all(elem: Element | None, tag: str) -> Iterator[Element]:
+    if elem is None:
+        return
+    for child in elem:
+        if _local(child.tag) == tag:
+            yield child
+
+
+def _parse_chunks(chunks: Iterable[bytes], repairs: tuple[str, ...]) -> AggregateReport:
+    parser = XMLPullParser(events=("start", "end"),
+                           _parser=DefusedXMLParser(target=TreeBuilder(), forbid_dtd=True,
+                                                    forbid_entities=True,
+                                                    forbid_external=True))
+    b = _Builder(repairs)
+    records: list[DmarcRecord] = []
+    meta: Element | None = None
+    policy: Element | None = None
+    version: str | None = None
+    root: Element | None = None
+    depth = 0
+    try:
+        for chunk in chunks:
+            parser.feed(chunk)
+            for event, elem in parser.read_events():
+                if event == "start":
+                    depth += 1
+                    if root is None:
+                        root = elem
+                    continue
+                depth -= 1
+                if depth != 1:
+                    continue
+                tag = _local(elem.tag)
+                if tag == "record":
+                    records.append(_record(elem, b))
+                    root.remove(elem) if root is not None else None
+                elif tag == "report_metadata":
+                    meta = elem
+                elif tag == "policy_published":
+                    policy = elem
+                elif tag == "version":
+                    version = b.text(elem)
+        parser.close()
+        for _event, _elem in parser.read_events():
+            pass
+    except (DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden) as exc:
+        raise ReportRejected(f"DTD/entity not allowed: {type(exc).__name__}") from None
+    except ParseError as exc:
+        if root is None and not records and "no element found" in str(exc) and not repairs:
+            raise ReportRejected("empty report: no XML element") from None
+        raise _MalformedError(str(exc)) from None
+    if root is None:
+        raise ReportRejected("empty report: no XML element")
+    if _local(root.tag) != "feedback":
+        raise ReportRejected(f"not a DMARC aggregate report: the root element is "
+                             f"<{_local(root.tag)[:40]}>, not <feedback>")
+    return _report(meta, policy, version, records, b)
+
+
+def _report(meta: Element | None, policy: Element | None, version: str | None,
+            records: list[DmarcRecord], b: _Builder) -> AggregateReport:
+    if meta is None:
+        raise ReportRejected("no <report_metadata>")
+    m = _children(meta)
+    org = b.text(m.get("org_name")) or ""
+    report_id = b.text(m.get("report_id")) or ""
+    if not org or not report_id:
+        raise ReportRejected("<report_metadata> lacks " + ("<org_name>" if not org
+                                                            else "<report_id>"))
+    span = _children(m["date_range"]) if "date_range" in m else {}
+    begin = b.integer(span.get("begin"), "begin")
+    end = b.integer(span.get("end"), "end")
+    if begin is None or end is None:
+        raise ReportRejected("<date_range> lacks a numeric <begin> or <end>")
+    if end < begin:
+        raise ReportRejected(f"<date_range> ends ({end}) before it begins ({begin})")
+    if end - begin > MAX_SPAN:
+        b.warn(f"the report covers {(end - begin) / 3600:.0f} hours, more than a day")
+    if policy is None:
+        b.warn("no <policy_published>: the policy is unknown")
+        published = PolicyPublished(domain=records[0].header_from if records else "")
+    else:
+        p = _children(policy)
+        published = PolicyPublished(
+            domain=(b.text(p.get("domain"), lower=True) or ""),
+            p=b.text(p.get("p"), lower=True) or None, sp=b.text(p.get("sp"), lower=True) or None,
+            np=b.text(p.get("np"), lower=True) or None,
+            adkim=b.text(p.get("adkim"), lower=True) or None,
+            aspf=b.text(p.get("aspf"), lower=True) or None,
+            pct=b.integer(p.get("pct"), "pct"), fo=b.text(p.get("fo")),
+            testing=b.text(p.get("testing"), lower=True) or None,
+            discovery_method=b.text(p.get("discovery_method"), lower=True) or None,
+            version_published=b.text(p.get("version_published")) or None)
+    if not records:
+        b.warn("the report has no <record>")
+    return AggregateReport(
+        org_name=org, report_id=report_id, begin=begin, end=end, policy=published,
+        records=tuple(records), email=b.text(m.get("email")),
+        extra_contact_info=b.text(m.get("extra_contact_info")),
+        errors=tuple(b.text(e) or "" for e in _all(meta, "error")),
+        generator=b.text(m.get("generator")), version=version, warnings=tuple(b.warnings))
+
+
+def _record(elem: Element, b: _Builder) -> DmarcRecord:
+    parts = _children(elem)
+    row = _children(parts["row"]) if "row" in parts else {}
+    evaluated = row.get("policy_evaluated")
+    ev = _children(evaluated) if evaluated is not None else {}
+    ids = _children(parts["identifiers"]) if "identifiers" in parts else {}
+    auth = parts.get("auth_results")
+    count = b.integer(row.get("count"), "count")
+    if count is None or count < 0:
+        b.warn("a record without a valid <count> counted as 0")
+        count = 0
+    reasons = tuple(Reason(type=b.text(c.get("type"), lower=True) or "",
+                           comment=b.text(c.get("comment")) or None)
+                    for c in (_children(r) for r in _all(evaluated, "reason")))
+    dkim = tuple(DkimAuth(domain=b.text(c.get("domain"), lower=True) or "",
+                          selector=b.text(c.get("selector")) or None,
+                          result=b.text(c.get("result"), lower=True) or "",
+                          human_result=b.text(c.get("human_result")) or None)
+                 for c in (_children(d) for d in _all(auth, "dkim")))
+    spf = tuple(SpfAuth(domain=b.text(c.get("domain"), lower=True) or "",
+                        scope=b.text(c.get("scope"), lower=True) or None,
+                        result=b.text(c.get("result"), lower=True) or "",
+                        human_result=b.text(c.get("human_result")) or None)
+                for c in (_children(s) for s in _all(auth, "spf")))
+    return DmarcRecord(
+        source_ip=b.text(row.get("source_ip")) or "", count=count,
+        disposition=b.text(ev.get("disposition"), lower=True) or "",
+        dkim=b.text(ev.get("dkim"), lower=True) or "",
+        spf=b.text(ev.get("spf"), lower=True) or "",
+        header_from=(b.text(ids.get("header_from"), lower=True) or "").rstrip("."),
+        envelope_from=b.text(ids.get("envelope_from"), lower=True),
+        envelope_to=b.text(ids.get("envelope_to"), lower=True),
+        reasons=reasons, dkim_auth=dkim, spf_auth=spf)

@@ -27,7 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     # the console entry: answers classify and --help itself, hands the rest to main
     "entry": {"cli", "main"},
 }
-ROOMS = {"routing", "ingest", "reputation", "feedback", "alerts", "access", "queries"}
+ROOMS = {"routing", "ingest", "reputation", "feedback", "alerts", "access", "queries",
+         "domains"}
 
 
 def _layer(module: str) -> str:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from poolwarden.adapters.dmarc_store import MemoryDmarcStore
 from poolwarden.adapters.event_rows import unique_rows
 from poolwarden.adapters.reaction_store import ActivationLog
 from poolwarden.adapters.storable import (
@@ -133,7 +134,7 @@ class AccessMemory:
                 for r in rows[:max(limit, 0)]]
 
 
-class MemoryStore(MemoryWarmupStore, AccessMemory, Store):
+class MemoryStore(MemoryWarmupStore, MemoryDmarcStore, AccessMemory, Store):
     """``ports.Store`` held in dictionaries; safe to share between threads."""
 
     def __init__(self) -> None:
@@ -151,6 +152,7 @@ class MemoryStore(MemoryWarmupStore, AccessMemory, Store):
         self._reactions = ActivationLog()  # reaction-rule activations, with ids
         self._init_access()
         MemoryWarmupStore.__init__(self)
+        MemoryDmarcStore.__init__(self)
         self._alerts: list[AlertRow] = []  # oldest first, cleaned, with ids
 
     def add_events(self, events: Iterable[Event]) -> AddResult:

@@ -11,6 +11,7 @@ from poolwarden.ports.rows import (
     Checkpoint,
     CounterRow,
     DecisionRow,
+    DmarcReportRow,
     FeedbackRow,
     StoredRows,
     TokenRow,
@@ -21,6 +22,7 @@ from poolwarden.ports.stores import (
     AlertSource,
     AlertStore,
     DecisionStore,
+    DmarcStore,
     EventStore,
     FeedbackStore,
     IngestStore,
@@ -31,6 +33,7 @@ from poolwarden.ports.stores import (
 )
 
 __all__ = ["AccessStore", "AddResult", "AlertRow", "AlertSource", "AlertStore", "AuditRow",
-           "Checkpoint", "CounterRow", "DecisionRow", "DecisionStore", "EventStore",
+           "Checkpoint", "CounterRow", "DecisionRow", "DecisionStore", "DmarcReportRow",
+           "DmarcStore", "EventStore",
            "FeedbackRow", "FeedbackStore", "IngestStore", "ReactionStore", "StandingStore",
            "Store", "StoredRows", "TokenRow", "UserRow", "WarmupStore"]

@@ -180,3 +180,27 @@ class AlertRow:
     ip: str | None = None
     outcome: dict[str, str] | None = None
     id: int | None = None  # set on rows read back from the store
+
+
+@dataclass(frozen=True, slots=True)
+class DmarcReportRow:
+    """One DMARC input as stored: a report (``stored``), or one refused (``rejected``) or
+    recognised but not an aggregate report (``skipped``: failure and TLS reports), with its
+    reason. ``key`` is the report's identity (reporter and report id) for stored reports,
+    the hash of the input for the others: each is stored once."""
+
+    key: str
+    status: str  # stored | rejected | skipped
+    received_at: float
+    source: str
+    reason: str = ""
+    org_name: str = ""
+    report_id: str = ""
+    policy_domain: str = ""
+    policy_p: str = ""
+    begin: int = 0
+    end: int = 0
+    records: int = 0
+    messages: int = 0
+    warnings: tuple[str, ...] = ()
+    id: int | None = None

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from poolwarden.core.counters import EventRow
+from poolwarden.core.dmarc import JoinedRecord
 from poolwarden.core.events import Event
 from poolwarden.core.model import TenantStanding
 from poolwarden.core.reaction import Activation
@@ -25,6 +26,7 @@ from poolwarden.ports.rows import (
     Checkpoint,
     CounterRow,
     DecisionRow,
+    DmarcReportRow,
     FeedbackRow,
     StoredRows,
     TokenRow,
@@ -238,12 +240,34 @@ class WarmupStore(Protocol):
         ...
 
 
+class DmarcStore(Protocol):
+    """DMARC aggregate reports, each stored once, with their records joined to our tenants,
+    egress IPs and routes."""
+
+    def add_dmarc_report(self, report: DmarcReportRow, records: Sequence[JoinedRecord]
+                         ) -> bool:
+        """Store a report and its records in one transaction; False (nothing written)
+        when a report with the same key is already stored."""
+        ...
+
+    def dmarc_reports(self, *, status: str | None = None, limit: int = 100
+                      ) -> list[DmarcReportRow]:
+        """The newest reports first."""
+        ...
+
+    def dmarc_records(self, *, tenant: str | None = None, domain: str | None = None,
+                      since: int | None = None) -> list[JoinedRecord]:
+        """Stored records, optionally of one tenant, one From domain, ending at or after
+        ``since`` (epoch seconds)."""
+        ...
+
+
 class AlertSource(StandingStore, ReactionStore, AlertStore, Protocol):
     """What the alerter reads (moves, activations) and records alerts in."""
 
 
 class Store(IngestStore, StandingStore, DecisionStore, FeedbackStore,
-            ReactionStore, AccessStore, AlertStore, WarmupStore, Protocol):
+            ReactionStore, AccessStore, AlertStore, WarmupStore, DmarcStore, Protocol):
     """The system of record, all of the above in one database; every store adapter
     subclasses it."""
 

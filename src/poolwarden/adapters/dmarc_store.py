@@ -1,0 +1,168 @@
+"""DMARC reports in the store: each report once, its records joined to our side.
+
+``SqlDmarcStore`` works on a SQLAlchemy engine (SQLite or PostgreSQL, tables
+``dmarc_reports`` and ``dmarc_records`` from migration 0011); ``MemoryDmarcStore`` keeps
+the same in process memory. ``SqlStore`` and ``MemoryStore`` are built on them. A report
+and its records are written in one transaction, and a second report with the same key
+writes nothing (exactly once per report id, RELIABILITY B1-B3). Driver errors leave as
+``StoreError``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from poolwarden.adapters.schema import dmarc_records, dmarc_reports
+from poolwarden.core.dmarc import DkimAuth, DmarcRecord, JoinedRecord, Reason, SpfAuth
+from poolwarden.core.errors import StoreError
+from poolwarden.ports import DmarcReportRow, DmarcStore
+
+REPORT_COLUMNS = ("key", "status", "received_at", "source", "reason", "org_name", "report_id",
+                  "policy_domain", "policy_p", "begin", "end", "records", "messages")
+_LIMITS = {"key": 1100, "source": 1024, "org_name": 1024, "report_id": 1024,
+           "policy_domain": 255, "policy_p": 32}
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        raise StoreError(f"store: {action} failed: {type(orig).__name__}: "
+                         f"{str(orig).strip().splitlines()[0] if str(orig) else ''}") from exc
+
+
+def _report_row(report: DmarcReportRow) -> dict[str, Any]:
+    row: dict[str, Any] = {name: getattr(report, name) for name in REPORT_COLUMNS}
+    for name, limit in _LIMITS.items():
+        row[name] = str(row[name])[:limit]
+    row["warnings"] = [w[:1024] for w in report.warnings[:100]]
+    return row
+
+
+def _auth_json(record: DmarcRecord) -> dict[str, Any]:
+    return {"dkim": [[a.domain, a.selector, a.result, a.human_result] for a in record.dkim_auth],
+            "spf": [[a.domain, a.scope, a.result, a.human_result] for a in record.spf_auth],
+            "reasons": [[r.type, r.comment] for r in record.reasons]}
+
+
+def _record_row(report_pk: int, j: JoinedRecord) -> dict[str, Any]:
+    r = j.record
+    return {"report_id": report_pk, "begin": j.begin, "end": j.end,
+            "source_ip": r.source_ip[:64], "count": r.count,
+            "disposition": r.disposition[:32], "dkim": r.dkim[:32], "spf": r.spf[:32],
+            "header_from": r.header_from[:255],
+            "envelope_from": r.envelope_from[:255] if r.envelope_from else r.envelope_from,
+            "envelope_to": r.envelope_to[:255] if r.envelope_to else r.envelope_to,
+            "auth": _auth_json(r), "ours": j.ours, "tenant": j.tenant, "route": j.route,
+            "note": j.note[:1024]}
+
+
+def _joined(row: Any, key: str) -> JoinedRecord:
+    auth = row["auth"] or {}
+    record = DmarcRecord(
+        source_ip=row["source_ip"], count=int(row["count"]), disposition=row["disposition"],
+        dkim=row["dkim"], spf=row["spf"], header_from=row["header_from"],
+        envelope_from=row["envelope_from"], envelope_to=row["envelope_to"],
+        reasons=tuple(Reason(t, c) for t, c in auth.get("reasons", [])),
+        dkim_auth=tuple(DkimAuth(*a) for a in auth.get("dkim", [])),
+        spf_auth=tuple(SpfAuth(*a) for a in auth.get("spf", [])))
+    return JoinedRecord(key, int(row["begin"]), int(row["end"]), record, bool(row["ours"]),
+                        row["tenant"], row["route"], row["note"])
+
+
+def _report_of(row: Any) -> DmarcReportRow:
+    return DmarcReportRow(**{name: row[name] for name in REPORT_COLUMNS},
+                          warnings=tuple(row["warnings"] or ()), id=int(row["id"]))
+
+
+class SqlDmarcStore(DmarcStore):
+    """``ports.DmarcStore`` over a SQLAlchemy engine already migrated by ``open_store``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @contextmanager
+    def _dmarc_tx(self, action: str) -> Iterator[Connection]:
+        with _translated(action), self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def add_dmarc_report(self, report: DmarcReportRow, records: Sequence[JoinedRecord]
+                         ) -> bool:
+        insert = (postgresql.insert if self._engine.dialect.name == "postgresql"
+                  else sqlite.insert)
+        stmt = insert(dmarc_reports).values(_report_row(report)).on_conflict_do_nothing(
+            index_elements=[dmarc_reports.c.key]).returning(dmarc_reports.c.id)
+        with self._dmarc_tx("store a DMARC report") as conn:
+            pk = conn.execute(stmt).scalar()
+            if pk is None:
+                return False
+            if records:
+                conn.execute(dmarc_records.insert(), [_record_row(pk, j) for j in records])
+        return True
+
+    def dmarc_reports(self, *, status: str | None = None, limit: int = 100
+                      ) -> list[DmarcReportRow]:
+        query = select(dmarc_reports).order_by(dmarc_reports.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(dmarc_reports.c.status == status)
+        with self._dmarc_tx("read DMARC reports") as conn:
+            return [_report_of(r) for r in conn.execute(query).mappings()]
+
+    def dmarc_records(self, *, tenant: str | None = None, domain: str | None = None,
+                      since: int | None = None) -> list[JoinedRecord]:
+        query = (select(dmarc_records, dmarc_reports.c.key.label("report_key"))
+                 .join(dmarc_reports, dmarc_reports.c.id == dmarc_records.c.report_id)
+                 .order_by(dmarc_records.c.id))
+        if tenant is not None:
+            query = query.where(dmarc_records.c.tenant == tenant)
+        if domain is not None:
+            query = query.where(dmarc_records.c.header_from == domain)
+        if since is not None:
+            query = query.where(dmarc_records.c.end >= since)
+        with self._dmarc_tx("read DMARC records") as conn:
+            return [_joined(r, r["report_key"]) for r in conn.execute(query).mappings()]
+
+
+class MemoryDmarcStore(DmarcStore):
+    """The same in process memory (tests, ``MemoryStore``)."""
+
+    def __init__(self) -> None:
+        self._dmarc_lock = threading.Lock()
+        self._dmarc_reports: list[DmarcReportRow] = []
+        self._dmarc_keys: set[str] = set()
+        self._dmarc_records: list[JoinedRecord] = []
+
+    def add_dmarc_report(self, report: DmarcReportRow, records: Sequence[JoinedRecord]
+                         ) -> bool:
+        with self._dmarc_lock:
+            if report.key in self._dmarc_keys:
+                return False
+            self._dmarc_keys.add(report.key)
+            self._dmarc_reports.append(replace(report, id=len(self._dmarc_reports) + 1))
+            self._dmarc_records.extend(records)
+        return True
+
+    def dmarc_reports(self, *, status: str | None = None, limit: int = 100
+                      ) -> list[DmarcReportRow]:
+        with self._dmarc_lock:
+            rows = [r for r in reversed(self._dmarc_reports)
+                    if status is None or r.status == status]
+        return rows[:limit]
+
+    def dmarc_records(self, *, tenant: str | None = None, domain: str | None = None,
+                      since: int | None = None) -> list[JoinedRecord]:
+        with self._dmarc_lock:
+            return [j for j in self._dmarc_records
+                    if (tenant is None or j.tenant == tenant)
+                    and (domain is None or j.record.header_from == domain)
+                    and (since is None or j.end >= since)]

@@ -38,6 +38,9 @@ from poolwarden.wire.dmarc_archive import DEFAULT_CAPS, Caps, ReportRejected, op
 # whole mailbox run on it; RFC 7489 asks for at most a day, larger spans occur in the wild)
 MAX_SPAN = 24 * 3600 + 60
 MAX_FIELD = 1024  # longer text is cut (and warned about): no column holds a novel
+# bytes between two '>' at most: Expat before 2.6 rescans an unfinished token at every
+# feed, so one huge token would cost quadratic time; no real report comes near this
+MAX_TOKEN = 1024 * 1024
 _NS = re.compile(r"^\{[^}]*\}")
 _TAG = re.compile(rb"<(?:/?[A-Za-z_][\w.:-]*(?:\s[^<>]*)?/?|\?[^<>]*\?|!--.*?--)>", re.DOTALL)
 
@@ -181,8 +184,14 @@ def _parse_chunks(chunks: Iterable[bytes], repairs: tuple[str, ...]) -> Aggregat
     version: str | None = None
     root: Element | None = None
     depth = 0
+    since_markup = 0
     try:
         for chunk in chunks:
+            last = chunk.rfind(b">")
+            since_markup = len(chunk) - last - 1 if last >= 0 else since_markup + len(chunk)
+            if since_markup > MAX_TOKEN:
+                raise ReportRejected(f"too large: a single XML token or text over "
+                                     f"{MAX_TOKEN:,} bytes")
             parser.feed(chunk)
             for event, elem in parser.read_events():
                 if event == "start":

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from poolwarden.config.domain_settings import DmarcSettings
 from poolwarden.core.counters import Scope
 from poolwarden.core.dmarc import AggregateReport
 from poolwarden.core.dmarc_join import DAY, Joiner, window_days
@@ -118,7 +119,8 @@ class DmarcIngest:
                                   f"internal error: {type(exc).__name__}")]
         outcomes = []
         for part in parts:
-            where = f"{source} ({part.name})" if part.name and part.name != source else source
+            inner = part.name and part.name not in (source, name)
+            where = f"{source} ({part.name})" if inner else source
             if part.kind != AGGREGATE:
                 outcomes.append(self._refused(
                     data + part.name.encode(), where, at, "skipped",
@@ -158,6 +160,11 @@ class DmarcIngest:
         self.store.add_dmarc_report(DmarcReportRow(key=key, status=status, received_at=at,
                                                    source=source, reason=reason), ())
         return Outcome(source, status, reason, key)
+
+
+def caps_of(settings: DmarcSettings) -> Caps:
+    """The ingest caps a configuration's ``[dmarc]`` section sets."""
+    return Caps(max_input=settings.max_report_bytes, max_output=settings.max_xml_bytes)
 
 
 def input_files(path: Path) -> list[Path]:

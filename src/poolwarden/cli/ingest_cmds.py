@@ -263,6 +263,7 @@ def ingest_lmtp(
     import logging
     import signal
 
+    from poolwarden.services.domains.dmarc_ingest import dmarc_mailbox
     from poolwarden.services.feedback.intake import FeedbackService
     from poolwarden.services.feedback.lmtpd import LmtpServer, parse_listen
     from poolwarden.services.feedback.settings import feedback_settings
@@ -276,7 +277,8 @@ def ingest_lmtp(
         settings = feedback_settings(engine.config)
         where = parse_listen(listen or engine.config.settings.feedback.lmtp_listen)
         server = LmtpServer(FeedbackService(engine, settings),
-                            max_message_bytes=settings.max_message_bytes)
+                            max_message_bytes=settings.max_message_bytes,
+                            reports=dmarc_mailbox(engine.store, engine.config))
         await server.start([where])
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -94,7 +94,7 @@ def mail_with(attachments: list[tuple[str, str, bytes]], *, subject: str = "Repo
     for filename, ctype, data in attachments:
         maintype, subtype = ctype.split("/")
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
-    return msg.as_bytes()
+    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))  # SMTP line ends
 
 
 def inventory() -> Inventory:

@@ -20,12 +20,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from poolwarden.config.domain_settings import DmarcSettings
+from poolwarden.config.load import LoadedConfig
 from poolwarden.core.counters import Scope
 from poolwarden.core.dmarc import AggregateReport
 from poolwarden.core.dmarc_join import DAY, Joiner, window_days
@@ -160,6 +162,38 @@ class DmarcIngest:
         self.store.add_dmarc_report(DmarcReportRow(key=key, status=status, received_at=at,
                                                    source=source, reason=reason), ())
         return Outcome(source, status, reason, key)
+
+
+class DmarcMailbox:
+    """The feedback LMTP listener's way in: which mail is a DMARC report, and storing it."""
+
+    def __init__(self, ingest: DmarcIngest, addresses: Iterable[str] = ()) -> None:
+        self.ingest = ingest
+        self.addresses = frozenset(a.lower() for a in addresses)
+
+    def wants(self, raw: bytes, recipients: list[str]) -> bool:
+        """Mail to a configured rua address, or whose subject is a report's (RFC 7489
+        7.2.1.2: "Report Domain: ... Submitter: ... Report-ID: ...")."""
+        if any(r.strip("<>").lower() in self.addresses for r in recipients):
+            return True
+        end = raw.find(b"\n\n")
+        head = raw[:end if 0 <= end < 65536 else 65536]
+        return re.search(rb"^subject:[ \t]*report domain:", head, re.I | re.M) is not None
+
+    def deliver(self, raw: bytes, *, source: str) -> str:
+        """Store the mail's reports; a short summary for the LMTP reply (our words only)."""
+        outcomes = self.ingest.ingest(raw, source=source)
+        counts = {s: sum(1 for o in outcomes if o.status == s)
+                  for s in ("stored", "duplicate", "rejected", "skipped")}
+        return ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing found"
+
+
+def dmarc_mailbox(store: Store, config: LoadedConfig,
+                  clock: Callable[[], float] | None = None) -> DmarcMailbox:
+    """The LMTP listener's report sink for a configuration."""
+    dmarc = config.settings.dmarc
+    return DmarcMailbox(DmarcIngest(store, config.inventory, caps=caps_of(dmarc), clock=clock),
+                        dmarc.addresses)
 
 
 def caps_of(settings: DmarcSettings) -> Caps:

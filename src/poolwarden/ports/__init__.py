@@ -4,6 +4,7 @@
 re-exported here. Adapters implement the Protocols; services depend only on them.
 """
 
+from poolwarden.ports.resolver import DnsTemporaryError, Resolver, SpfEvaluator
 from poolwarden.ports.rows import (
     AddResult,
     AlertRow,
@@ -32,8 +33,31 @@ from poolwarden.ports.stores import (
     WarmupStore,
 )
 
-__all__ = ["AccessStore", "AddResult", "AlertRow", "AlertSource", "AlertStore", "AuditRow",
-           "Checkpoint", "CounterRow", "DecisionRow", "DecisionStore", "DmarcReportRow",
-           "DmarcStore", "EventStore",
-           "FeedbackRow", "FeedbackStore", "IngestStore", "ReactionStore", "StandingStore",
-           "Store", "StoredRows", "TokenRow", "UserRow", "WarmupStore"]
+__all__ = [
+    "AccessStore",
+    "AddResult",
+    "AlertRow",
+    "AlertSource",
+    "AlertStore",
+    "AuditRow",
+    "Checkpoint",
+    "CounterRow",
+    "DecisionRow",
+    "DecisionStore",
+    "DmarcReportRow",
+    "DmarcStore",
+    "DnsTemporaryError",
+    "EventStore",
+    "FeedbackRow",
+    "FeedbackStore",
+    "IngestStore",
+    "ReactionStore",
+    "Resolver",
+    "SpfEvaluator",
+    "StandingStore",
+    "Store",
+    "StoredRows",
+    "TokenRow",
+    "UserRow",
+    "WarmupStore",
+]

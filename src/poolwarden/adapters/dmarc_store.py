@@ -1,11 +1,12 @@
-"""DMARC reports in the store: each report once, its records joined to our side.
+"""Sending domains in the store: DMARC reports (each once, its records joined to our side)
+and the latest authentication findings of each tenant's domains.
 
 ``SqlDmarcStore`` works on a SQLAlchemy engine (SQLite or PostgreSQL, tables
-``dmarc_reports`` and ``dmarc_records`` from migration 0011); ``MemoryDmarcStore`` keeps
-the same in process memory. ``SqlStore`` and ``MemoryStore`` are built on them. A report
-and its records are written in one transaction, and a second report with the same key
-writes nothing (exactly once per report id, RELIABILITY B1-B3). Driver errors leave as
-``StoreError``.
+``dmarc_reports``, ``dmarc_records`` and ``auth_findings`` from migration 0011);
+``MemoryDmarcStore`` keeps the same in process memory. ``SqlStore`` and ``MemoryStore``
+are built on them. A report and its records are written in one transaction, and a second
+report with the same key writes nothing (exactly once per report id, RELIABILITY B1-B3).
+Driver errors leave as ``StoreError``.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import ColumnElement, Connection, Engine, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from poolwarden.adapters.schema import dmarc_records, dmarc_reports
+from poolwarden.adapters.schema import auth_findings, dmarc_records, dmarc_reports
+from poolwarden.core.auth import Finding
 from poolwarden.core.dmarc import DkimAuth, DmarcRecord, JoinedRecord, Reason, SpfAuth
 from poolwarden.core.errors import StoreError
-from poolwarden.ports import DmarcReportRow, DmarcStore
+from poolwarden.ports import AuthStore, DmarcReportRow, DmarcStore
 
 REPORT_COLUMNS = ("key", "status", "received_at", "source", "reason", "org_name", "report_id",
                   "policy_domain", "policy_p", "begin", "end", "records", "messages")
@@ -85,7 +87,17 @@ def _report_of(row: Any) -> DmarcReportRow:
                           warnings=tuple(row["warnings"] or ()), id=int(row["id"]))
 
 
-class SqlDmarcStore(DmarcStore):
+FINDING_COLUMNS = ("tenant", "domain", "check", "status", "reason", "record", "route", "ip")
+
+
+def _finding_row(f: Finding, at: float) -> dict[str, Any]:
+    return {"tenant": f.tenant, "domain": f.domain[:255], "check": f.check[:32],
+            "status": f.status[:16], "reason": f.reason, "record": f.record,
+            "route": f.route[:255] if f.route else f.route,
+            "ip": f.ip[:64] if f.ip else f.ip, "checked_at": at}
+
+
+class SqlDmarcStore(DmarcStore, AuthStore):
     """``ports.DmarcStore`` over a SQLAlchemy engine already migrated by ``open_store``."""
 
     def __init__(self, engine: Engine) -> None:
@@ -133,7 +145,30 @@ class SqlDmarcStore(DmarcStore):
             return [_joined(r, r["report_key"]) for r in conn.execute(query).mappings()]
 
 
-class MemoryDmarcStore(DmarcStore):
+    def save_auth_findings(self, findings: Sequence[Finding], *, at: float,
+                           tenants: Sequence[str | None]) -> None:
+        named = [t for t in tenants if t is not None]
+        gone: ColumnElement[bool] | None = (auth_findings.c.tenant.in_(named) if named
+                                            else None)
+        if None in tenants:
+            none = auth_findings.c.tenant.is_(None)
+            gone = none if gone is None else or_(gone, none)
+        with self._dmarc_tx("store authentication findings") as conn:
+            if gone is not None:
+                conn.execute(delete(auth_findings).where(gone))
+            if findings:
+                conn.execute(auth_findings.insert(), [_finding_row(f, at) for f in findings])
+
+    def auth_findings(self, *, tenant: str | None = None) -> list[tuple[Finding, float]]:
+        query = select(auth_findings).order_by(auth_findings.c.id)
+        if tenant is not None:
+            query = query.where(auth_findings.c.tenant == tenant)
+        with self._dmarc_tx("read authentication findings") as conn:
+            return [(Finding(**{c: r[c] for c in FINDING_COLUMNS}), float(r["checked_at"]))
+                    for r in conn.execute(query).mappings()]
+
+
+class MemoryDmarcStore(DmarcStore, AuthStore):
     """The same in process memory (tests, ``MemoryStore``)."""
 
     def __init__(self) -> None:
@@ -141,6 +176,7 @@ class MemoryDmarcStore(DmarcStore):
         self._dmarc_reports: list[DmarcReportRow] = []
         self._dmarc_keys: set[str] = set()
         self._dmarc_records: list[JoinedRecord] = []
+        self._findings: list[tuple[Finding, float]] = []
 
     def add_dmarc_report(self, report: DmarcReportRow, records: Sequence[JoinedRecord]
                          ) -> bool:
@@ -166,3 +202,13 @@ class MemoryDmarcStore(DmarcStore):
                     if (tenant is None or j.tenant == tenant)
                     and (domain is None or j.record.header_from == domain)
                     and (since is None or j.end >= since)]
+
+    def save_auth_findings(self, findings: Sequence[Finding], *, at: float,
+                           tenants: Sequence[str | None]) -> None:
+        with self._dmarc_lock:
+            self._findings = [(f, t) for f, t in self._findings if f.tenant not in tenants]
+            self._findings.extend((f, at) for f in findings)
+
+    def auth_findings(self, *, tenant: str | None = None) -> list[tuple[Finding, float]]:
+        with self._dmarc_lock:
+            return [(f, t) for f, t in self._findings if tenant is None or f.tenant == tenant]

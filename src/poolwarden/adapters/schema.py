@@ -360,3 +360,21 @@ dmarc_records = Table(
     Index("ix_dmarc_records_header_from", "header_from"),
     Index("ix_dmarc_records_report_id", "report_id"),
 )
+
+# The latest authentication findings per tenant domain (and pool return path): each
+# check with its status, the record read and the reason; replaced per tenant on each check.
+auth_findings = Table(
+    "auth_findings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(255), nullable=True),
+    Column("domain", String(255), nullable=False),
+    Column("check", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("record", Text, nullable=True),
+    Column("route", String(255), nullable=True),
+    Column("ip", String(64), nullable=True),
+    Column("checked_at", Float, nullable=False),
+    Index("ix_auth_findings_tenant", "tenant"),
+)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from poolwarden.cli import api_cmds, render
+from poolwarden.cli import api_cmds, domain_cmds, render
 from poolwarden.cli.common import ConfigOption, JsonOption, config_path, fail, guarded, out
 from poolwarden.cli.ingest_cmds import ingest_app
 from poolwarden.cli.postfix_cmds import hold_app, postfix_app
@@ -47,6 +47,7 @@ app.add_typer(postfix_app, name="postfix")
 app.add_typer(hold_app, name="hold")
 app.add_typer(ingest_app, name="ingest")
 api_cmds.register(app, tenant_app, ip_app)  # token, user and the API's reads
+domain_cmds.register(app)  # domains, domain show
 
 T = TypeVar("T")
 

@@ -9,6 +9,7 @@ Pure.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 OK = "ok"
@@ -55,5 +56,15 @@ def tags(record: str) -> dict[str, str]:
     return out
 
 
-def worst(findings: list[Finding]) -> str:
+def spf_denied(findings: Iterable[Finding]) -> dict[str, frozenset[str]]:
+    """MAIL FROM domain → the egress IPs its SPF does not authorize (``spf-route`` errors):
+    what ``routing.skip_spf_unauthorized`` keeps mail away from."""
+    out: dict[str, set[str]] = {}
+    for f in findings:
+        if f.check == "spf-route" and f.status == ERROR and f.ip is not None:
+            out.setdefault(f.domain, set()).add(f.ip)
+    return {domain: frozenset(ips) for domain, ips in out.items()}
+
+
+def worst(findings: Iterable[Finding]) -> str:
     return max((f.status for f in findings), key=STATUS_RANK.__getitem__, default=OK)

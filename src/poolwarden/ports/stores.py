@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
+from poolwarden.core.auth import Finding
 from poolwarden.core.counters import EventRow
 from poolwarden.core.dmarc import JoinedRecord
 from poolwarden.core.events import Event
@@ -262,12 +263,27 @@ class DmarcStore(Protocol):
         ...
 
 
-class AlertSource(StandingStore, ReactionStore, AlertStore, Protocol):
+class AuthStore(Protocol):
+    """The latest authentication findings of each tenant's domains (``poolwarden domains
+    check``): what the dashboard shows, the alerter watches and routing keeps mail from."""
+
+    def save_auth_findings(self, findings: Sequence[Finding], *, at: float,
+                           tenants: Sequence[str | None]) -> None:
+        """Replace the stored findings of ``tenants`` (None: the pools' return paths)."""
+        ...
+
+    def auth_findings(self, *, tenant: str | None = None) -> list[tuple[Finding, float]]:
+        """Stored findings with the time they were checked."""
+        ...
+
+
+class AlertSource(StandingStore, ReactionStore, AlertStore, AuthStore, Protocol):
     """What the alerter reads (moves, activations) and records alerts in."""
 
 
 class Store(IngestStore, StandingStore, DecisionStore, FeedbackStore,
-            ReactionStore, AccessStore, AlertStore, WarmupStore, DmarcStore, Protocol):
+            ReactionStore, AccessStore, AlertStore, WarmupStore, DmarcStore, AuthStore,
+            Protocol):
     """The system of record, all of the above in one database; every store adapter
     subclasses it."""
 

@@ -17,7 +17,8 @@ from poolwarden.adapters.dns_lookup import DnsLookup, PyspfEvaluator
 from poolwarden.config.domain_settings import DomainCheckSettings
 from poolwarden.core.auth import ERROR, OK, WARNING, Finding
 from poolwarden.core.model import DomainRole, Plan, SendingDomain, Tenant
-from poolwarden.services.domains.checks import DomainChecker, spf_denied
+from poolwarden.core.auth import spf_denied
+from poolwarden.services.domains.checks import DomainChecker
 from poolwarden.testing.builders import GOOD_POOL_IPS, NEW_POOL_IPS, small_esp
 from tests.services.feedback import knot as knot_mod
 from tests.services.feedback.knot import DkimKey, KnotServer, make_key

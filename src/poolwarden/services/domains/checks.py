@@ -16,7 +16,7 @@ reroutes can each put it there — the checks are:
 * **tracking** hosts: a CNAME to ``domains.tracking_target``.
 
 Each result is a ``core.auth.Finding`` with the record text and the reason. ``spf_denied``
-turns the route findings into what the routing setting ``skip_spf_unauthorized`` needs.
+(``core.auth``) turns the route findings into what ``routing.skip_spf_unauthorized`` needs.
 DNS failures give ``unknown`` findings, never a false "missing".
 """
 
@@ -254,15 +254,6 @@ class DomainChecker:
                            f"the tracking host {want}")
         return Finding(tenant, domain, "tracking", ERROR, f"{domain} is a CNAME to {found}, "
                        f"not to the tracking host {want}", f"{domain} CNAME {found}")
-
-
-def spf_denied(findings: Iterable[Finding]) -> dict[str, frozenset[str]]:
-    """MAIL FROM domain → the egress IPs its SPF does not authorize (error findings)."""
-    out: dict[str, set[str]] = {}
-    for f in findings:
-        if f.check == "spf-route" and f.status == ERROR and f.ip is not None:
-            out.setdefault(f.domain, set()).add(f.ip)
-    return {domain: frozenset(ips) for domain, ips in out.items()}
 
 
 def by_tenant(findings: Iterable[Finding]) -> Mapping[str | None, list[Finding]]:

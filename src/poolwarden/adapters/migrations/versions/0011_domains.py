@@ -1,8 +1,9 @@
-"""DMARC aggregate reports and their records, joined to tenants and egress IPs.
+"""Sending domains: DMARC aggregate reports and their records (joined to tenants and
+egress IPs), and the latest authentication findings of each tenant domain.
 
-Hand-written operations that build exactly the ``dmarc_reports`` and ``dmarc_records``
-tables of ``poolwarden.adapters.schema.metadata`` (a test compares the migrated database
-with the metadata).
+Hand-written operations that build exactly the ``dmarc_reports``, ``dmarc_records`` and
+``auth_findings`` tables of ``poolwarden.adapters.schema.metadata`` (a test compares the
+migrated database with the metadata).
 
 Revision ID: 0011
 Revises: 0010
@@ -65,9 +66,26 @@ def upgrade() -> None:
     op.create_index("ix_dmarc_records_tenant_end", "dmarc_records", ["tenant", "end"])
     op.create_index("ix_dmarc_records_header_from", "dmarc_records", ["header_from"])
     op.create_index("ix_dmarc_records_report_id", "dmarc_records", ["report_id"])
+    op.create_table(
+        "auth_findings",
+        sa.Column("id", sa.Integer(), nullable=False, autoincrement=True),
+        sa.Column("tenant", sa.String(255), nullable=True),
+        sa.Column("domain", sa.String(255), nullable=False),
+        sa.Column("check", sa.String(32), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("record", sa.Text(), nullable=True),
+        sa.Column("route", sa.String(255), nullable=True),
+        sa.Column("ip", sa.String(64), nullable=True),
+        sa.Column("checked_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_auth_findings"),
+    )
+    op.create_index("ix_auth_findings_tenant", "auth_findings", ["tenant"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_auth_findings_tenant", table_name="auth_findings")
+    op.drop_table("auth_findings")
     op.drop_index("ix_dmarc_records_report_id", table_name="dmarc_records")
     op.drop_index("ix_dmarc_records_header_from", table_name="dmarc_records")
     op.drop_index("ix_dmarc_records_tenant_end", table_name="dmarc_records")

@@ -15,9 +15,8 @@ import pytest
 
 from poolwarden.adapters.dns_lookup import DnsLookup, PyspfEvaluator
 from poolwarden.config.domain_settings import DomainCheckSettings
-from poolwarden.core.auth import ERROR, OK, WARNING, Finding
+from poolwarden.core.auth import ERROR, OK, WARNING, Finding, spf_denied
 from poolwarden.core.model import DomainRole, Plan, SendingDomain, Tenant
-from poolwarden.core.auth import spf_denied
 from poolwarden.services.domains.checks import DomainChecker
 from poolwarden.testing.builders import GOOD_POOL_IPS, NEW_POOL_IPS, small_esp
 from tests.services.feedback import knot as knot_mod

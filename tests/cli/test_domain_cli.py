@@ -15,6 +15,7 @@ from tests.services.feedback import knot as knot_mod
 from tests.services.feedback.knot import KnotServer
 from tests.support.real_parts import missing
 
+
 def run(*args: str) -> tuple[int, str, str]:
     result = CliRunner(mix_stderr=False).invoke(app, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr

@@ -7,6 +7,8 @@
   ``skip_spf_unauthorized`` and the alerts use.
 * ``domain show DOMAIN [--check]``: every finding with its record text and reason, and the
   DMARC pass shares by route with the sources that are not ours.
+* ``dmarc reports [--status S]``: the reports received, newest first, refusals with their
+  reasons and stored reports with their warnings.
 
 Both take ``--json``. Errors print one line on stderr and exit with status 2.
 """
@@ -24,6 +26,7 @@ from rich.markup import escape
 from poolwarden.cli.common import ConfigOption, JsonOption, config_path, fail, guarded, out
 
 domain_app = typer.Typer(no_args_is_help=True, help="One sending domain.")
+dmarc_app = typer.Typer(no_args_is_help=True, help="DMARC aggregate reports received.")
 CheckOption = Annotated[bool, typer.Option(
     "--check", help="Ask the DNS now (domains.nameservers) and store the findings.")]
 MARK = {"ok": "[green]ok[/]", "warning": "[yellow]warning[/]", "error": "[red]error[/]",
@@ -58,6 +61,37 @@ def _share(value: float | None) -> str:
 
 def register(app: typer.Typer) -> None:
     app.add_typer(domain_app, name="domain")
+    app.add_typer(dmarc_app, name="dmarc")
+
+    @dmarc_app.command("reports")
+    @guarded
+    def dmarc_reports(config: ConfigOption = None, json_out: JsonOption = False,
+                      status: Annotated[str | None, typer.Option(
+                          help="stored, rejected or skipped.")] = None,
+                      limit: Annotated[int, typer.Option(min=1, max=1000)] = 100) -> None:
+        """DMARC reports received, newest first: stored, rejected (with the reason)."""
+        from dataclasses import asdict
+
+        from poolwarden.adapters.sqlstore import open_store
+        from poolwarden.config.load import load_config
+
+        store = open_store(load_config(config_path(config)).store_url)
+        try:
+            rows = store.dmarc_reports(status=status, limit=limit)
+        finally:
+            store.close()
+        if json_out:
+            sys.stdout.write(json.dumps([{**asdict(r), "warnings": list(r.warnings)}
+                                         for r in rows]) + "\n")
+            return
+        for r in rows:
+            what = (f"{escape(r.org_name)} {escape(r.report_id)} for "
+                    f"{escape(r.policy_domain)}: {r.records} records, {r.messages:,} messages"
+                    if r.status == "stored" else escape(r.reason))
+            out.print(f"{MARK.get('ok' if r.status == 'stored' else 'warning')} "
+                      f"{r.status} {escape(r.source)}: {what}")
+            for warning in r.warnings:
+                out.print(f"    warning: {escape(warning)}")
 
     @app.command()
     @guarded

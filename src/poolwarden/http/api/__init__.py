@@ -11,6 +11,7 @@ from poolwarden.http.api import (
     alerts_routes,
     audit_routes,
     decisions,
+    domains_routes,
     held,
     ips,
     overrides,
@@ -18,5 +19,6 @@ from poolwarden.http.api import (
 )
 
 router = APIRouter()
-for module in (tenants, ips, decisions, overrides, held, alerts_routes, audit_routes):
+for module in (tenants, ips, decisions, overrides, held, alerts_routes, audit_routes,
+               domains_routes):
     router.include_router(module.router)

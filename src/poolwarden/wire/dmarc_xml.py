@@ -1,10 +1,12 @@
 """DMARC aggregate report XML in, ``core.dmarc.AggregateReport`` out, safe by construction.
 
-The parser is defusedxml's (RELIABILITY B1, ASVS 1.5.1): any DTD is refused, so no entity
-is ever declared or expanded (billion laughs, quadratic blowup) and no external entity or
-DTD is fetched. The XML is fed chunk by chunk from ``wire.dmarc_archive`` (which enforces
-the size caps), and each ``<record>`` is turned into a value and cleared as soon as it
-ends, so memory follows the record, not the report.
+Every byte first passes defusedxml's expat gate (RELIABILITY B1, ASVS 1.5.1): any DTD is
+refused, so no entity is ever declared or expanded (billion laughs, quadratic blowup) and
+no external entity or DTD is fetched. Only bytes the gate accepted reach the tree builder
+(ElementTree's C parser: the gate builds nothing, so both run at C speed). The XML is fed
+chunk by chunk from ``wire.dmarc_archive`` (which enforces the size caps), and each
+``<record>`` is turned into a value and dropped as soon as it ends, so memory follows the
+record, not the report.
 
 Real reports are often broken (RELIABILITY B3, parsedmarc's tracker): upper-case values
 (``PASS``), a stray ``xs:schema`` wrapper, ``<``/``>`` inside text (``<email>`` in angle
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from xml.etree.ElementTree import Element, ParseError, TreeBuilder, XMLPullParser
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError, XMLPullParser
+from xml.parsers.expat import ExpatError
 
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.ElementTree import DefusedXMLParser
@@ -41,7 +45,9 @@ MAX_FIELD = 1024  # longer text is cut (and warned about): no column holds a nov
 # bytes between two '>' at most: Expat before 2.6 rescans an unfinished token at every
 # feed, so one huge token would cost quadratic time; no real report comes near this
 MAX_TOKEN = 1024 * 1024
+CHUNK = 64 * 1024  # bytes fed to the parsers at a time
 _NS = re.compile(r"^\{[^}]*\}")
+_OPENING = re.compile(rb"<[A-Za-z_]")
 _TAG = re.compile(rb"<(?:/?[A-Za-z_][\w.:-]*(?:\s[^<>]*)?/?|\?[^<>]*\?|!--.*?--)>", re.DOTALL)
 
 
@@ -126,6 +132,14 @@ class _Builder:
     def text(self, elem: Element | None, *, lower: bool = False) -> str | None:
         if elem is None:
             return None
+        if not len(elem):  # the common case first: a leaf with short text
+            value = elem.text
+            if value is None:
+                return ""
+            value = value.strip()
+            if len(value) <= MAX_FIELD and (not lower or value.islower()
+                                            or value == value.lower()):
+                return value
         if len(elem):
             # a value that is itself markup (<email><a@b></email> parsed as a tag): keep
             # its text only, so the column stays a string (parsedmarc PR #740)
@@ -158,9 +172,11 @@ def _local(tag: str) -> str:
 
 
 def _children(elem: Element) -> dict[str, Element]:
+    """Children by local name; of repeated names the first counts."""
     out: dict[str, Element] = {}
-    for child in elem:
-        out.setdefault(_local(child.tag), child)
+    for child in reversed(elem):
+        tag = child.tag
+        out[tag if tag[0] != "{" else _NS.sub("", tag)] = child
     return out
 
 
@@ -172,53 +188,72 @@ def _all(elem: Element | None, tag: str) -> Iterator[Element]:
             yield child
 
 
+def _guard() -> Any:
+    """defusedxml's expat parser as a gate: its DTD, entity and external-reference
+    handlers stay (any of them raises), its element handlers go, so the gate runs at
+    expat's C speed and builds nothing."""
+    gate = DefusedXMLParser(forbid_dtd=True, forbid_entities=True,
+                            forbid_external=True).parser
+    for handler in ("StartElementHandler", "EndElementHandler", "CharacterDataHandler",
+                    "DefaultHandlerExpand", "CommentHandler", "ProcessingInstructionHandler",
+                    "StartNamespaceDeclHandler", "EndNamespaceDeclHandler"):
+        setattr(gate, handler, None)
+    return gate
+
+
 def _parse_chunks(chunks: Iterable[bytes], repairs: tuple[str, ...]) -> AggregateReport:
-    parser = XMLPullParser(events=("start", "end"),
-                           _parser=DefusedXMLParser(target=TreeBuilder(), forbid_dtd=True,
-                                                    forbid_entities=True,
-                                                    forbid_external=True))
+    # Every chunk passes defusedxml's gate before the tree builder sees it: a DTD or an
+    # entity stops the gate inside that chunk, so the builder never receives it, and the
+    # builder (ElementTree's C parser, same expat) only ever reads bytes the gate accepted.
+    gate = _guard()
+    # end events only: the top-level children are known by name (DMARC nests no
+    # <record>, <report_metadata> or <policy_published> elsewhere); the root's end is last
+    parser = XMLPullParser(events=("end",))
     b = _Builder(repairs)
     records: list[DmarcRecord] = []
     meta: Element | None = None
     policy: Element | None = None
     version: str | None = None
     root: Element | None = None
-    depth = 0
     since_markup = 0
+    opened = False  # an element start was seen (else a syntax error means "empty")
+    step = CHUNK
     try:
-        for chunk in chunks:
-            last = chunk.rfind(b">")
-            since_markup = len(chunk) - last - 1 if last >= 0 else since_markup + len(chunk)
-            if since_markup > MAX_TOKEN:
-                raise ReportRejected(f"too large: a single XML token or text over "
-                                     f"{MAX_TOKEN:,} bytes")
-            parser.feed(chunk)
-            for event, elem in parser.read_events():
-                if event == "start":
-                    depth += 1
-                    if root is None:
-                        root = elem
-                    continue
-                depth -= 1
-                if depth != 1:
-                    continue
-                tag = _local(elem.tag)
-                if tag == "record":
-                    records.append(_record(elem, b))
-                    root.remove(elem) if root is not None else None
-                elif tag == "report_metadata":
-                    meta = elem
-                elif tag == "policy_published":
-                    policy = elem
-                elif tag == "version":
-                    version = b.text(elem)
+        for whole in chunks:
+            for at in range(0, len(whole), step):
+                chunk = whole[at:at + step] if len(whole) > step else whole
+                last = chunk.rfind(b">")
+                since_markup = (len(chunk) - last - 1 if last >= 0
+                                else since_markup + len(chunk))
+                if since_markup > MAX_TOKEN:
+                    raise ReportRejected(f"too large: a single XML token or text over "
+                                         f"{MAX_TOKEN:,} bytes")
+                if not opened and _OPENING.search(chunk):
+                    opened = True
+                gate.Parse(chunk, False)
+                parser.feed(chunk)
+                for _event, elem in parser.read_events():
+                    tag = elem.tag
+                    if tag[0] == "{":
+                        tag = _local(tag)
+                    if tag == "record":
+                        records.append(_record(elem, b))
+                        elem.clear()  # memory follows the record, not the report
+                    elif tag == "report_metadata":
+                        meta = elem
+                    elif tag == "policy_published":
+                        policy = elem
+                    elif tag == "version":
+                        version = b.text(elem)
+                    root = elem
+        gate.Parse(b"", True)
         parser.close()
-        for _event, _elem in parser.read_events():
-            pass
+        for _event, elem in parser.read_events():
+            root = elem
     except (DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden) as exc:
         raise ReportRejected(f"DTD/entity not allowed: {type(exc).__name__}") from None
-    except ParseError as exc:
-        if root is None and not records and "no element found" in str(exc) and not repairs:
+    except (ParseError, ExpatError) as exc:
+        if not opened and "no element found" in str(exc) and not repairs:
             raise ReportRejected("empty report: no XML element") from None
         raise _MalformedError(str(exc)) from None
     if root is None:
@@ -274,35 +309,50 @@ def _report(meta: Element | None, policy: Element | None, version: str | None,
 
 
 def _record(elem: Element, b: _Builder) -> DmarcRecord:
+    # the hot loop of a big report: one pass over the children, no per-field lookups
     parts = _children(elem)
-    row = _children(parts["row"]) if "row" in parts else {}
+    row_e = parts.get("row")
+    row = _children(row_e) if row_e is not None else {}
     evaluated = row.get("policy_evaluated")
     ev = _children(evaluated) if evaluated is not None else {}
-    ids = _children(parts["identifiers"]) if "identifiers" in parts else {}
+    ids_e = parts.get("identifiers")
+    ids = _children(ids_e) if ids_e is not None else {}
     auth = parts.get("auth_results")
     count = b.integer(row.get("count"), "count")
     if count is None or count < 0:
         b.warn("a record without a valid <count> counted as 0")
         count = 0
-    reasons = tuple(Reason(type=b.text(c.get("type"), lower=True) or "",
-                           comment=b.text(c.get("comment")) or None)
-                    for c in (_children(r) for r in _all(evaluated, "reason")))
-    dkim = tuple(DkimAuth(domain=b.text(c.get("domain"), lower=True) or "",
-                          selector=b.text(c.get("selector")) or None,
-                          result=b.text(c.get("result"), lower=True) or "",
-                          human_result=b.text(c.get("human_result")) or None)
-                 for c in (_children(d) for d in _all(auth, "dkim")))
-    spf = tuple(SpfAuth(domain=b.text(c.get("domain"), lower=True) or "",
-                        scope=b.text(c.get("scope"), lower=True) or None,
-                        result=b.text(c.get("result"), lower=True) or "",
-                        human_result=b.text(c.get("human_result")) or None)
-                for c in (_children(s) for s in _all(auth, "spf")))
+    text = b.text
+    reasons: list[Reason] = []
+    if evaluated is not None:
+        for r in evaluated:
+            if _local(r.tag) == "reason":
+                c = _children(r)
+                reasons.append(Reason(text(c.get("type"), lower=True) or "",
+                                      text(c.get("comment")) or None))
+    dkim: list[DkimAuth] = []
+    spf: list[SpfAuth] = []
+    if auth is not None:
+        for a in auth:
+            kind = _local(a.tag)
+            if kind == "dkim":
+                c = _children(a)
+                dkim.append(DkimAuth(text(c.get("domain"), lower=True) or "",
+                                     text(c.get("selector")) or None,
+                                     text(c.get("result"), lower=True) or "",
+                                     text(c.get("human_result")) or None))
+            elif kind == "spf":
+                c = _children(a)
+                spf.append(SpfAuth(text(c.get("domain"), lower=True) or "",
+                                   text(c.get("scope"), lower=True) or None,
+                                   text(c.get("result"), lower=True) or "",
+                                   text(c.get("human_result")) or None))
     return DmarcRecord(
-        source_ip=b.text(row.get("source_ip")) or "", count=count,
-        disposition=b.text(ev.get("disposition"), lower=True) or "",
-        dkim=b.text(ev.get("dkim"), lower=True) or "",
-        spf=b.text(ev.get("spf"), lower=True) or "",
-        header_from=(b.text(ids.get("header_from"), lower=True) or "").rstrip("."),
-        envelope_from=b.text(ids.get("envelope_from"), lower=True),
-        envelope_to=b.text(ids.get("envelope_to"), lower=True),
-        reasons=reasons, dkim_auth=dkim, spf_auth=spf)
+        source_ip=text(row.get("source_ip")) or "", count=count,
+        disposition=text(ev.get("disposition"), lower=True) or "",
+        dkim=text(ev.get("dkim"), lower=True) or "",
+        spf=text(ev.get("spf"), lower=True) or "",
+        header_from=(text(ids.get("header_from"), lower=True) or "").rstrip("."),
+        envelope_from=text(ids.get("envelope_from"), lower=True),
+        envelope_to=text(ids.get("envelope_to"), lower=True),
+        reasons=tuple(reasons), dkim_auth=tuple(dkim), spf_auth=tuple(spf))

@@ -11,6 +11,7 @@ Driver errors leave as ``StoreError``.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -51,22 +52,38 @@ def _report_row(report: DmarcReportRow) -> dict[str, Any]:
     return row
 
 
-def _auth_json(record: DmarcRecord) -> dict[str, Any]:
-    return {"dkim": [[a.domain, a.selector, a.result, a.human_result] for a in record.dkim_auth],
-            "spf": [[a.domain, a.scope, a.result, a.human_result] for a in record.spf_auth],
-            "reasons": [[r.type, r.comment] for r in record.reasons]}
+def _auth_json(record: DmarcRecord) -> str:
+    return _encode({"dkim": [[a.domain, a.selector, a.result, a.human_result]
+                             for a in record.dkim_auth],
+                    "spf": [[a.domain, a.scope, a.result, a.human_result]
+                            for a in record.spf_auth],
+                    "reasons": [[r.type, r.comment] for r in record.reasons]})
 
 
-def _record_row(report_pk: int, j: JoinedRecord) -> dict[str, Any]:
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+RECORD_COLUMNS = ("report_id", "begin", "end", "source_ip", "count", "disposition", "dkim",
+                  "spf", "header_from", "envelope_from", "envelope_to", "auth", "ours",
+                  "tenant", "route", "note")
+
+
+def _record_row(report_pk: int, j: JoinedRecord) -> tuple[Any, ...]:
+    """A record as the driver's parameters (the insert of 10,000 rows skips SQLAlchemy's
+    per-row parameter processing; ``auth`` is JSON text already)."""
     r = j.record
-    return {"report_id": report_pk, "begin": j.begin, "end": j.end,
-            "source_ip": r.source_ip[:64], "count": r.count,
-            "disposition": r.disposition[:32], "dkim": r.dkim[:32], "spf": r.spf[:32],
-            "header_from": r.header_from[:255],
-            "envelope_from": r.envelope_from[:255] if r.envelope_from else r.envelope_from,
-            "envelope_to": r.envelope_to[:255] if r.envelope_to else r.envelope_to,
-            "auth": _auth_json(r), "ours": j.ours, "tenant": j.tenant, "route": j.route,
-            "note": j.note[:1024]}
+    return (report_pk, j.begin, j.end, r.source_ip[:64], r.count, r.disposition[:32],
+            r.dkim[:32], r.spf[:32], r.header_from[:255],
+            r.envelope_from[:255] if r.envelope_from else r.envelope_from,
+            r.envelope_to[:255] if r.envelope_to else r.envelope_to, _auth_json(r), j.ours,
+            j.tenant, j.route, j.note[:1024])
+
+
+def _insert_records_sql(dialect: str) -> str:
+    names = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
+    if dialect == "postgresql":
+        marks = ", ".join("%s::json" if c == "auth" else "%s" for c in RECORD_COLUMNS)
+    else:
+        marks = ", ".join("?" for _ in RECORD_COLUMNS)
+    return f"INSERT INTO dmarc_records ({names}) VALUES ({marks})"
 
 
 def _joined(row: Any, key: str) -> JoinedRecord:
@@ -119,7 +136,8 @@ class SqlDmarcStore(DmarcStore, AuthStore):
             if pk is None:
                 return False
             if records:
-                conn.execute(dmarc_records.insert(), [_record_row(pk, j) for j in records])
+                conn.exec_driver_sql(_insert_records_sql(self._engine.dialect.name),
+                                     [_record_row(pk, j) for j in records])
         return True
 
     def dmarc_reports(self, *, status: str | None = None, limit: int = 100

@@ -59,10 +59,17 @@ class Joiner:
         """Every record of ``report`` joined; ``senders`` maps our IPs to the tenants that
         sent from them in the report's window (None: not known, no check)."""
         out = []
+        ips: dict[str, str] = {}  # a report repeats its sources and domains: parse once
+        owners: dict[str, str | None] = {}
         for record in report.records:
-            ip = canonical_ip(record.source_ip)
+            ip = ips.get(record.source_ip)
+            if ip is None:
+                ip = ips[record.source_ip] = canonical_ip(record.source_ip)
             ours = ip in self.ours
-            tenant = self.owner_of(record.header_from)
+            if record.header_from in owners:
+                tenant = owners[record.header_from]
+            else:
+                tenant = owners[record.header_from] = self.owner_of(record.header_from)
             note = ""
             if ours and senders is not None:
                 sent = senders.get(ip, frozenset())

@@ -188,6 +188,17 @@ def _all(elem: Element | None, tag: str) -> Iterator[Element]:
             yield child
 
 
+def _events(parser: XMLPullParser) -> Iterable[tuple[str, Element]]:
+    """The parser's pending events, taken in one piece from its queue when it has one
+    (ElementTree's ``read_events`` is a Python generator: a call per element)."""
+    queue = getattr(parser, "_events_queue", None)
+    if queue is None:
+        return parser.read_events()
+    pending = list(queue)
+    queue.clear()
+    return pending
+
+
 def _guard() -> Any:
     """defusedxml's expat parser as a gate: its DTD, entity and external-reference
     handlers stay (any of them raises), its element handlers go, so the gate runs at
@@ -232,7 +243,7 @@ def _parse_chunks(chunks: Iterable[bytes], repairs: tuple[str, ...]) -> Aggregat
                     opened = True
                 gate.Parse(chunk, False)
                 parser.feed(chunk)
-                for _event, elem in parser.read_events():
+                for _event, elem in _events(parser):
                     tag = elem.tag
                     if tag[0] == "{":
                         tag = _local(tag)
@@ -308,51 +319,63 @@ def _report(meta: Element | None, policy: Element | None, version: str | None,
         generator=b.text(m.get("generator")), version=version, warnings=tuple(b.warnings))
 
 
+_GROUPS = frozenset({"dkim", "spf", "reason"})  # containers that repeat inside a record
+_LEAVES = frozenset({"source_ip", "count", "disposition", "dkim", "spf", "header_from",
+                     "envelope_from", "envelope_to"})
+
+
 def _record(elem: Element, b: _Builder) -> DmarcRecord:
-    # the hot loop of a big report: one pass over the children, no per-field lookups
-    parts = _children(elem)
-    row_e = parts.get("row")
-    row = _children(row_e) if row_e is not None else {}
-    evaluated = row.get("policy_evaluated")
-    ev = _children(evaluated) if evaluated is not None else {}
-    ids_e = parts.get("identifiers")
-    ids = _children(ids_e) if ids_e is not None else {}
-    auth = parts.get("auth_results")
-    count = b.integer(row.get("count"), "count")
+    # The hot loop of a big report: one pass over the record in document order. A <dkim>
+    # or <spf> with children is an auth result (a group), without children the policy's
+    # verdict; group fields (domain, selector, result, scope, type, comment) go to the
+    # group they are in. The first of a repeated field counts.
+    leaf: dict[str, Element] = {}
+    groups: list[tuple[str, dict[str, Element]]] = []
+    current: dict[str, Element] | None = None
+    for el in elem.iter():
+        tag = el.tag
+        if tag[0] == "{":
+            tag = _local(tag)
+        if len(el):
+            if tag in _GROUPS:
+                current = {}
+                groups.append((tag, current))
+            continue
+        if tag in _LEAVES and tag not in leaf and (current is None or tag in ("dkim", "spf")
+                                                  or tag not in _GROUP_FIELDS):
+            leaf[tag] = el
+        elif current is not None:
+            current.setdefault(tag, el)
+    text = b.text
+    count = b.integer(leaf.get("count"), "count")
     if count is None or count < 0:
         b.warn("a record without a valid <count> counted as 0")
         count = 0
-    text = b.text
-    reasons: list[Reason] = []
-    if evaluated is not None:
-        for r in evaluated:
-            if _local(r.tag) == "reason":
-                c = _children(r)
-                reasons.append(Reason(text(c.get("type"), lower=True) or "",
-                                      text(c.get("comment")) or None))
-    dkim: list[DkimAuth] = []
-    spf: list[SpfAuth] = []
-    if auth is not None:
-        for a in auth:
-            kind = _local(a.tag)
-            if kind == "dkim":
-                c = _children(a)
-                dkim.append(DkimAuth(text(c.get("domain"), lower=True) or "",
-                                     text(c.get("selector")) or None,
-                                     text(c.get("result"), lower=True) or "",
-                                     text(c.get("human_result")) or None))
-            elif kind == "spf":
-                c = _children(a)
-                spf.append(SpfAuth(text(c.get("domain"), lower=True) or "",
-                                   text(c.get("scope"), lower=True) or None,
-                                   text(c.get("result"), lower=True) or "",
-                                   text(c.get("human_result")) or None))
+    reasons, dkim, spf = [], [], []
+    for kind, c in groups:
+        if kind == "dkim":
+            dkim.append(DkimAuth(text(c.get("domain"), lower=True) or "",
+                                 text(c.get("selector")) or None,
+                                 text(c.get("result"), lower=True) or "",
+                                 text(c.get("human_result")) or None))
+        elif kind == "spf":
+            spf.append(SpfAuth(text(c.get("domain"), lower=True) or "",
+                               text(c.get("scope"), lower=True) or None,
+                               text(c.get("result"), lower=True) or "",
+                               text(c.get("human_result")) or None))
+        else:
+            reasons.append(Reason(text(c.get("type"), lower=True) or "",
+                                  text(c.get("comment")) or None))
     return DmarcRecord(
-        source_ip=text(row.get("source_ip")) or "", count=count,
-        disposition=text(ev.get("disposition"), lower=True) or "",
-        dkim=text(ev.get("dkim"), lower=True) or "",
-        spf=text(ev.get("spf"), lower=True) or "",
-        header_from=(text(ids.get("header_from"), lower=True) or "").rstrip("."),
-        envelope_from=text(ids.get("envelope_from"), lower=True),
-        envelope_to=text(ids.get("envelope_to"), lower=True),
+        source_ip=text(leaf.get("source_ip")) or "", count=count,
+        disposition=text(leaf.get("disposition"), lower=True) or "",
+        dkim=text(leaf.get("dkim"), lower=True) or "",
+        spf=text(leaf.get("spf"), lower=True) or "",
+        header_from=(text(leaf.get("header_from"), lower=True) or "").rstrip("."),
+        envelope_from=text(leaf.get("envelope_from"), lower=True),
+        envelope_to=text(leaf.get("envelope_to"), lower=True),
         reasons=tuple(reasons), dkim_auth=tuple(dkim), spf_auth=tuple(spf))
+
+
+_GROUP_FIELDS = frozenset({"domain", "selector", "result", "human_result", "scope", "type",
+                           "comment"})

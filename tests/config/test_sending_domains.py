@@ -95,3 +95,12 @@ def test_unknown_key_in_a_sending_domain_is_an_error() -> None:
     text = GOOD.replace('roles = ["mailfrom"]', 'roles = ["mailfrom"]\nselector = "s1"', 1)
     with pytest.raises(ConfigError, match="unknown key 'selector'"):
         load_config_text(text, file="pw.toml")
+
+
+def test_feedback_accepts_tokens_at_each_pool_return_path() -> None:
+    from poolwarden.services.feedback.settings import feedback_settings
+
+    text = GOOD + '\n[feedback]\nverp_secrets = ["0123456789abcdef0123"]\n' \
+        'verp_domain = "Bounces.ESP.example"\n'
+    settings = feedback_settings(load_config_text(text, file="pw.toml"))
+    assert settings.verp_domains == ("bounces.esp.example", "bounces-good.esp.example")

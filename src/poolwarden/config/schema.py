@@ -143,7 +143,7 @@ class FeedbackSettings(Section):
     verp_domain: str | None = Field(
         None, description="Domain of the VERP return paths (b+TOKEN@DOMAIN), delivered by "
         "Postfix to the LMTP listener. When set, tokens found inside a message count only at "
-        "this domain.")
+        "this domain (or a pool's return_path_domain).")
     fbl_sources: tuple[str, ...] = Field(
         (), description="Senders whose complaint reports (ARF, JMRP) are trusted: addresses "
         "(staff@hotmail.com) or domains (feedback.yahoo.com, which covers subdomains), matched "
@@ -413,7 +413,9 @@ class PoolSettings(Section):
                                  "belongs to at most one pool.")
     return_path_domain: str | None = Field(
         None, description="VERP return-path domain of this pool's mail, so each pool's "
-        "bounces and MAIL FROM reputation are its own. Unset: feedback.verp_domain.")
+        "bounces and MAIL FROM reputation are its own; its SPF is checked against the pool's "
+        "IPs (poolwarden domains --check) and feedback tokens are accepted there. Unset: "
+        "feedback.verp_domain.")
 
 
 class TenantSettings(Section):

@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "entry": {"cli", "main"},
 }
 ROOMS = {"routing", "ingest", "reputation", "feedback", "alerts", "access", "queries",
-         "monitors"}
+         "monitors", "domains"}
 
 
 def _layer(module: str) -> str:

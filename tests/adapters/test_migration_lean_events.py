@@ -76,7 +76,7 @@ def test_upgrading_from_0009_keeps_events_and_counters(db_url: str) -> None:
         assert len(before["events"]) == 2_500 and before["counters"]
 
         store.migrate()
-        assert _shape(engine) == ("0011", set(), set(), NEW_KEY)
+        assert _shape(engine) == ("0012", set(), set(), NEW_KEY)
         assert _rows(engine) == before
         if sqlite:
             assert _without_rowid(engine)

@@ -98,6 +98,29 @@ B as a bad neighbour on the shared IP."""
                                 snapshot_version=1, queue_id=f"QB{i}"))
     store.add_decisions(rows)
     record_alerts(config, store, now)
+    seed_domains(config, store, now)  # after the alerts: the alert tests count them
+
+
+def seed_domains(config: LoadedConfig, store: SqlStore, now: float) -> None:
+    """A DMARC report for each of A and B (and one refused), and stored findings for both."""
+    from poolwarden.core.auth import Finding
+    from poolwarden.services.domains.dmarc_ingest import DmarcIngest
+    from tests.services.domains.dmarc_samples import report_xml
+
+    ingest = DmarcIngest(store, config.inventory, clock=lambda: now)
+    begin = int(now - 86400)
+    for tenant, domain in ((A, "cornerbakery.example"), (B, "pixelforge.example")):
+        ingest.ingest(report_xml(report_id=f"r-{tenant}", domain=domain, begin=begin,
+                                 records=[(SHARED_IP, 50, "pass", "fail"),
+                                          ("203.0.113.5", 3, "fail", "fail")]),
+                      source=f"{tenant}.xml")
+        # status ok: an error would raise an auth_route alert the alert tests do not expect
+        store.save_auth_findings([Finding(tenant, domain, "spf-route", "ok",
+                                          f"{SHARED_IP} is authorized",
+                                          f"v=spf1 ip4:{SHARED_IP} -all", "shared-new",
+                                          SHARED_IP)],
+                                 at=now, tenants=[tenant])
+    ingest.ingest(b"<feedback>", source="broken.xml")
 
 
 def record_alerts(config: LoadedConfig, store: SqlStore, now: float) -> list[Any]:

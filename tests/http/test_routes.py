@@ -28,6 +28,8 @@ CASES: dict[tuple[str, str], tuple[str, dict]] = {
     ("GET", "/api/v1/alerts"): ("/api/v1/alerts", {"params": {"kind": "suspension"}}),
     ("GET", "/api/v1/audit"): ("/api/v1/audit", {}),
     ("GET", "/api/v1/blocklists"): ("/api/v1/blocklists", {}),
+    ("GET", "/api/v1/tenants/{tenant}/domains"): (f"/api/v1/tenants/{A}/domains", {}),
+    ("GET", "/api/v1/dmarc/reports"): ("/api/v1/dmarc/reports", {}),
 }
 
 
@@ -192,3 +194,20 @@ def test_openapi_schema_is_published_and_precise(api: Api) -> None:
     # and the shape is what an error really looks like
     error = api.get("/api/v1/decisions", params={"limit": 0}).json()
     assert set(error) == {"error"} and {"message", "field"} <= set(error["error"])
+
+
+def test_domains_show_findings_and_dmarc_shares(api: Api) -> None:
+    (view,) = api.get(f"/api/v1/tenants/{A}/domains").json()
+    assert (view["tenant"], view["domain"], view["status"]) == (A, "cornerbakery.example", "ok")
+    assert view["roles"] == ["from", "mailfrom"]
+    (finding,) = view["findings"]
+    assert finding["record"] == f"v=spf1 ip4:{SHARED_IP} -all"
+    dmarc = view["dmarc"]
+    assert dmarc["ours"]["messages"] == 50 and dmarc["ours"]["dkim_aligned"] == 50
+    assert dmarc["by_route"]["shared-new"]["spf_aligned_share"] == 0.0
+    assert list(dmarc["foreign_sources"]) == ["203.0.113.5"]
+    reports = api.get("/api/v1/dmarc/reports", token="operator-read").json()
+    assert [r["status"] for r in reports] == ["rejected", "stored", "stored"]
+    assert "not well-formed" in reports[0]["reason"]
+    assert api.get("/api/v1/dmarc/reports", token="tenant-a").status_code == 403
+    assert api.get(f"/api/v1/tenants/{B}/domains", token="tenant-a").status_code == 404

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from poolwarden.adapters.dmarc_store import MemoryDmarcStore
 from poolwarden.adapters.event_rows import unique_rows
 from poolwarden.adapters.listing_store import MemoryListingStore
 from poolwarden.adapters.reaction_store import ActivationLog
@@ -137,7 +138,7 @@ class AccessMemory:
                 for r in rows[:max(limit, 0)]]
 
 
-class MemoryStore(MemoryWarmupStore, AccessMemory, Store):
+class MemoryStore(MemoryWarmupStore, MemoryDmarcStore, AccessMemory, Store):
     """``ports.Store`` held in dictionaries; safe to share between threads."""
 
     def __init__(self) -> None:
@@ -156,6 +157,7 @@ class MemoryStore(MemoryWarmupStore, AccessMemory, Store):
         self._reactions = ActivationLog()  # reaction-rule activations, with ids
         self._init_access()
         MemoryWarmupStore.__init__(self)
+        MemoryDmarcStore.__init__(self)
         self._alerts: list[AlertRow] = []  # oldest first, cleaned, with ids
 
     def add_events(self, events: Iterable[Event]) -> AddResult:

@@ -1,6 +1,6 @@
 """DNS lookups for the monitors, with dnspython, through the configured servers only.
 
-``DnsResolver`` implements ``ports.Resolver``: an ``dns.asyncresolver.Resolver`` built with
+``DnsResolver`` implements ``ports.AsyncResolver``: an ``dns.asyncresolver.Resolver`` built with
 ``configure=False`` (``/etc/resolv.conf`` is never read: it may point at a public or
 off-box resolver), no search list, no cache (a listing must be seen on the next round, not
 after a negative-cache TTL), a hard deadline per lookup (dnspython's ``lifetime``, and an
@@ -30,7 +30,7 @@ _GRACE = 0.5
 
 
 class DnsResolver:
-    """``ports.Resolver`` over dnspython's asyncio resolver."""
+    """``ports.AsyncResolver`` over dnspython's asyncio resolver."""
 
     def __init__(self, nameservers: Sequence[tuple[str, int]], *, timeout: float = 2.0,
                  lifetime: float = 4.0, concurrency: int = 50) -> None:

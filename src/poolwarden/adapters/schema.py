@@ -345,3 +345,72 @@ blocklist_changes = Table(
     Index("ix_blocklist_changes_at", "at"),
     Index("ix_blocklist_changes_target", "target", "id"),
 )
+
+# Every DMARC input: a stored aggregate report (key: reporter and report id, so a report
+# sent twice is stored once), or one refused or skipped, with its reason and warnings.
+dmarc_reports = Table(
+    "dmarc_reports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(1100), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("source", String(1024), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("org_name", String(1024), nullable=False),
+    Column("report_id", String(1024), nullable=False),
+    Column("policy_domain", String(255), nullable=False),
+    Column("policy_p", String(32), nullable=False),
+    Column("begin", BigInteger, nullable=False),
+    Column("end", BigInteger, nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("messages", BigInteger, nullable=False),
+    Column("warnings", JSON, nullable=False),
+    UniqueConstraint("key", name="uq_dmarc_reports_key"),
+    Index("ix_dmarc_reports_received_at", "received_at"),
+)
+
+# One record of a stored report, joined to our side: whether the source IP is one of our
+# egress IPs, the tenant and route behind it. Auth results are kept as the report gave them.
+dmarc_records = Table(
+    "dmarc_records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("report_id", Integer, nullable=False),
+    Column("begin", BigInteger, nullable=False),
+    Column("end", BigInteger, nullable=False),
+    Column("source_ip", String(64), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("disposition", String(32), nullable=False),
+    Column("dkim", String(32), nullable=False),
+    Column("spf", String(32), nullable=False),
+    Column("header_from", String(255), nullable=False),
+    Column("envelope_from", String(255), nullable=True),
+    Column("envelope_to", String(255), nullable=True),
+    Column("auth", JSON, nullable=False),
+    Column("ours", Boolean, nullable=False),
+    Column("tenant", String(255), nullable=True),
+    Column("route", String(255), nullable=True),
+    Column("note", String(1024), nullable=False),
+    Index("ix_dmarc_records_tenant_end", "tenant", "end"),
+    Index("ix_dmarc_records_header_from", "header_from"),
+    Index("ix_dmarc_records_report_id", "report_id"),
+)
+
+# The latest authentication findings per tenant domain (and pool return path): each
+# check with its status, the record read and the reason; replaced per tenant on each check.
+auth_findings = Table(
+    "auth_findings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(255), nullable=True),
+    Column("domain", String(255), nullable=False),
+    Column("check", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("record", Text, nullable=True),
+    Column("route", String(255), nullable=True),
+    Column("ip", String(64), nullable=True),
+    Column("checked_at", Float, nullable=False),
+    Index("ix_auth_findings_tenant", "tenant"),
+)

@@ -35,6 +35,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from poolwarden.adapters.dmarc_store import SqlDmarcStore
 from poolwarden.adapters.event_rows import sqlite_add_rows, unique_rows
 from poolwarden.adapters.listing_store import SqlListingStore
 from poolwarden.adapters.reaction_store import (
@@ -168,7 +169,7 @@ def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
 
 
-class SqlStore(SqlAccessStore, SqlRecordStore, SqlWarmupStore, Store):
+class SqlStore(SqlAccessStore, SqlRecordStore, SqlWarmupStore, SqlDmarcStore, Store):
     """``ports.Store`` over a SQLAlchemy engine; ``open_store`` builds and migrates one.
 
     Given a fresh SQLite engine it installs the connection settings itself

@@ -61,6 +61,8 @@ API_PARITY: dict[str, list[str]] = {
     "/api/v1/held": ["held"],
     "/api/v1/alerts": ["alerts"],
     "/api/v1/audit": ["audit"],
+    "/api/v1/tenants/{tenant}/domains": ["domains", "--tenant", "{tenant}"],
+    "/api/v1/dmarc/reports": ["dmarc", "reports"],
 }
 
 T = TypeVar("T")

@@ -7,6 +7,9 @@
   one message file or a Maildir's ``cur/`` and ``new/``; prints how many messages were
   trusted, untrusted and rejected, and what was stored. A bad message never stops
   the next one.
+* ``ingest dmarc FILE|DIR|MAILDIR``: DMARC aggregate reports (XML, .xml.gz, .zip, or mail
+  with those attached; ``services.domains.dmarc_ingest``), each stored once and joined to
+  tenants and egress IPs; prints stored, duplicate, rejected (with reasons) and skipped.
 * ``ingest traps FILE``: a vendor spam-trap feed, CSV or JSON lines
   (``services.feedback.traps``); all or nothing, with the line number of the first bad line.
 * ``ingest lmtp``: the feedback LMTP listener Postfix delivers bounces and FBL mail to
@@ -171,6 +174,57 @@ def ingest_mail(
                   f"({escape(move.rule)})")
 
 
+@ingest_app.command("dmarc")
+def ingest_dmarc(
+    path: Annotated[Path, typer.Argument(help="A report file (.xml, .xml.gz, .zip, or a "
+                                         "mail), a directory of them, or a Maildir.")],
+    config: ConfigOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Import DMARC aggregate reports; a bad report never stops the next one."""
+    from poolwarden.services.domains.dmarc_ingest import (
+        DmarcIngest,
+        caps_of,
+        ingest_paths,
+        input_files,
+    )
+
+    if not path.exists():
+        fail(f"{path}: no such file or directory")
+    try:
+        with _engine(config) as engine:
+            ingest = DmarcIngest(engine.store, engine.config.inventory,
+                                 caps=caps_of(engine.config.settings.dmarc))
+            summary = ingest_paths(ingest, input_files(path))
+    except PoolwardenError as exc:
+        fail(str(exc))
+    if json_out:
+        sys.stdout.write(json.dumps({
+            "inputs": summary.inputs,
+            **{status: summary.count(status)
+               for status in ("stored", "duplicate", "rejected", "skipped")},
+            "reports": [{"source": o.source, "status": o.status, "reason": o.reason,
+                         "key": o.key, "records": o.records, "messages": o.messages,
+                         "warnings": list(o.warnings)} for o in summary.outcomes],
+            "unreadable": [{"file": f, "error": e} for f, e in summary.unreadable],
+        }) + "\n")
+        return
+    out.print(f"{summary.inputs} inputs: {summary.count('stored')} reports stored, "
+              f"{summary.count('duplicate')} already stored, {summary.count('rejected')} "
+              f"rejected, {summary.count('skipped')} not aggregate reports")
+    shown = [o for o in summary.outcomes if o.status == "rejected" or o.warnings]
+    for o in shown[:SHOWN_PROBLEMS]:
+        if o.status == "rejected":
+            err.print(f"[yellow]rejected:[/] {_safe(o.source)}: {_safe(o.reason)}")
+        else:
+            err.print(f"[yellow]warnings:[/] {_safe(o.source)}: "
+                      f"{_safe('; '.join(o.warnings))}")
+    if len(shown) > SHOWN_PROBLEMS:
+        err.print(f"... and {len(shown) - SHOWN_PROBLEMS} more")
+    for name, why in summary.unreadable[:SHOWN_PROBLEMS]:
+        err.print(f"[yellow]unreadable:[/] {_safe(name)}: {_safe(why)}")
+
+
 @ingest_app.command("traps")
 def ingest_traps(
     file: Annotated[Path, typer.Argument(help="Trap feed: CSV or JSON lines (time, trap "
@@ -211,6 +265,7 @@ def ingest_lmtp(
     import logging
     import signal
 
+    from poolwarden.services.domains.dmarc_ingest import dmarc_mailbox
     from poolwarden.services.feedback.intake import FeedbackService
     from poolwarden.services.feedback.lmtpd import LmtpServer, parse_listen
     from poolwarden.services.feedback.settings import feedback_settings
@@ -224,7 +279,8 @@ def ingest_lmtp(
         settings = feedback_settings(engine.config)
         where = parse_listen(listen or engine.config.settings.feedback.lmtp_listen)
         server = LmtpServer(FeedbackService(engine, settings),
-                            max_message_bytes=settings.max_message_bytes)
+                            max_message_bytes=settings.max_message_bytes,
+                            reports=dmarc_mailbox(engine.store, engine.config))
         await server.start([where])
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from poolwarden.cli import api_cmds, render
+from poolwarden.cli import api_cmds, domain_cmds, render
 from poolwarden.cli.common import ConfigOption, JsonOption, config_path, fail, guarded, out
 from poolwarden.cli.ingest_cmds import ingest_app
 from poolwarden.cli.monitor_cmds import blocklists, check_app
@@ -50,6 +50,7 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(check_app, name="check")
 app.command("blocklists")(guarded(blocklists))
 api_cmds.register(app, tenant_app, ip_app)  # token, user and the API's reads
+domain_cmds.register(app)  # domains, domain show
 
 T = TypeVar("T")
 

@@ -24,9 +24,18 @@ from poolwarden.config.reaction_rules import resolve_rules
 from poolwarden.config.schema import PoolwardenSettings, ProviderSettings
 from poolwarden.config.warmup_files import check_warmup
 from poolwarden.core.blocklists import Blocklist
+from poolwarden.core.domains import validate_sending_domains
 from poolwarden.core.errors import ConfigError
 from poolwarden.core.inventory import canonical_ip, validate_inventory
-from poolwarden.core.model import EgressIp, Inventory, Pool, Provider, Tenant
+from poolwarden.core.model import (
+    DomainRole,
+    EgressIp,
+    Inventory,
+    Pool,
+    Provider,
+    SendingDomain,
+    Tenant,
+)
 from poolwarden.core.providers import DEFAULT_PROVIDERS
 from poolwarden.core.reaction import Rule
 from poolwarden.core.thresholds import Thresholds, validate_thresholds
@@ -91,7 +100,8 @@ def load_config_text(text: str, *, file: str) -> LoadedConfig:
 
     declared = _inventory(settings, tuple(_provider(p) for p in settings.providers))
     problems = [(line_for(index, path), _dotted(path), problem)
-                for path, problem in validate_inventory(declared)]
+                for path, problem in (*validate_inventory(declared),
+                                      *validate_sending_domains(declared))]
     if problems:
         raise _combined(file, problems)
     inventory = _inventory(settings, _merge_providers(declared.providers))
@@ -187,12 +197,20 @@ def _inventory(s: PoolwardenSettings, providers: tuple[Provider, ...]) -> Invent
                    dedicated_ips=tuple(canonical_ip(a) for a in t.dedicated_ips),
                    private_domains=_domains(t.private_domains), sasl_usernames=t.sasl_usernames,
                    client_addresses=tuple(canonical_ip(a) for a in t.client_addresses),
-                   initial_tier=t.tier)
+                   initial_tier=t.tier,
+                   sending_domains=tuple(
+                       SendingDomain(_domains([d.domain])[0],
+                                     frozenset(DomainRole(r) for r in d.roles),
+                                     d.dkim_selectors, d.align)
+                       for d in t.sending_domains))
             for t in s.tenants),
         ips=tuple(EgressIp(address=canonical_ip(ip.address), helo=ip.helo, state=ip.state)
                   for ip in s.ips),
         pools=tuple(Pool(name=p.name, kind=p.kind, tiers=frozenset(p.tiers),
-                         ips=tuple(canonical_ip(a) for a in p.ips)) for p in s.pools),
+                         ips=tuple(canonical_ip(a) for a in p.ips),
+                         return_path_domain=(_domains([p.return_path_domain])[0]
+                                             if p.return_path_domain else None))
+                    for p in s.pools),
         providers=providers,
     )
 

@@ -28,6 +28,11 @@ from typing import (
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator
 
+from poolwarden.config.domain_settings import (
+    DmarcSettings,
+    DomainCheckSettings,
+    SendingDomainSettings,
+)
 from poolwarden.config.monitors import MonitorSettings, nameserver_address
 from poolwarden.core.model import IpState, Plan, PoolKind, Tier
 from poolwarden.core.thresholds import Thresholds
@@ -65,6 +70,10 @@ class RoutingSettings(Section):
     off_platform_action: Literal["reject", "defer"] = Field(
         "reject", description="Answer for mail from a tenant that is off the platform: reject "
         "(5xx) or defer (4xx).")
+    skip_spf_unauthorized: bool = Field(
+        False, strict=True, description="Never route a message through an IP that the SPF "
+        "record of its MAIL FROM domain does not authorize (as last checked by poolwarden "
+        "domains): the route's other IPs, then the overflow route, else defer.")
 
     @field_validator("tenant_lookup")
     @classmethod
@@ -148,7 +157,7 @@ class FeedbackSettings(Section):
     verp_domain: str | None = Field(
         None, description="Domain of the VERP return paths (b+TOKEN@DOMAIN), delivered by "
         "Postfix to the LMTP listener. When set, tokens found inside a message count only at "
-        "this domain.")
+        "this domain (or a pool's return_path_domain).")
     fbl_sources: tuple[str, ...] = Field(
         (), description="Senders whose complaint reports (ARF, JMRP) are trusted: addresses "
         "(staff@hotmail.com) or domains (feedback.yahoo.com, which covers subdomains), matched "
@@ -402,6 +411,11 @@ class PoolSettings(Section):
                                     "new and risky; each tier is served by exactly one pool.")
     ips: tuple[str, ...] = Field(description="Addresses from [[ips]] in this pool; an address "
                                  "belongs to at most one pool.")
+    return_path_domain: str | None = Field(
+        None, description="VERP return-path domain of this pool's mail, so each pool's "
+        "bounces and MAIL FROM reputation are its own; its SPF is checked against the pool's "
+        "IPs (poolwarden domains --check) and feedback tokens are accepted there. Unset: "
+        "feedback.verp_domain.")
 
 
 class TenantSettings(Section):
@@ -437,6 +451,10 @@ class TenantSettings(Section):
         (), description="New sending domains of this tenant that warm up (warmup."
         "domain_schedule caps per provider, whatever IP they leave from). A subset of "
         "domains.")
+    sending_domains: tuple[SendingDomainSettings, ...] = Field(
+        (), description="The roles of the tenant's domains (5322.From, MAIL FROM, DKIM d= "
+        "with selectors, tracking host). A domain of domains not listed here is from and "
+        "mailfrom.")
 
 
 class ProviderSettings(Section):
@@ -475,6 +493,10 @@ class PoolwardenSettings(Section):
                                   description=AlertSettings.__doc__ or "")
     monitors: MonitorSettings = Field(default_factory=MonitorSettings,
                                       description=MonitorSettings.__doc__ or "")
+    dmarc: DmarcSettings = Field(default_factory=DmarcSettings,
+                                 description=DmarcSettings.__doc__ or "")
+    domains: DomainCheckSettings = Field(default_factory=DomainCheckSettings,
+                                         description=DomainCheckSettings.__doc__ or "")
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings,
                                           description=_THRESHOLDS_DOC)
     ips: tuple[IpSettings, ...] = Field((), description=IpSettings.__doc__ or "")

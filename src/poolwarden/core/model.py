@@ -80,6 +80,24 @@ class Pool:
     kind: PoolKind
     tiers: frozenset[Tier]
     ips: tuple[str, ...]
+    return_path_domain: str | None = None  # this pool's own VERP/MAIL FROM domain
+
+
+class DomainRole(StrEnum):
+    """What a domain is in a tenant's mail (seed 002: mailbox providers rate each one)."""
+
+    FROM = "from"  # 5322.From: what recipients see, what DMARC protects
+    MAILFROM = "mailfrom"  # 5321.MAILFROM / return path: what SPF checks
+    DKIM = "dkim"  # DKIM d=: the signing domain
+    TRACKING = "tracking"  # click/open tracking and image host
+
+
+@dataclass(frozen=True, slots=True)
+class SendingDomain:
+    domain: str
+    roles: frozenset[DomainRole]
+    dkim_selectors: tuple[str, ...] = ()
+    align: str | None = None  # "relaxed" | "strict": overrides the DMARC record's
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +125,15 @@ class Tenant:
     client_addresses: tuple[str, ...] = ()
     initial_tier: Tier = Tier.NEW
     labels: tuple[tuple[str, str], ...] = field(default=())
+    sending_domains: tuple[SendingDomain, ...] = ()
+
+    def domain_roles(self) -> tuple[SendingDomain, ...]:
+        """Every domain with its roles: the declared ones, and each other domain of
+        ``domains`` as From and MAIL FROM (what a plain domain list always meant)."""
+        declared = {d.domain for d in self.sending_domains}
+        plain = tuple(SendingDomain(d, frozenset({DomainRole.FROM, DomainRole.MAILFROM}))
+                      for d in self.domains if d not in declared)
+        return self.sending_domains + plain
 
 
 @dataclass(frozen=True, slots=True)

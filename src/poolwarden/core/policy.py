@@ -112,6 +112,54 @@ def decide_for(entry: TenantEntry, request: RouteRequest, snapshot: Snapshot,
                rng: RandomSource | None = None, counts: CapCounter | None = None,
                now: float = 0.0) -> Decision:
     """Route one recipient for an already identified tenant."""
+    decision = _decide_for(entry, request, snapshot, rng, counts, now)
+    if snapshot.spf_denied and decision.ip is not None:
+        denied = snapshot.spf_denied.get(domain_of(request.sender))
+        if denied and decision.ip in denied:
+            return _spf_fallback(entry, request, snapshot, decision, denied,
+                                 counts or _NO_COUNTS, now)
+    return decision
+
+
+def _spf_fallback(entry: TenantEntry, request: RouteRequest, snapshot: Snapshot,
+                  decision: Decision, denied: frozenset[str], counts: CapCounter,
+                  now: float) -> Decision:
+    """``decision`` leaves from an IP the sender domain's SPF does not authorize: another
+    IP of the same route, else of the tenant's other routes (overflow last), else DEFER.
+    Never the unauthorized IP (under DMARC p=reject that mail would be refused), never an
+    IP at its cap, and mail already overflowing stays on the overflow route."""
+    domain = domain_of(request.sender)
+    provider = decision.provider or ""
+    why = f"SPF of {domain} does not authorize {decision.ip}"
+    overflow = entry.overflow
+    if overflow is not None and decision.pool == overflow.pool != entry.route.pool:
+        routes = [overflow]  # the main route is at its cap: that is why it overflowed
+    else:
+        routes = [r for r in (entry.route, entry.major_route, entry.private_route, overflow)
+                  if r is not None and r.fixed is None]
+        routes.sort(key=lambda r: r.pool != decision.pool)  # the same route's IPs first
+    ip_caps = snapshot.limits.ip_caps
+    for route in routes:
+        choices = route.by_provider.get(provider, ())
+        start = _index(request, len(choices), None) if choices else 0
+        for step in range(len(choices)):
+            other = choices[(start + step) % len(choices)]
+            ip = other.ip or ""
+            if ip and ip not in denied and _exhausted(
+                    ip_caps.get((ip, provider)), counts.ips.get((ip, provider), 0),
+                    now) is None:
+                return Decision(Action.ROUTE, other.ip, other.pool,
+                                f"{why}, skipped → {other.reason}", rule_names.SPF_REROUTE,
+                                entry.tier, entry.plan, provider)
+    return Decision(Action.DEFER, None, decision.pool,
+                    f"{why}, nor any other IP of the tenant's routes; deferred, the mail "
+                    "stays queued (it would fail SPF)", rule_names.SPF_DEFER, entry.tier,
+                    entry.plan, provider)
+
+
+def _decide_for(entry: TenantEntry, request: RouteRequest, snapshot: Snapshot,
+                rng: RandomSource | None, counts: CapCounter | None,
+                now: float) -> Decision:
     if entry.fixed is not None:
         return entry.fixed
     recipient_domain = domain_of(request.recipient)

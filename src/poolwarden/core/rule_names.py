@@ -32,6 +32,10 @@ WARMUP_CAP: Final = "warmup:cap"
 WARMUP_DEFER: Final = "warmup:defer"  # the capped mail waits in the queue
 WARMUP_OVERFLOW: Final = "warmup:overflow"  # the capped mail goes to the overflow route
 
+# the chosen IP is not authorized by the SPF record of the message's MAIL FROM domain
+SPF_REROUTE: Final = "spf:reroute"  # another IP or route of the tenant that SPF authorizes
+SPF_DEFER: Final = "spf:defer"  # none: the mail waits in the queue
+
 
 def shared(plan: str) -> str:
     """A route through the shared pool for the tenant's tier: ``<plan>:shared``."""

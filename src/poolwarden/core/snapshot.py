@@ -134,6 +134,9 @@ class Snapshot:
     # none, so decide() pays one attribute test for them
     limits: Limits = NO_LIMITS
     limited: bool = False
+    # MAIL FROM domain -> egress IPs its SPF does not authorize (routing.
+    # skip_spf_unauthorized); empty when the setting is off, so decide() pays one test
+    spf_denied: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 class _RouteFactory:
@@ -202,12 +205,14 @@ def build_snapshot(inventory: Inventory, *, tiers: Mapping[str, Tier],
                    restrictions: Iterable[Restriction] = (),
                    caps: CapPlan = EMPTY_PLAN,
                    listed: Mapping[str, str] | None = None,
-                   send_when_all_listed: bool = False) -> Snapshot:
+                   send_when_all_listed: bool = False,
+                   spf_denied: Mapping[str, frozenset[str]] | None = None) -> Snapshot:
     """Resolve every tenant's plan and tier into routes; fold in warm-up caps and restrictions.
 
     ``listed`` maps the egress IPs drained because a DNS blocklist lists them to what the
     lists said; the routes skip them (see ``_RouteFactory.to_ips`` for a route whose every
-    IP is listed)."""
+    IP is listed). ``spf_denied`` maps a tenant to the IPs its sending domains' SPF refuses
+    (skipped with ``routing.skip_spf_unauthorized``)."""
     providers = ProviderIndex(inventory.providers, learned_providers)
     ips = {ip.address: ip for ip in inventory.ips}
     for address, why in (listed or {}).items():
@@ -242,7 +247,8 @@ def build_snapshot(inventory: Inventory, *, tiers: Mapping[str, Tier],
     return Snapshot(version=version, built_at=built_at, providers=providers, tenants=tenants,
                     by_sasl=by_sasl, by_domain=by_domain, by_client=by_client,
                     settings=settings, ips=ips, pools=pools, restrictions=index,
-                    limits=limits, limited=limits.any)
+                    limits=limits, limited=limits.any,
+                    spf_denied={d: ips for d, ips in (spf_denied or {}).items() if ips})
 
 
 def _limits(inventory: Inventory, tenants: dict[str, TenantEntry],

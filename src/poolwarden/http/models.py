@@ -309,3 +309,46 @@ class AlertOut(Out):
     ip: str | None
     outcome: dict[str, str] | None = Field(
         description="Per channel: sent, failed, suppressed (null for a tenant token).")
+
+
+class FindingOut(Out):
+    tenant: str | None
+    domain: str
+    check: str = Field(description="spf, spf-route, dkim, dmarc, alignment, tracking, "
+                       "return-path.")
+    status: str = Field(description="ok, warning, error or unknown (the DNS did not answer).")
+    reason: str
+    record: str | None = Field(description="The DNS record text the check read.")
+    route: str | None = Field(description="The route (pool or dedicated:TENANT) checked.")
+    ip: str | None
+
+
+class DomainOut(Out):
+    tenant: str | None
+    domain: str
+    roles: list[str] = Field(description="from, mailfrom, dkim, tracking.")
+    status: str = Field(description="The worst finding, or 'unchecked'.")
+    checks: dict[str, str] = Field(description="The worst status of each check.")
+    checked_at: float | None
+    findings: list[FindingOut]
+    dmarc: dict[str, Any] | None = Field(description="What DMARC aggregate reports say: "
+                                         "aligned pass shares on our IPs by route, mail "
+                                         "from sources that are not ours, findings.")
+
+
+class DmarcReportOut(Out):
+    id: int | None
+    key: str
+    status: str = Field(description="stored, rejected or skipped.")
+    received_at: float
+    source: str
+    reason: str
+    org_name: str
+    report_id: str
+    policy_domain: str
+    policy_p: str
+    begin: int
+    end: int
+    records: int
+    messages: int
+    warnings: list[str]

@@ -206,3 +206,27 @@ class ListingChange:
     meaning: str
     reason: str
     consequence: str
+
+
+@dataclass(frozen=True, slots=True)
+class DmarcReportRow:
+    """One DMARC input as stored: a report (``stored``), or one refused (``rejected``) or
+    recognised but not an aggregate report (``skipped``: failure and TLS reports), with its
+    reason. ``key`` is the report's identity (reporter and report id) for stored reports,
+    the hash of the input for the others: each is stored once."""
+
+    key: str
+    status: str  # stored | rejected | skipped
+    received_at: float
+    source: str
+    reason: str = ""
+    org_name: str = ""
+    report_id: str = ""
+    policy_domain: str = ""
+    policy_p: str = ""
+    begin: int = 0
+    end: int = 0
+    records: int = 0
+    messages: int = 0
+    warnings: tuple[str, ...] = ()
+    id: int | None = None

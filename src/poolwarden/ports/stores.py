@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
+from poolwarden.core.auth import Finding
 from poolwarden.core.blocklists import Listing
 from poolwarden.core.counters import EventRow
+from poolwarden.core.dmarc import JoinedRecord
 from poolwarden.core.events import Event
 from poolwarden.core.model import TenantStanding
 from poolwarden.core.reaction import Activation
@@ -26,6 +28,7 @@ from poolwarden.ports.rows import (
     Checkpoint,
     CounterRow,
     DecisionRow,
+    DmarcReportRow,
     FeedbackRow,
     ListingChange,
     Lookup,
@@ -241,7 +244,7 @@ class WarmupStore(Protocol):
         ...
 
 
-class Resolver(Protocol):
+class AsyncResolver(Protocol):
     """DNS for the monitors (``adapters.resolver``): only the configured servers, hard
     timeouts, bounded concurrency; never raises for a DNS failure (the outcome says it)."""
 
@@ -268,13 +271,51 @@ class ListingStore(Protocol):
         ...
 
 
-class AlertSource(StandingStore, ReactionStore, AlertStore, ListingStore, Protocol):
-    """What the alerter reads (moves, activations, blocklist listings) and records alerts
-    in."""
+class DmarcStore(Protocol):
+    """DMARC aggregate reports, each stored once, with their records joined to our tenants,
+    egress IPs and routes."""
+
+    def add_dmarc_report(self, report: DmarcReportRow, records: Sequence[JoinedRecord]
+                         ) -> bool:
+        """Store a report and its records in one transaction; False (nothing written)
+        when a report with the same key is already stored."""
+        ...
+
+    def dmarc_reports(self, *, status: str | None = None, limit: int = 100
+                      ) -> list[DmarcReportRow]:
+        """The newest reports first."""
+        ...
+
+    def dmarc_records(self, *, tenant: str | None = None, domain: str | None = None,
+                      since: int | None = None) -> list[JoinedRecord]:
+        """Stored records, optionally of one tenant, one From domain, ending at or after
+        ``since`` (epoch seconds)."""
+        ...
+
+
+class AuthStore(Protocol):
+    """The latest authentication findings of each tenant's domains (``poolwarden domains
+    check``): what the dashboard shows, the alerter watches and routing keeps mail from."""
+
+    def save_auth_findings(self, findings: Sequence[Finding], *, at: float,
+                           tenants: Sequence[str | None]) -> None:
+        """Replace the stored findings of ``tenants`` (None: the pools' return paths)."""
+        ...
+
+    def auth_findings(self, *, tenant: str | None = None) -> list[tuple[Finding, float]]:
+        """Stored findings with the time they were checked."""
+        ...
+
+
+class AlertSource(StandingStore, ReactionStore, AlertStore, ListingStore, AuthStore,
+                  Protocol):
+    """What the alerter reads (moves, activations, blocklist listings, domain findings) and
+    records alerts in."""
 
 
 class Store(IngestStore, StandingStore, DecisionStore, FeedbackStore,
-            ReactionStore, AccessStore, AlertStore, WarmupStore, ListingStore, Protocol):
+            ReactionStore, AccessStore, AlertStore, WarmupStore, ListingStore, DmarcStore,
+            AuthStore, Protocol):
     """The system of record, all of the above in one database; every store adapter
     subclasses it."""
 

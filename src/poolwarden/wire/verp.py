@@ -38,7 +38,7 @@ import hashlib
 import hmac
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = ["MAC_BYTES", "MIN_SECRET_BYTES", "VerpToken", "decode", "encode", "find_tokens"]
@@ -187,16 +187,18 @@ _CANDIDATE = re.compile(rb"\+([A-Za-z2-7]{%d,200})(?:[+=-][^\s<>@\"+]{0,200})?"
                         rb"@([A-Za-z0-9.-]{1,253})" % _MIN_TOKEN_CHARS)
 
 
-def find_tokens(secret: Secrets, text: bytes, *, domain: str | None = None,
+def find_tokens(secret: Secrets, text: bytes, *, domain: str | Iterable[str] | None = None,
                 limit: int = 20) -> list[VerpToken]:
     """Verified tokens of the return paths found anywhere in ``text``, in order; at most
-    ``limit`` candidates are verified, and only addresses at ``domain`` when it is given."""
+    ``limit`` candidates are verified, and only addresses at ``domain`` (one, or any of
+    several: each pool may have its own return-path domain) when it is given."""
     keys = _secret_list(secret)
-    want = domain.strip().rstrip(".").lower() if domain else None
+    names = [domain] if isinstance(domain, str) else list(domain or ())
+    want = {d.strip().rstrip(".").lower() for d in names if d.strip()} or None
     found: list[VerpToken] = []
     tried = 0
     for match in _CANDIDATE.finditer(text):
-        if want is not None and match.group(2).decode("ascii").rstrip(".").lower() != want:
+        if want is not None and match.group(2).decode("ascii").rstrip(".").lower() not in want:
             continue
         tried += 1
         if tried > limit:

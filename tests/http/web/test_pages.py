@@ -262,3 +262,38 @@ async def test_listings_show_on_overview_ip_and_tenant_pages(client: httpx.Async
         assert "spamhaus-zen" in section and "SBL: spam source" in section, path
     r = await client.get("/ips/127.0.0.11")
     assert "No DNS blocklist lists it." in r.text
+
+
+async def test_tenant_page_shows_its_domains_findings_and_dmarc(
+        client: httpx.AsyncClient, ctx: NodeContext) -> None:
+    from poolwarden.core.auth import Finding
+    from poolwarden.services.domains.dmarc_ingest import DmarcIngest
+    from tests.services.domains.dmarc_samples import report_xml
+
+    config = ctx.config
+    tenant = next(t for t in config.inventory.tenants if t.name == DEMOTED)
+    domain = tenant.domains[0]
+    record = "v=spf1 ip4:127.0.0.11 -all"
+    ctx.store.save_auth_findings([
+        Finding(DEMOTED, domain, "spf", "ok", "SPF record parses, 0 of 10 DNS lookups",
+                record),
+        Finding(DEMOTED, domain, "spf-route", "error", "127.0.0.13 (shared-new) is not "
+                "authorized: SPF fail", record, "shared-new", "127.0.0.13")],
+        at=NOW, tenants=[DEMOTED])
+    DmarcIngest(ctx.store, config.inventory, clock=lambda: NOW).ingest(report_xml(
+        domain=domain, begin=int(NOW) - 86400, records=[
+            ("127.0.0.13", 40, "pass", "fail"), ("192.0.2.77", 9, "fail", "fail")]),
+        source="r.xml")
+    await login(client, "rita")
+    r = await client.get(f"/tenants/{DEMOTED}")
+    assert r.status_code == 200
+    page = html.unescape(r.text)
+    section = page[page.index('id="domains"'):page.index('id="reactions"')]
+    assert f'data-domain="{domain}"' in section and "from, mailfrom" in section
+    assert "spf: ok" in section and "spf-route: error" in section
+    assert "127.0.0.13 (shared-new) is not authorized: SPF fail" in section
+    assert f"<code>{record}</code>" in section
+    assert "40 messages, 100% passed DMARC" in section
+    assert "shared-new: SPF aligned 0%, DKIM aligned 100%" in section
+    assert "9 messages from 1 source(s)" in section
+    assert "came from 1 source(s) that are not our egress IPs" in section

@@ -431,6 +431,37 @@ warmup_stall_days = 3""")
     store.close()
 
 
+def test_a_route_spf_does_not_cover_alerts_before_a_move_uses_it(
+        tmp_path: Path, receiver: Receiver) -> None:
+    from poolwarden.core.auth import Finding
+
+    config = write_config(tmp_path, f'webhook_urls = ["{receiver.url}"]')
+    store = open_store(config.store_url)
+    record = "v=spf1 ip4:127.0.0.11 -all"
+    store.save_auth_findings([
+        Finding("shop", "shop.example", "spf-route", "ok", "authorized", record, "shared",
+                "127.0.0.11"),
+        Finding("shop", "shop.example", "spf-route", "error", "127.0.0.12 not authorized",
+                record, "shared", "127.0.0.12"),
+        Finding("bank", "bank.example", "spf", "error", "no SPF record")],
+        at=NOW, tenants=["shop", "bank"])
+    alerter = make_alerter(config, store)
+
+    async def run() -> None:
+        await alerter.poll()
+        await alerter.poll()  # a standing condition: once
+        await alerter.aclose()
+
+    asyncio.run(run())
+    assert [p["body"]["kind"] for p in receiver.posts] == ["auth_route"]
+    body = receiver.posts[0]["body"]
+    assert body["tenant"] == "shop" and body["link"] == f"{BASE}/tenants/shop"
+    assert body["numbers"]["ips"] == ["127.0.0.12"] and body["numbers"]["route"] == "shared"
+    assert record in body["text"] and "would fail SPF" in body["text"]
+    assert "turn on routing.skip_spf_unauthorized" in body["text"]
+    store.close()
+
+
 def test_the_alert_loop_runs_inside_serve(tmp_path: Path, receiver: Receiver) -> None:
     from poolwarden.adapters.listeners import Listen
     from poolwarden.services.runtime import Runtime

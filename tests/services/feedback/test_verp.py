@@ -137,6 +137,10 @@ def test_find_tokens_in_text_only_at_our_domain() -> None:
     found = verp.find_tokens(KEY, text, domain="bounces.example")
     assert [t.tenant for t in found] == ["bigretail", "bigretail"]
     assert {t.tenant for t in verp.find_tokens(KEY, text)} == {"bigretail", "fitclub"}
+    # each pool may have its own return-path domain: tokens count at any of them
+    both = verp.find_tokens(KEY, text, domain=["bounces.example", "Other.example."])
+    assert sorted(t.tenant for t in both) == ["bigretail", "bigretail", "fitclub"]
+    assert verp.find_tokens(KEY, text, domain=["third.example"]) == []
 
 
 def test_find_tokens_is_linear_on_hostile_text() -> None:

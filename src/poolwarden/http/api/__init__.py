@@ -12,6 +12,7 @@ from poolwarden.http.api import (
     audit_routes,
     blocklists_routes,
     decisions,
+    domains_routes,
     held,
     ips,
     overrides,
@@ -20,5 +21,5 @@ from poolwarden.http.api import (
 
 router = APIRouter()
 for module in (tenants, ips, decisions, overrides, held, alerts_routes, audit_routes,
-               blocklists_routes):
+               blocklists_routes, domains_routes):
     router.include_router(module.router)

@@ -23,6 +23,7 @@ from poolwarden.http.web.common import (
 )
 from poolwarden.http.web.render import page
 from poolwarden.services.access import audit
+from poolwarden.services.domains.view import domain_views
 from poolwarden.services.queries.held import HELD_STANDINGS
 
 router = APIRouter(include_in_schema=False)
@@ -63,7 +64,8 @@ def tenant(request: Request, ctx: Ctx, name: str, done: str = "") -> Response:
     return page("tenant.html", {**base_context(viewer, session, ctx), "t": data,
                                 "notice": NOTICES.get(done), "thresholds": data["thresholds"],
                                 "tiers": TIER_CHOICES, "held": extras.held_for(ctx, name),
-                                "held_standings": HELD_STANDINGS})
+                                "held_standings": HELD_STANDINGS,
+                                "domains": domain_views(ctx.config, ctx.store, tenant=name)})
 
 
 @router.get("/ips/{address}")

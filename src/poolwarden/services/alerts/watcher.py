@@ -22,6 +22,10 @@ that explains it):
 * ``blocklist_listed`` / ``blocklist_delisted`` / ``pool_all_listed``: DNS blocklist
   listings with the bad-neighbour ranking, and pools whose every IP is listed
   (``listing_alerts``).
+* ``auth_route``: a route poolwarden may give a tenant (its dedicated IPs, any shared pool
+  a tier move, overflow, graduation or reroute leads to) whose IPs the SPF of one of the
+  tenant's MAIL FROM domains does not authorize, from the stored domain findings
+  (``poolwarden domains --check``): raised before a move there breaks authentication.
 
 Deduplicated: a condition has a key; a standing condition (a lag, a bad
 neighbour) alerts once, then again only after ``renotify_interval`` or once it
@@ -206,7 +210,8 @@ class Alerter:
             ("bad neighbours", self._neighbours), ("warm-up", self._warmup_stalls),
             ("ingestion", self._ingest), ("routing agent", self._agent),
             ("policy connections", self._connections), ("followed logs", self._missing),
-            ("blocklists", self._blocklists))
+            ("blocklists", self._blocklists),
+            ("authentication", self._auth))
         for name, detector in detectors:
             try:  # one failing source (a store error) must not silence the others
                 alerts += detector(now)
@@ -355,6 +360,35 @@ class Alerter:
                          "provider": state.provider, "standing": True}))
         return alerts
 
+
+    def _auth(self, now: float) -> list[Alert]:
+        """Routes whose IPs a tenant domain's SPF does not authorize."""
+        groups: dict[tuple[str, str, str], list[str]] = {}
+        records: dict[tuple[str, str, str], str] = {}
+        for finding, _at in self.store.auth_findings():
+            if (finding.check != "spf-route" or finding.status != "error"
+                    or finding.tenant is None or finding.route is None):
+                continue
+            key = (finding.tenant, finding.domain, finding.route)
+            groups.setdefault(key, []).append(finding.ip or "")
+            records[key] = finding.record or ""
+        guarded = self.config().settings.routing.skip_spf_unauthorized
+        alerts = []
+        for (tenant, domain, route), ips in sorted(groups.items()):
+            action = ("routing skips those IPs for its mail (routing.skip_spf_unauthorized), "
+                      "so such mail waits instead" if guarded else
+                      "turn on routing.skip_spf_unauthorized, or add them to the record")
+            alerts.append(Alert(
+                key=f"auth_route:{tenant}:{domain}:{route}", kind="auth_route",
+                subject=f"SPF of {domain} does not cover route {route} of {tenant}",
+                text=(f"The SPF record of {domain} ({records[(tenant, domain, route)]}) does "
+                      f"not authorize {', '.join(sorted(ips))} of route {route}: a tier move, "
+                      "warm-up overflow, graduation or reroute there would fail SPF (and "
+                      f"DMARC, unless DKIM aligns); {action}."),
+                link=self._link("tenants", tenant), at=now, standing=True, tenant=tenant,
+                numbers={"domain": domain, "route": route, "ips": sorted(ips),
+                         "skip_spf_unauthorized": guarded, "standing": True}))
+        return alerts
 
     def _ingest(self, now: float) -> list[Alert]:
         metrics = self.ingest()

@@ -339,7 +339,7 @@ class FeedbackService:
         inner.extend(c.original_mail_from or "" for c in parsed.complaints)
         found = [t for t in (verp.decode(keys, a) for a in inner[:MAX_CANDIDATES] if a)
                  if t is not None]
-        found.extend(verp.find_tokens(keys, raw, domain=self.settings.verp_domain,
+        found.extend(verp.find_tokens(keys, raw, domain=self.settings.verp_domains or None,
                                       limit=MAX_CANDIDATES))
         if not found:
             return None, "no valid VERP token"

@@ -29,7 +29,7 @@ import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -38,7 +38,7 @@ from poolwarden.adapters.listeners import Listen, open_listeners
 from poolwarden.core.errors import StoreError
 from poolwarden.services.feedback.intake import DkimTemporaryError, FeedbackService
 
-__all__ = ["MAX_RECIPIENTS", "LmtpServer", "parse_listen"]
+__all__ = ["MAX_RECIPIENTS", "LmtpServer", "ReportSink", "parse_listen"]
 
 log = logging.getLogger("poolwarden.lmtpd")
 
@@ -116,13 +116,24 @@ class _Session(LMTP):
         await super().push(text)
 
 
+class ReportSink(Protocol):
+    """Where DMARC aggregate report mail goes instead of the bounce and complaint intake
+    (``services.domains.dmarc_ingest.DmarcMailbox``)."""
+
+    def wants(self, raw: bytes, recipients: list[str]) -> bool: ...
+
+    def deliver(self, raw: bytes, *, source: str) -> str: ...
+
+
 class LmtpServer:
     """The listener; ``start`` then ``stop``. Counts what it answered in ``replies``."""
 
     def __init__(self, service: FeedbackService, *, max_message_bytes: int,
                  timeout: float = TIMEOUT, hostname: str | None = None,
-                 socket_mode: int = 0o660, socket_group: str | None = "postfix") -> None:
+                 socket_mode: int = 0o660, socket_group: str | None = "postfix",
+                 reports: ReportSink | None = None) -> None:
         self.service = service
+        self.reports = reports
         self.max_message_bytes = max_message_bytes
         self.timeout = timeout
         self.hostname = hostname or socket.gethostname()
@@ -156,6 +167,17 @@ class LmtpServer:
 
     async def deliver(self, raw: bytes, sender: str | None, recipients: list[str]) -> str:
         """Process one message; the reply for each of its recipients."""
+        if self.reports is not None and self.reports.wants(raw, recipients):
+            try:
+                summary = await self._run(functools.partial(
+                    self.reports.deliver, raw, source="lmtp"))
+            except StoreError as exc:
+                log.error("DMARC report not stored, asking the client to retry: %s", exc)
+                return self._count("451 4.3.0 Report store unavailable, try again later")
+            except Exception:
+                log.exception("DMARC report processing failed, asking the client to retry")
+                return self._count("451 4.3.0 Internal error, try again later")
+            return self._count(f"250 2.0.0 DMARC {summary}")
         try:
             assessment, _stored = await self._run(functools.partial(
                 self.service.process, raw, source="lmtp", envelope_sender=sender or "",

@@ -23,6 +23,9 @@ class FeedbackSettings:
 
     secrets: tuple[bytes, ...] = field(default=(), repr=False)
     verp_domain: str | None = None
+    # where VERP tokens are looked for inside a message: verp_domain and every pool's own
+    # return_path_domain (empty: anywhere)
+    verp_domains: tuple[str, ...] = ()
     fbl_sources: tuple[str, ...] = ()
     local_reporting_mtas: frozenset[str] = frozenset()
     max_message_bytes: int = dsn.MAX_BYTES
@@ -64,8 +67,11 @@ def feedback_settings(config: LoadedConfig) -> FeedbackSettings:
     problem = _secret_problem(secrets)
     if problem:
         raise ConfigError(problem, file=where, field=field_name)
+    own = section.verp_domain.strip().lower().rstrip(".") if section.verp_domain else None
+    pools = [p.return_path_domain for p in config.inventory.pools if p.return_path_domain]
     return FeedbackSettings(
         secrets=tuple(secrets),
+        verp_domains=tuple(dict.fromkeys([own, *pools])) if own else tuple(pools),
         verp_domain=section.verp_domain.strip().lower().rstrip(".") if section.verp_domain
         else None,
         fbl_sources=tuple(s.strip().lower().rstrip(".") for s in section.fbl_sources

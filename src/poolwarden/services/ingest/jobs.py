@@ -53,6 +53,7 @@ from poolwarden.config.load import LoadedConfig
 from poolwarden.core.errors import PoolwardenError
 from poolwarden.core.snapshot import Snapshot
 from poolwarden.ports import AddResult, Store
+from poolwarden.services.domains.dmarc_ingest import dmarc_mailbox
 from poolwarden.services.feedback.intake import FeedbackService
 from poolwarden.services.feedback.lmtpd import LmtpServer, parse_listen
 from poolwarden.services.feedback.settings import feedback_settings
@@ -311,9 +312,12 @@ class IngestJobs:
             store: Store | None = None
             server: LmtpServer | None = None
             try:
-                store, service = await asyncio.to_thread(self._open_feedback)
+                opened, service = await asyncio.to_thread(self._open_feedback)
+                store = opened
                 server = LmtpServer(service,
-                                    max_message_bytes=service.settings.max_message_bytes)
+                                    max_message_bytes=service.settings.max_message_bytes,
+                                    reports=dmarc_mailbox(opened, self.config,
+                                                          clock=self._clock))
                 await server.start([where])
             except (PoolwardenError, OSError) as exc:
                 if server is not None:

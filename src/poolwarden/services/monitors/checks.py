@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from poolwarden.core.blocklists import Blocklist, Finding, ListKind, Outcome, Status, interpret
 from poolwarden.core.providers import MxVerdict, ProviderIndex, classify_mx
-from poolwarden.ports import Resolver
+from poolwarden.ports import AsyncResolver
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ def pairs_of(targets: Sequence[Target], lists: Sequence[Blocklist]
             if b.kind is t.kind and not (t.kind is ListKind.IP and ":" in t.value)]
 
 
-async def blocklist_round(resolver: Resolver, targets: Sequence[Target],
+async def blocklist_round(resolver: AsyncResolver, targets: Sequence[Target],
                           lists: Sequence[Blocklist], *, budget: int,
                           offset: int = 0,
                           keep: Collection[tuple[str, str]] | None = None) -> RoundResult:
@@ -100,7 +100,7 @@ class MxAnswer:
     seconds: float
 
 
-async def resolve_mx(resolver: Resolver, index: ProviderIndex,
+async def resolve_mx(resolver: AsyncResolver, index: ProviderIndex,
                      domains: Sequence[str]) -> list[MxAnswer]:
     """The provider of each domain from its MX records (failed lookups: ``ok`` False)."""
 

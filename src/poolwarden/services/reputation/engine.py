@@ -28,6 +28,7 @@ from typing import Any
 
 from poolwarden.config.load import LoadedConfig
 from poolwarden.core.advice import ADVICE_WINDOW_DAYS, Advice, advise
+from poolwarden.core.auth import spf_denied
 from poolwarden.core.blocklists import listed_ips
 from poolwarden.core.counters import CounterDelta
 from poolwarden.core.errors import InputError, UnknownTenantError
@@ -307,7 +308,14 @@ class Engine:
             dedicated_advised={name: self.advice(name, now).advised for name in auto},
             restrictions=self.restrictions(now),
             settings=routing_settings(self.config), version=self._snapshot_version,
-            built_at=now, caps=self.warmup().cap_plan(now))
+            built_at=now, caps=self.warmup().cap_plan(now), spf_denied=self.spf_denied())
+
+    def spf_denied(self) -> dict[str, frozenset[str]]:
+        """MAIL FROM domain → IPs its SPF does not authorize, as last checked (``poolwarden
+        domains check``); empty unless ``routing.skip_spf_unauthorized`` is on."""
+        if not self.config.settings.routing.skip_spf_unauthorized:
+            return {}
+        return spf_denied(f for f, _ in self.store.auth_findings())
 
     def warmup(self) -> Warmup:
         """Warm-up of the configured warming IPs and new domains (services.reputation.warmup)."""

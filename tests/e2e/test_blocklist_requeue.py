@@ -27,7 +27,6 @@ import pytest
 from poolwarden.adapters import reroute_pipe
 from poolwarden.adapters.postfix_reroute import reroute_main_cf, reroute_master_cf
 from poolwarden.adapters.sqlstore import open_store
-from poolwarden.adapters.warmup_store import warmup_store_of
 from poolwarden.config.load import load_config
 from poolwarden.core.blocklists import ListKind
 from tests.e2e.support import EXAMPLE, postfix
@@ -170,7 +169,7 @@ def test_company_domain_at_google_rides_the_shared_pool(lab) -> None:
 def google_count(lab: PostfixLab, ip: str) -> int:
     store = open_store(load_config(lab.config).store_url)
     try:
-        counts = warmup_store_of(store).warmup_counts(int(time.time() // 86400))
+        counts = store.warmup_counts(int(time.time() // 86400))
     finally:
         store.close()
     return min(counts.get(("ip", ip, "google"), 0),
